@@ -1,0 +1,18 @@
+"""The one exception users see.
+
+Every user mistake (bad spec, bad parameter, unknown entry point, missing tool) and every
+failed run surfaces as :class:`ExecutionException`. The CLI prints its message as one line.
+"""
+
+from __future__ import annotations
+
+
+class ExecutionException(Exception):  # noqa: N818 - the name is MLflow's public API
+    """Raised when a project cannot be run or a run fails."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message

@@ -1,0 +1,23 @@
+"""mlproj's own folder (``MLPROJ_HOME``): environment cache, Git mirrors, run logs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def mlproj_home() -> Path:
+    """``$MLPROJ_HOME``, else the user cache folder (``~/.cache/mlproj`` on Linux)."""
+    configured = os.environ.get("MLPROJ_HOME")
+    if configured:
+        return Path(configured).expanduser().absolute()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("mlproj", appauthor=False))
+
+
+def home_subdir(name: str) -> Path:
+    """A sub-folder of the home, created on first use."""
+    path = mlproj_home() / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

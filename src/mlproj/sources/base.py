@@ -1,0 +1,25 @@
+"""What fetching a project yields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class FetchedProject:
+    directory: Path  # absolute folder holding the MLproject (subdirectory applied)
+    source_name: str  # value of tag mlflow.source.name (credentials stripped)
+    git_commit: str | None = None  # full SHA, when the project is in a Git repository
+    git_repo_url: str | None = None  # credentials stripped
+    git_branch: str | None = None  # only when the requested version is a branch
+
+    def source_tags(self) -> dict[str, str]:
+        tags = {"mlflow.source.name": self.source_name}
+        if self.git_commit:
+            tags["mlflow.source.git.commit"] = self.git_commit
+        if self.git_repo_url:
+            tags["mlflow.source.git.repoURL"] = self.git_repo_url
+        if self.git_branch:
+            tags["mlflow.source.git.branch"] = self.git_branch
+        return tags

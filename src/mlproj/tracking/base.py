@@ -1,0 +1,130 @@
+"""The store interface: the few operations mlproj needs from any MLflow tracking backend."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from mlproj.errors import ExecutionException
+from mlproj.tracking.entities import (
+    DEFAULT_EXPERIMENT_ID,
+    Experiment,
+    Metric,
+    Run,
+    RunInfo,
+)
+
+
+class TrackingStore(ABC):
+    """One MLflow-compatible tracking backend (file store, REST server, SQL via mlflow)."""
+
+    #: The absolute tracking URI, exactly as child processes must receive it.
+    tracking_uri: str
+
+    # -- experiments -------------------------------------------------------------------------
+    @abstractmethod
+    def get_experiment(self, experiment_id: str) -> Experiment | None: ...
+
+    @abstractmethod
+    def get_experiment_by_name(self, name: str) -> Experiment | None: ...
+
+    @abstractmethod
+    def create_experiment(self, name: str) -> str:
+        """Create an experiment and return its id; if it already exists, return that id."""
+
+    @abstractmethod
+    def list_experiments(self) -> list[Experiment]: ...
+
+    # -- runs --------------------------------------------------------------------------------
+    @abstractmethod
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        user_id: str,
+        start_time: int | None = None,
+    ) -> RunInfo:
+        """Create a RUNNING run. A missing ``run_name`` gets a random ``adjective-noun-NNN``."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> Run:
+        """Return the run; raise ExecutionException naming the id when it does not exist."""
+
+    @abstractmethod
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        metrics: Sequence[Metric] = (),
+    ) -> None:
+        """Log in one go. Setting tag ``mlflow.runName`` also renames the run."""
+
+    @abstractmethod
+    def set_terminated(self, run_id: str, status: str, end_time: int | None = None) -> None:
+        """Set a terminal status (FINISHED / FAILED / KILLED) and the end time (now by default)."""
+
+    @abstractmethod
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        *,
+        status: str | None = None,
+        params: Mapping[str, str] | None = None,
+        max_results: int = 1000,
+    ) -> list[Run]:
+        """Runs of the given experiments, newest first, optionally filtered."""
+
+    @abstractmethod
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
+
+    @abstractmethod
+    def log_artifact(self, run_id: str, local_path: Path, artifact_path: str | None = None) -> None:
+        """Copy a local file into the run's artifacts (under ``artifact_path`` when given)."""
+
+    def local_artifact_dir(self, run_id: str) -> Path | None:
+        """The run's artifact folder when it is on this machine's disk, else None."""
+        return None
+
+    # -- conveniences shared by every store ---------------------------------------------------
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        self.log_batch(run_id, tags={key: value})
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        if tags:
+            self.log_batch(run_id, tags=tags)
+
+    def resolve_experiment(
+        self, experiment_name: str | None = None, experiment_id: str | int | None = None
+    ) -> str:
+        """The experiment a run goes into, creating a named one when missing.
+
+        Order: explicit name or id, then ``MLFLOW_EXPERIMENT_NAME``, then ``MLFLOW_EXPERIMENT_ID``,
+        then ``Default`` (``0``). Unlike MLflow, an id that does not exist is an error now,
+        before any run is opened.
+        """
+        if experiment_name is not None and experiment_id is not None:
+            raise ExecutionException("Specify only one of 'experiment_name' or 'experiment_id'.")
+        if experiment_name is None and experiment_id is None:
+            experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or None
+            env_id = os.environ.get("MLFLOW_EXPERIMENT_ID") or None
+            if experiment_name is None:
+                experiment_id = env_id
+        if experiment_name is not None:
+            found = self.get_experiment_by_name(experiment_name)
+            if found is not None:
+                return found.experiment_id
+            return self.create_experiment(experiment_name)
+        wanted = str(experiment_id) if experiment_id is not None else DEFAULT_EXPERIMENT_ID
+        if self.get_experiment(wanted) is None:
+            if wanted == DEFAULT_EXPERIMENT_ID:
+                return self.create_experiment("Default")
+            raise ExecutionException(
+                f"Experiment with id '{wanted}' does not exist in tracking store {self.tracking_uri}"
+            )
+        return wanted

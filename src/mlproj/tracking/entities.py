@@ -1,0 +1,65 @@
+"""Plain records shared by every tracking store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+RunStatus = Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"FINISHED", "FAILED", "KILLED"})
+
+# MLflow's integer codes, used by the file store's meta.yaml.
+STATUS_TO_INT: dict[str, int] = {
+    "RUNNING": 1,
+    "SCHEDULED": 2,
+    "FINISHED": 3,
+    "FAILED": 4,
+    "KILLED": 5,
+}
+INT_TO_STATUS: dict[int, str] = {v: k for k, v in STATUS_TO_INT.items()}
+
+DEFAULT_EXPERIMENT_ID = "0"
+DEFAULT_EXPERIMENT_NAME = "Default"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: str = "active"
+    creation_time: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    experiment_id: str
+    run_name: str
+    status: str
+    start_time: int
+    end_time: int | None
+    artifact_uri: str
+    user_id: str
+    lifecycle_stage: str = "active"
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    value: float
+    timestamp: int
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class Run:
+    info: RunInfo
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # latest value per key
+
+    @property
+    def run_id(self) -> str:
+        return self.info.run_id
