@@ -1,0 +1,251 @@
+"""``mlproj.run``: the pipeline as one readable list of steps.
+
+source -> spec -> entry point and parameters -> environment manager and backend checks ->
+tracking run -> backend submit -> (synchronous) wait. Everything a user can get wrong is found
+before the tracking run is opened; anything failing after that marks the run FAILED.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlproj.backends.base import SubmitRequest
+from mlproj.errors import ExecutionException
+from mlproj.submitted import SubmittedRun
+from mlproj.supervision import TAG_ERROR
+from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import TERMINAL_STATUSES
+
+
+def run(
+    uri: str,
+    entry_point: str = "main",
+    version: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    docker_args: Mapping[str, Any] | None = None,
+    experiment_name: str | None = None,
+    experiment_id: str | None = None,
+    backend: str = "local",
+    backend_config: Mapping[str, Any] | str | None = None,
+    storage_dir: str | None = None,
+    synchronous: bool = True,
+    run_id: str | None = None,
+    run_name: str | None = None,
+    env_manager: str | None = None,
+    build_image: bool = False,
+    docker_auth: Mapping[str, str] | None = None,
+) -> SubmittedRun:
+    """Run an MLflow project from a local folder, a Git repository or an archive.
+
+    Same signature and meaning as ``mlflow.projects.run``. Returns a :class:`SubmittedRun`;
+    when ``synchronous`` (the default) the run has ended, and a failed run raises
+    :class:`ExecutionException` ``Run (ID '...') failed``.
+    """
+    return submit(
+        RunOptions(
+            uri=uri,
+            entry_point=entry_point,
+            version=version,
+            parameters=parameters,
+            docker_args=docker_args,
+            experiment_name=experiment_name,
+            experiment_id=experiment_id,
+            backend=backend,
+            backend_config=backend_config,
+            storage_dir=storage_dir,
+            synchronous=synchronous,
+            run_id=run_id,
+            run_name=run_name,
+            env_manager=env_manager,
+            build_image=build_image,
+            docker_auth=docker_auth,
+        )
+    )
+
+
+@dataclass
+class RunOptions:
+    """Everything ``run`` accepts, plus what only the CLI sets."""
+
+    uri: str
+    entry_point: str = "main"
+    version: str | None = None
+    parameters: Mapping[str, Any] | None = None
+    docker_args: Mapping[str, Any] | None = None
+    experiment_name: str | None = None
+    experiment_id: str | None = None
+    backend: str = "local"
+    backend_config: Mapping[str, Any] | str | None = None
+    storage_dir: str | None = None
+    synchronous: bool = True
+    run_id: str | None = None
+    run_name: str | None = None
+    env_manager: str | None = None
+    build_image: bool = False
+    docker_auth: Mapping[str, str] | None = None
+    tracking_uri: str | None = None
+    log: Callable[[str], None] | None = None
+
+
+def submit(options: RunOptions) -> SubmittedRun:
+    """The pipeline behind :func:`run`."""
+    from mlproj.backends.registry import get_backend
+    from mlproj.envs import choose_manager
+    from mlproj.params import render_command, resolve_parameters
+    from mlproj.sources import fetch_project
+    from mlproj.spec import load_project
+    from mlproj.tracking import get_store
+
+    log = options.log or _log_to_stderr
+    backend_config = load_backend_config(options.backend_config)
+    backend = get_backend(options.backend)
+    fetched = fetch_project(options.uri, options.version)
+    project = load_project(fetched.directory)
+    entry_point = project.get_entry_point(options.entry_point)
+    params = resolve_parameters(
+        entry_point,
+        options.parameters,
+        project_dir=project.directory,
+        spec_path=project.spec_path,
+        storage_dir=options.storage_dir,
+    )
+    command = render_command(entry_point, params)
+    manager = choose_manager(project, options.env_manager)
+    manager.validate(project)
+    backend.validate(project, backend_config)
+    store = get_store(options.tracking_uri)
+
+    tags = {
+        "mlflow.user": _user(),
+        "mlflow.source.type": "PROJECT",
+        "mlflow.project.entryPoint": options.entry_point,
+        "mlflow.project.backend": backend.name,
+        **fetched.source_tags(),
+    }
+    if manager.tag_value:
+        tags["mlflow.project.env"] = manager.tag_value
+    parent = _parent_run_id()
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    run_id, experiment_id = _open_run(store, options, tags)
+    with _fail_run_on_error(store, run_id):
+        if options.run_id is None:
+            store.log_batch(run_id, params=params.as_logged())
+        submitted = backend.submit(
+            SubmitRequest(
+                project=project,
+                fetched=fetched,
+                entry_point=entry_point,
+                params=params,
+                command=command,
+                run_id=run_id,
+                experiment_id=experiment_id,
+                store=store,
+                env_manager=manager,
+                backend_config=backend_config,
+                docker_args=dict(options.docker_args or {}),
+                build_image=options.build_image,
+                docker_auth=options.docker_auth,
+                synchronous=options.synchronous,
+                storage_dir=Path(options.storage_dir) if options.storage_dir else None,
+                log=log,
+            )
+        )
+    if options.synchronous and not submitted.wait():
+        raise ExecutionException(f"Run (ID '{run_id}') failed")
+    return submitted
+
+
+def _open_run(store: TrackingStore, options: RunOptions, tags: dict[str, str]) -> tuple[str, str]:
+    """Create the tracking run, or re-enter an existing RUNNING one (``run_id=``)."""
+    if options.run_id is not None:
+        existing = store.get_run(options.run_id)
+        if existing.info.status in TERMINAL_STATUSES:
+            raise ExecutionException(
+                f"Run '{options.run_id}' is already {existing.info.status}; "
+                "run_id= only re-enters a RUNNING run"
+            )
+        keep = ("mlflow.project.backend", "mlflow.project.env")
+        store.set_tags(options.run_id, {k: v for k, v in tags.items() if k in keep})
+        if options.run_name:
+            store.set_tag(options.run_id, "mlflow.runName", options.run_name)
+        return options.run_id, existing.info.experiment_id
+    experiment_id = store.resolve_experiment(options.experiment_name, options.experiment_id)
+    info = store.create_run(
+        experiment_id, run_name=options.run_name, tags=tags, user_id=tags["mlflow.user"]
+    )
+    return info.run_id, experiment_id
+
+
+@contextmanager
+def _fail_run_on_error(store: TrackingStore, run_id: str) -> Iterator[None]:
+    """After the run is opened, any failure (or Ctrl-C) closes it with the reason recorded."""
+    try:
+        yield
+    except BaseException as exc:
+        killed = isinstance(exc, KeyboardInterrupt)
+        reason = "interrupted" if killed else str(exc) or type(exc).__name__
+        try:
+            store.set_tag(run_id, TAG_ERROR, reason[:8000])
+            if store.get_run(run_id).info.status not in TERMINAL_STATUSES:
+                store.set_terminated(run_id, "KILLED" if killed else "FAILED")
+        except Exception as record_exc:  # noqa: BLE001 - keep the original error, say why
+            print(
+                f"mlproj: warning: could not mark run {run_id} failed: {record_exc}",
+                file=sys.stderr,
+            )
+        raise
+
+
+def load_backend_config(config: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """A dict, a path to a JSON file, or a JSON string (as the CLI's ``-c`` accepts)."""
+    if config is None:
+        return {}
+    if isinstance(config, Mapping):
+        return dict(config)
+    text, where = config, "backend_config"
+    if config.endswith(".json") or Path(config).is_file():
+        try:
+            text = Path(config).read_text()
+        except OSError as exc:
+            raise ExecutionException(
+                f"Could not read backend config file {config}: {exc.strerror}"
+            ) from exc
+        where = f"backend config file {config}"
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ExecutionException(f"Invalid JSON in {where}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ExecutionException(f"{where} must be a JSON object, got {type(loaded).__name__}")
+    return loaded
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "unknown"
+
+
+def _parent_run_id() -> str | None:
+    """The caller's active MLflow run, if the caller uses mlflow (never imported here)."""
+    mlflow = sys.modules.get("mlflow")
+    active = getattr(mlflow, "active_run", None)
+    if callable(active):
+        current = active()
+        if current is not None:
+            return str(current.info.run_id)
+    return os.environ.get("MLFLOW_RUN_ID") or None
+
+
+def _log_to_stderr(line: str) -> None:
+    print(f"mlproj: {line}", file=sys.stderr, flush=True)

@@ -1,0 +1,114 @@
+"""The local backend: prepare the environment, then run here under a supervisor."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mlproj.backends.base import Backend, SubmitRequest
+from mlproj.envs.base import EnvRequest
+from mlproj.errors import ExecutionException
+from mlproj.home import home_subdir
+from mlproj.spec import Project
+from mlproj.submitted import LocalSubmittedRun, SubmittedRun
+from mlproj.supervision import TAG_LOG, identity_tags
+from mlproj.supervisor import LOG_ARTIFACT_DIR, LOG_ARTIFACT_NAME, Job, Supervisor
+from mlproj.tracking.base import TrackingStore
+
+
+def run_environment(store: TrackingStore, run_id: str, experiment_id: str) -> dict[str, str]:
+    """The child's environment: ours plus the variables that bind MLflow clients to the run."""
+    env = dict(os.environ)
+    env["MLFLOW_RUN_ID"] = run_id
+    env["MLFLOW_TRACKING_URI"] = store.tracking_uri
+    env["MLFLOW_EXPERIMENT_ID"] = experiment_id
+    if store.tracking_uri.startswith("file:"):
+        # MLflow >= 3.13 refuses a file store unless told it is wanted.
+        env["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    return env
+
+
+def log_location(store: TrackingStore, run_id: str) -> tuple[Path, bool]:
+    """Where the run's output log is written, and whether it must be uploaded at the end."""
+    artifacts = store.local_artifact_dir(run_id)
+    if artifacts is not None:
+        return artifacts / LOG_ARTIFACT_DIR / LOG_ARTIFACT_NAME, False
+    return home_subdir("logs") / f"{run_id}.log", True
+
+
+def parse_timeout(backend_config: Mapping[str, Any]) -> float | None:
+    value = backend_config.get("timeout")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if seconds <= 0:
+        raise ExecutionException(
+            f"backend_config 'timeout': expected a positive number of seconds, got {value!r}"
+        )
+    return seconds
+
+
+class LocalBackend(Backend):
+    name: ClassVar[str] = "local"
+
+    def validate(self, project: Project, backend_config: Mapping[str, Any]) -> None:
+        parse_timeout(backend_config)
+
+    def submit(self, request: SubmitRequest) -> SubmittedRun:
+        store, run_id = request.store, request.run_id
+        log_path, upload_log = log_location(store, run_id)
+        plan = request.env_manager.prepare(
+            EnvRequest(
+                project=request.project,
+                command=request.command,
+                env=run_environment(store, run_id, request.experiment_id),
+                run_id=run_id,
+                experiment_id=request.experiment_id,
+                tracking_uri=store.tracking_uri,
+                artifact_uri=store.get_run(run_id).info.artifact_uri,
+                local_paths=request.params.local_paths,
+                docker_args=request.docker_args,
+                build_image=request.build_image,
+                docker_auth=request.docker_auth,
+                log=request.log,
+                set_tags=lambda tags: store.set_tags(run_id, tags),
+            )
+        )
+        job = Job(
+            run_id=run_id,
+            tracking_uri=store.tracking_uri,
+            plan=plan,
+            log_path=log_path,
+            timeout=parse_timeout(request.backend_config),
+            upload_log=upload_log,
+        )
+        request.log(f"running {request.command!r} in run {run_id}")
+        if request.synchronous:
+            store.set_tags(run_id, {**identity_tags(), TAG_LOG: str(log_path)})
+            supervisor = Supervisor(job, store)
+            supervisor.start()
+            return LocalSubmittedRun(run_id, supervisor=supervisor)
+        return LocalSubmittedRun(run_id, process=_spawn_supervisor(job, store), store=store)
+
+
+def _spawn_supervisor(job: Job, store: TrackingStore) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlproj.supervisor"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+    assert process.stdin is not None
+    process.stdin.write(job.to_json().encode())
+    process.stdin.close()
+    store.set_tags(job.run_id, {**identity_tags(process.pid), TAG_LOG: str(job.log_path)})
+    return process

@@ -1,0 +1,152 @@
+"""Running one launch plan: its own process group, output streamed and kept, clean stops.
+
+Used in-process for synchronous runs and by the detached supervisor for asynchronous ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from mlproj.envs.base import LaunchPlan
+from mlproj.errors import ExecutionException
+
+#: Seconds between SIGTERM and SIGKILL when stopping a process group.
+GRACE_PERIOD = float(os.environ.get("MLPROJ_KILL_GRACE", "10"))
+
+
+class ProcessRunner:
+    """Start a :class:`LaunchPlan`, copy its output to the console and a log file, stop it.
+
+    The child leads its own session, so stopping it reaches every grandchild too.
+    """
+
+    def __init__(self, plan: LaunchPlan, log_path: Path, *, echo: bool = True) -> None:
+        self.plan = plan
+        self.log_path = log_path
+        self.echo = echo
+        self.stopped_by: str | None = None  # "cancel" or "timeout" once we stopped it
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pumps: list[threading.Thread] = []
+        self._log: BinaryIO | None = None
+        self._log_lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab", buffering=0)
+        try:
+            self._proc = subprocess.Popen(
+                self.plan.argv,
+                cwd=self.plan.cwd,
+                env=self.plan.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            self._log.close()
+            raise ExecutionException(
+                f"Could not start {self.plan.argv[0]!r} in {self.plan.cwd}: {exc.strerror}"
+            ) from exc
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        for source, console in ((self._proc.stdout, "stdout"), (self._proc.stderr, "stderr")):
+            pump = threading.Thread(target=self._pump, args=(source, console), daemon=True)
+            pump.start()
+            self._pumps.append(pump)
+
+    def _pump(self, source: BinaryIO, console: str) -> None:
+        # Chunks, not lines: progress bars and prompts without newlines still show up live.
+        stream = sys.stdout if console == "stdout" else sys.stderr
+        echo = _console_writer(stream) if self.echo else None
+        fd = source.fileno()
+        while chunk := os.read(fd, 65536):
+            with self._log_lock:
+                assert self._log is not None
+                self._log.write(chunk)
+            if echo is not None:
+                echo(chunk)
+        source.close()
+
+    def poll(self) -> int | None:
+        assert self._proc is not None
+        return self._proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the child and its output; on timeout stop it and return its exit code."""
+        assert self._proc is not None
+        try:
+            code = self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop(reason="timeout")
+            code = self._proc.wait()
+        self._finish()
+        return code
+
+    def _finish(self) -> None:
+        for pump in self._pumps:
+            pump.join()
+        self._pumps.clear()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def stop(self, reason: str = "cancel") -> None:
+        """SIGTERM the whole process group, SIGKILL it after the grace period, then run the
+        plan's cancel commands (e.g. removing a container)."""
+        assert self._proc is not None
+        self.stopped_by = self.stopped_by or reason
+        pgid = self._proc.pid
+        _signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_PERIOD
+        while self._proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # The leader may be gone while grandchildren linger in the group: kill them all.
+        _signal_group(pgid, signal.SIGKILL)
+        for argv in self.plan.on_cancel:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=60,
+                    check=False,
+                )
+        self._proc.wait()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _console_writer(stream: object) -> Callable[[bytes], None]:
+    """A bytes writer for a console stream that never raises (a closed console must not
+    stop the run or lose its log)."""
+    binary = getattr(stream, "buffer", None)
+
+    def write(chunk: bytes) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            if binary is not None:
+                binary.write(chunk)
+                binary.flush()
+            else:
+                stream.write(chunk.decode(errors="replace"))  # type: ignore[attr-defined]
+                stream.flush()  # type: ignore[attr-defined]
+
+    return write

@@ -1,0 +1,121 @@
+"""Finding a run's supervising process again: identity tags, cancel and orphan detection.
+
+Every local run records who supervises it (the ``mlproj run`` process for synchronous runs,
+the detached supervisor for asynchronous ones) as tags, so any process on the same host can
+cancel it (``mlproj runs cancel``) or tell that it was orphaned by a crash (``runs reap``).
+A pid alone is not an identity (pids are reused), so the process start time and the boot id
+are recorded with it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+from mlproj.errors import ExecutionException
+from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import TERMINAL_STATUSES, Run
+
+TAG_HOST = "mlproj.host"
+TAG_BOOT_ID = "mlproj.boot_id"
+TAG_PID = "mlproj.supervisor.pid"
+TAG_START = "mlproj.supervisor.start"
+TAG_LOG = "mlproj.log"
+TAG_ERROR = "mlproj.error"
+
+_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    try:
+        return _BOOT_ID_FILE.read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_start_ticks(pid: int) -> str | None:
+    """Start time of ``pid`` in clock ticks since boot, or None if it does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces; fields after it are plain.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def identity_tags(pid: int | None = None) -> dict[str, str]:
+    """Tags that identify ``pid`` (default: this process) as a run's supervisor."""
+    pid = os.getpid() if pid is None else pid
+    return {
+        TAG_HOST: socket.gethostname(),
+        TAG_BOOT_ID: boot_id(),
+        TAG_PID: str(pid),
+        TAG_START: process_start_ticks(pid) or "",
+    }
+
+
+def _on_this_host(run: Run) -> bool:
+    return run.tags.get(TAG_HOST) == socket.gethostname()
+
+
+def supervisor_alive(run: Run) -> bool:
+    """True when the recorded supervisor process still runs on this host."""
+    tags = run.tags
+    if not _on_this_host(run) or tags.get(TAG_BOOT_ID, "") != boot_id():
+        return False
+    try:
+        pid = int(tags.get(TAG_PID, ""))
+    except ValueError:
+        return False
+    started = process_start_ticks(pid)
+    return started is not None and started == tags.get(TAG_START)
+
+
+def is_orphaned(run: Run) -> bool:
+    """A RUNNING run of this host whose supervisor is gone (crash, SIGKILL, reboot)."""
+    if run.info.status != "RUNNING" or TAG_PID not in run.tags or not _on_this_host(run):
+        return False
+    return not supervisor_alive(run)
+
+
+def reap(store: TrackingStore, run: Run) -> None:
+    """Mark an orphaned run FAILED, saying why."""
+    if not is_orphaned(run):
+        raise ExecutionException(f"Run '{run.run_id}' is not an orphaned run of this host")
+    store.set_tags(
+        run.run_id,
+        {TAG_ERROR: "supervisor process disappeared (crash, kill or reboot); reaped"},
+    )
+    store.set_terminated(run.run_id, "FAILED")
+
+
+def request_cancel(store: TrackingStore, run: Run, timeout: float = 30.0) -> str:
+    """Ask a run's supervisor to stop it; wait until the run is terminal; return its status."""
+    if run.info.status in TERMINAL_STATUSES:
+        raise ExecutionException(f"Run '{run.run_id}' is already {run.info.status}")
+    if TAG_PID not in run.tags:
+        raise ExecutionException(
+            f"Run '{run.run_id}' was not started by mlproj's local backend; "
+            "cancel it where it runs"
+        )
+    if not _on_this_host(run):
+        raise ExecutionException(
+            f"Run '{run.run_id}' runs on host {run.tags.get(TAG_HOST)!r}; cancel it there"
+        )
+    if not supervisor_alive(run):
+        raise ExecutionException(
+            f"Run '{run.run_id}' is orphaned (its supervisor is gone); "
+            "use `mlproj runs reap` to mark it FAILED"
+        )
+    os.kill(int(run.tags[TAG_PID]), signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = store.get_run(run.run_id).info.status
+        if status in TERMINAL_STATUSES:
+            return status
+        time.sleep(0.05)
+    raise ExecutionException(f"Run '{run.run_id}' did not stop within {timeout:g} s")

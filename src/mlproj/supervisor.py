@@ -1,0 +1,179 @@
+"""The run engine: start a launch plan, wait, stop on request, record the outcome.
+
+A synchronous run uses :class:`Supervisor` inside the caller's process. An asynchronous run
+starts ``python -m mlproj.supervisor`` detached (its own session) and hands it the job on
+stdin, never on disk, because the child environment may hold credentials; that process
+records the final status even when the caller has exited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from mlproj.envs.base import LaunchPlan
+from mlproj.errors import ExecutionException
+from mlproj.execution import ProcessRunner
+from mlproj.supervision import TAG_ERROR
+from mlproj.tracking import get_store
+from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import TERMINAL_STATUSES
+
+LOG_ARTIFACT_DIR = "mlproj"
+LOG_ARTIFACT_NAME = "output.log"
+
+
+class Cancelled(BaseException):
+    """Raised in the main thread by SIGTERM so a wait unwinds into a clean cancel."""
+
+
+@dataclass
+class Job:
+    """What a supervisor needs: a plan, where to log, which run to close."""
+
+    run_id: str
+    tracking_uri: str
+    plan: LaunchPlan
+    log_path: Path
+    timeout: float | None = None
+    upload_log: bool = False  # the store is remote: copy the log into the run at the end
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = asdict(self)
+        data["plan"]["cwd"] = str(self.plan.cwd)
+        data["log_path"] = str(self.log_path)
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        data = json.loads(text)
+        plan = data.pop("plan")
+        plan["cwd"] = Path(plan["cwd"])
+        return cls(plan=LaunchPlan(**plan), log_path=Path(data.pop("log_path")), **data)
+
+
+class Supervisor:
+    """Runs one job to its end and writes the final status exactly once."""
+
+    def __init__(self, job: Job, store: TrackingStore, *, echo: bool = True) -> None:
+        self.job = job
+        self.store = store
+        self.runner = ProcessRunner(job.plan, job.log_path, echo=echo)
+        self.status = "RUNNING"
+        self.exit_code: int | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self.runner.start()
+
+    def wait(self) -> bool:
+        """Wait for the end; Ctrl-C or SIGTERM cancel the run (KILLED) and are re-raised."""
+        if self.status != "RUNNING":
+            return self.status == "FINISHED"
+        try:
+            with _sigterm_cancels():
+                code = self.runner.wait(timeout=self.job.timeout)
+        except (KeyboardInterrupt, Cancelled):
+            self.cancel()
+            raise
+        self._record(code)
+        return self.status == "FINISHED"
+
+    def poll(self) -> str:
+        if self.status == "RUNNING" and self.runner.poll() is not None:
+            self._record(self.runner.wait())
+        return self.status
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self.status != "RUNNING":
+                return
+        self.runner.stop("cancel")
+        self._record(self.runner.wait())
+
+    def _record(self, code: int) -> None:
+        with self._lock:
+            if self.status != "RUNNING":
+                return
+            self.exit_code = code
+            stopped = self.runner.stopped_by
+            if stopped == "cancel":
+                status, error = "KILLED", "cancelled"
+            elif stopped == "timeout":
+                status, error = "FAILED", f"timed out after {self.job.timeout:g} s"
+            elif code == 0:
+                status, error = "FINISHED", None
+            else:
+                status, error = "FAILED", _describe_exit(code)
+            self.status = status
+        self._write_outcome(status, error)
+
+    def _write_outcome(self, status: str, error: str | None) -> None:
+        store, run_id = self.store, self.job.run_id
+        if self.job.upload_log:
+            try:
+                store.log_artifact(run_id, self.job.log_path, LOG_ARTIFACT_DIR)
+            except ExecutionException as exc:
+                print(f"mlproj: warning: could not upload the run log: {exc}", file=sys.stderr)
+        if error:
+            store.set_tag(run_id, TAG_ERROR, error)
+        # A status the project set itself (e.g. `with mlflow.start_run()`) wins, as in MLflow,
+        # except that a cancel is always recorded as KILLED.
+        current = store.get_run(run_id).info.status
+        if current not in TERMINAL_STATUSES or (status == "KILLED" and current != "KILLED"):
+            store.set_terminated(run_id, status)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"command was killed by {name}"
+    return f"command exited with code {code}"
+
+
+@contextlib.contextmanager
+def _sigterm_cancels() -> Iterator[None]:
+    """While waiting in the main thread, turn SIGTERM into :class:`Cancelled`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Cancelled
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main() -> int:
+    """Entry of the detached supervisor process: the job arrives as JSON on stdin."""
+    job = Job.from_json(sys.stdin.read())
+    supervisor = Supervisor(job, get_store(job.tracking_uri), echo=False)
+    try:
+        supervisor.start()
+    except ExecutionException as exc:
+        supervisor.store.set_tag(job.run_id, TAG_ERROR, str(exc))
+        supervisor.store.set_terminated(job.run_id, "FAILED")
+        return 1
+    try:
+        return 0 if supervisor.wait() else 1
+    except Cancelled:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
