@@ -128,6 +128,7 @@ class ProcessRunner:
                     check=False,
                 )
         self._proc.wait()
+        self._finish()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -1,0 +1,46 @@
+"""Shared helpers for the benchmark scripts: timing commands and printing comparisons."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def time_command(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> float:
+    """Wall seconds of one command; fails loudly if it fails."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        list(argv),
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(
+            f"benchmark command failed: {' '.join(argv)}\n{done.stderr.decode()[-2000:]}"
+        )
+    return elapsed
+
+
+def median_ms(samples: Sequence[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def report(title: str, rows: dict[str, list[float]], baseline: str | None = None) -> None:
+    """Print median and spread of each row, and each row's ratio to ``baseline``."""
+    print(f"\n== {title}")
+    base = median_ms(rows[baseline]) if baseline else None
+    for name, samples in rows.items():
+        med = median_ms(samples)
+        spread = f"min {min(samples) * 1000:7.1f}  max {max(samples) * 1000:7.1f}"
+        ratio = f"  {base / med:6.1f}x faster than {baseline}" if base and name != baseline else ""
+        print(f"{name:<40} median {med:8.1f} ms  ({spread}, n={len(samples)}){ratio}")

@@ -1,0 +1,102 @@
+"""ProcessRunner with real processes: streaming, logs, process-tree stops, timeouts."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from mlproj.envs.base import LaunchPlan
+from mlproj.execution import ProcessRunner
+
+
+def _plan(tmp_path: Path, script: str) -> LaunchPlan:
+    return LaunchPlan(argv=["bash", "-c", script], env=dict(os.environ), cwd=tmp_path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_output_is_streamed_to_console_and_log(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "out" / "output.log"
+    runner = ProcessRunner(_plan(tmp_path, "echo to-out; echo to-err >&2; printf no-newline"), log)
+    runner.start()
+    assert runner.wait() == 0
+    captured = capfd.readouterr()
+    assert "to-out" in captured.out and "no-newline" in captured.out
+    assert "to-err" in captured.err
+    text = log.read_text()
+    assert "to-out" in text and "to-err" in text and "no-newline" in text
+
+
+def test_exit_code_is_returned(tmp_path: Path) -> None:
+    runner = ProcessRunner(_plan(tmp_path, "exit 7"), tmp_path / "log", echo=False)
+    runner.start()
+    assert runner.wait() == 7
+    assert runner.stopped_by is None
+
+
+def test_stop_kills_grandchildren_that_ignore_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mlproj.execution.GRACE_PERIOD", 0.5)
+    pids = tmp_path / "pids"
+    script = f"(trap '' TERM; sleep 300) & echo $! >> {pids}; sleep 300 & echo $! >> {pids}; wait"
+    runner = ProcessRunner(_plan(tmp_path, script), tmp_path / "log", echo=False)
+    runner.start()
+    deadline = time.monotonic() + 10
+    while (not pids.exists() or len(pids.read_text().split()) < 2) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    children = [int(p) for p in pids.read_text().split()]
+    assert all(_alive(p) for p in children)
+    runner.stop()
+    runner.wait()
+    assert runner.stopped_by == "cancel"
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(_alive(p) for p in children)
+
+
+def test_timeout_stops_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mlproj.execution.GRACE_PERIOD", 0.5)
+    runner = ProcessRunner(_plan(tmp_path, "sleep 300"), tmp_path / "log", echo=False)
+    runner.start()
+    started = time.monotonic()
+    code = runner.wait(timeout=0.3)
+    assert time.monotonic() - started < 5
+    assert code != 0
+    assert runner.stopped_by == "timeout"
+
+
+def test_cancel_commands_run_after_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mlproj.execution.GRACE_PERIOD", 0.5)
+    marker = tmp_path / "cancelled"
+    plan = _plan(tmp_path, "sleep 300")
+    plan.on_cancel = [["touch", str(marker)]]
+    runner = ProcessRunner(plan, tmp_path / "log", echo=False)
+    runner.start()
+    runner.stop()
+    assert marker.exists()
+
+
+def test_missing_executable_is_a_clear_error(tmp_path: Path) -> None:
+    from mlproj.errors import ExecutionException
+
+    plan = LaunchPlan(argv=["definitely-not-a-command-xyz"], env=dict(os.environ), cwd=tmp_path)
+    runner = ProcessRunner(plan, tmp_path / "log", echo=False)
+    with pytest.raises(ExecutionException, match="definitely-not-a-command-xyz"):
+        runner.start()
