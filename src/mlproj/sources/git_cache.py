@@ -1,0 +1,368 @@
+"""The Git cache: one bare mirror per URL, one immutable checkout per commit.
+
+Layout under ``$MLPROJ_HOME/git``::
+
+    mirrors/<key>.git          bare repository, refs updated by incremental fetches
+    checkouts/<key>/<sha>/     the work tree of one commit (submodules included)
+    locks/<key>.lock           serialises fetches and checkout creation for one URL
+
+``<key>`` is a hash of the URL with credentials stripped; the credentials themselves are only
+ever passed on git's command line, never written into the cache. A checkout is built in a
+temporary folder and renamed into place, so a half-built checkout is never seen, and it is not
+modified afterwards: concurrent runs of the same commit share it safely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlproj.errors import ExecutionException
+from mlproj.home import home_subdir
+from mlproj.sources.gitcmd import GitError, run_git
+from mlproj.sources.uris import strip_credentials
+
+_FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
+_SHORT_SHA = re.compile(r"^[0-9a-fA-F]{4,39}$")
+_LOCK_TIMEOUT = 1800.0  # seconds to wait for another process fetching the same URL
+_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Resolved:
+    commit: str  # full SHA
+    branch: str | None  # set when the requested version named a branch
+
+
+@dataclass(frozen=True)
+class Checkout:
+    directory: Path  # work tree root
+    commit: str
+    branch: str | None
+
+
+def cache_key(url: str) -> str:
+    return hashlib.sha256(strip_credentials(url).encode("utf-8")).hexdigest()[:24]
+
+
+class GitCache:
+    """Mirrors and checkouts for one repository URL."""
+
+    def __init__(
+        self,
+        url: str,
+        root: Path | None = None,
+        *,
+        origin_url: str | None = None,
+        local_git_dir: Path | None = None,
+    ) -> None:
+        self.url = url  # may carry credentials: only passed to git's argv
+        self.public_url = strip_credentials(url)
+        # For a local repository: its own remote (relative submodule URLs resolve against it)
+        # and its git dir, whose already-cloned submodules are used instead of the network.
+        self.origin_url = strip_credentials(origin_url) if origin_url else self.public_url
+        self.local_git_dir = local_git_dir
+        self.key = cache_key(url)
+        self.root = root if root is not None else home_subdir("git")
+        self.mirror = self.root / "mirrors" / f"{self.key}.git"
+        self.checkouts = self.root / "checkouts" / self.key
+        self.lock_path = self.root / "locks" / f"{self.key}.lock"
+
+    # -- public -------------------------------------------------------------------------------
+
+    def checkout(self, version: str | None) -> Checkout:
+        """An isolated work tree of ``version`` (default: the remote's default branch)."""
+        if version is not None and _FULL_SHA.match(version):
+            ready = self.checkouts / version.lower()
+            if ready.is_dir():  # a cached commit needs neither the network nor a lock
+                return Checkout(ready, version.lower(), None)
+
+        advertised = None if _is_local_sha(version) else self._ls_remote()
+        with self._lock():
+            resolved = self._resolve(version, advertised)
+            ready = self.checkouts / resolved.commit
+            if not ready.is_dir():
+                self._build_checkout(resolved.commit, ready)
+        return Checkout(ready, resolved.commit, resolved.branch)
+
+    # -- resolution ---------------------------------------------------------------------------
+
+    def _ls_remote(self) -> dict[str, str]:
+        """Every advertised ref -> SHA (tags peeled), plus ``HEAD`` and ``symref:HEAD``."""
+        try:
+            out = run_git(["ls-remote", "--symref", self.url], secret_url=self.url, network=True)
+        except GitError as err:
+            raise ExecutionException(
+                f"Cannot reach Git repository {self.public_url}: {err.stderr or 'git failed'}. "
+                "Check the URL, your network and your credentials (credential helper, ssh agent "
+                "or a token in the URL); mlproj never prompts for a password."
+            ) from None
+        refs: dict[str, str] = {}
+        for line in out.splitlines():
+            value, _, name = line.partition("\t")
+            if value.startswith("ref: "):
+                refs[f"symref:{name}"] = value[5:]
+            elif name.endswith("^{}"):
+                refs[name[:-3]] = value  # a peeled tag: the commit it points at
+            else:
+                refs.setdefault(name, value)
+        return refs
+
+    def _resolve(self, version: str | None, advertised: dict[str, str] | None) -> Resolved:
+        """The commit for ``version``; fetches into the mirror only when the commit is missing."""
+        if version is None:
+            assert advertised is not None
+            return self._resolve_default(advertised)
+        if advertised is not None:
+            for ref, is_branch in (
+                (f"refs/heads/{version}", True),
+                (f"refs/tags/{version}", False),
+            ):
+                if ref in advertised:
+                    sha = advertised[ref]
+                    self._ensure_commit(sha)
+                    return Resolved(sha, version if is_branch else None)
+            tracking = [
+                r
+                for r in advertised
+                if r.startswith("refs/remotes/") and r.split("/", 3)[-1] == version
+            ]
+            if len(tracking) == 1:  # a local repository's remote-tracking branch
+                sha = advertised[tracking[0]]
+                self._ensure_commit(sha)
+                return Resolved(sha, version)
+            if version.startswith("refs/") and version in advertised:
+                sha = advertised[version]
+                self._ensure_commit(sha)
+                branch = version.removeprefix("refs/heads/") if "refs/heads/" in version else None
+                return Resolved(sha, branch)
+        if _FULL_SHA.match(version):
+            sha = version.lower()
+            self._ensure_commit(sha, fetch_by_id=True)
+            return Resolved(sha, None)
+        if _SHORT_SHA.match(version):
+            found = self._find_short_sha(version.lower())
+            if found is not None:
+                return Resolved(found, None)
+        raise self._unknown_version(version)
+
+    def _resolve_default(self, advertised: dict[str, str]) -> Resolved:
+        sha = advertised.get("HEAD")
+        if sha is None:
+            target = advertised.get("symref:HEAD")
+            sha = advertised.get(target) if target else None
+        if sha is None:
+            raise ExecutionException(
+                f"Git repository {self.public_url} has no default branch (empty repository or "
+                "no HEAD). Pass a version with -v/--version; list refs with "
+                f"`git ls-remote {self.public_url}`."
+            )
+        self._ensure_commit(sha)
+        return Resolved(sha, None)
+
+    def _find_short_sha(self, prefix: str) -> str | None:
+        if not self._mirror_has(prefix):
+            self._fetch()
+        try:
+            out = run_git(["rev-parse", "--disambiguate=" + prefix], git_dir=self.mirror).split()
+        except GitError:
+            return None
+        commits = [sha for sha in out if self._is_commit(sha)]
+        if len(commits) > 1:
+            raise ExecutionException(
+                f"Version '{prefix}' of {self.public_url} is ambiguous: it matches commits "
+                f"{', '.join(c[:12] for c in commits)}. Give more characters of the SHA."
+            )
+        return commits[0] if commits else None
+
+    def _unknown_version(self, version: str) -> ExecutionException:
+        return ExecutionException(
+            f"Version '{version}' not found in Git repository {self.public_url}: it is not a "
+            "branch, tag or commit there. List the available refs with "
+            f"`git ls-remote {self.public_url}`."
+        )
+
+    # -- mirror -------------------------------------------------------------------------------
+
+    def _ensure_mirror(self) -> None:
+        if (self.mirror / "HEAD").is_file():
+            return
+        self.mirror.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}-", dir=self.mirror.parent))
+        try:
+            run_git(["init", "--bare", "-q", str(tmp)])
+            # Objects are read by hardlinked clones: never let gc drop them from the mirror.
+            run_git(["config", "gc.auto", "0"], git_dir=tmp)
+            meta = {"schema": _SCHEMA, "url": self.public_url}
+            (tmp / "mlproj.json").write_text(json.dumps(meta), encoding="utf-8")
+            tmp.rename(self.mirror)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _mirror_has(self, rev: str) -> bool:
+        if not (self.mirror / "HEAD").is_file():
+            return False
+        return self._is_commit(rev)
+
+    def _is_commit(self, rev: str) -> bool:
+        try:
+            run_git(["cat-file", "-e", f"{rev}^{{commit}}"], git_dir=self.mirror)
+        except GitError:
+            return False
+        return True
+
+    def _fetch(self, *extra_refspecs: str) -> None:
+        """Incremental fetch of all branches and tags (and any ``extra_refspecs``)."""
+        self._ensure_mirror()
+        refspecs = extra_refspecs or (
+            "+refs/heads/*:refs/heads/*",
+            "+refs/tags/*:refs/tags/*",
+            # Only local repositories advertise these: their remote-tracking branches.
+            "+refs/remotes/*:refs/remotes/*",
+        )
+        try:
+            run_git(
+                ["fetch", "--quiet", "--prune", "--no-auto-gc", self.url, *refspecs],
+                git_dir=self.mirror,
+                secret_url=self.url,
+                network=True,
+            )
+        except GitError as err:
+            raise ExecutionException(
+                f"Fetching Git repository {self.public_url} failed: {err.stderr}. Check the URL, "
+                "your network and your credentials; mlproj never prompts for a password."
+            ) from None
+
+    def _ensure_commit(self, sha: str, *, fetch_by_id: bool = False) -> None:
+        if self._mirror_has(sha):
+            return
+        self._fetch()
+        if self._mirror_has(sha):
+            return
+        if fetch_by_id:
+            # A commit no branch or tag reaches any more: ask for it by id (servers may refuse).
+            with contextlib.suppress(ExecutionException):
+                self._fetch(sha)
+            if self._mirror_has(sha):
+                return
+            raise self._unknown_version(sha)
+        raise ExecutionException(
+            f"Git repository {self.public_url} advertised commit {sha} but fetching it failed; "
+            "try again (the repository may have changed during the fetch)."
+        )
+
+    # -- checkouts ----------------------------------------------------------------------------
+
+    def _build_checkout(self, sha: str, target: Path) -> None:
+        self.checkouts.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}-", dir=self.checkouts))
+        try:
+            run_git(["clone", "--quiet", "--no-checkout", "--local", str(self.mirror), str(tmp)])
+            # Relative submodule URLs resolve against origin: point it at the real repository.
+            run_git(["remote", "set-url", "origin", self.origin_url], cwd=tmp)
+            run_git(["-c", "advice.detachedHead=false", "checkout", "--quiet", sha], cwd=tmp)
+            if (tmp / ".gitmodules").is_file():
+                self._update_submodules(tmp)
+            tmp.rename(target)
+        except GitError as err:
+            raise ExecutionException(
+                f"Checking out commit {sha} of {self.public_url} failed: {err.stderr}"
+            ) from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _update_submodules(self, work_tree: Path) -> None:
+        # Credentials in the parent's URL are not handed on: they would be written into the
+        # submodules' config. Private submodules authenticate through helpers or ssh agents.
+        if self.local_git_dir is not None:
+            self._use_local_submodules(work_tree, self.local_git_dir)
+        try:
+            run_git(
+                [
+                    "-c",
+                    "protocol.file.allow=always",
+                    "submodule",
+                    "update",
+                    "--init",
+                    "--recursive",
+                    "--quiet",
+                ],
+                cwd=work_tree,
+                secret_url=self.url,
+                network=True,
+            )
+        except GitError as err:
+            raise ExecutionException(
+                f"Checking out the submodules of {self.public_url} failed: {err.stderr}. "
+                "Private submodules need a credential helper or an ssh agent."
+            ) from None
+
+    @staticmethod
+    def _use_local_submodules(work_tree: Path, git_dir: Path) -> None:
+        """Point each submodule at the user's own clone of it, when there is one."""
+        try:
+            run_git(["submodule", "init", "--quiet"], cwd=work_tree)
+            listed = run_git(
+                ["config", "--local", "--get-regexp", r"^submodule\..*\.url$"], cwd=work_tree
+            )
+        except GitError:
+            return
+        for line in listed.splitlines():
+            key = line.split(" ", 1)[0]
+            name = key[len("submodule.") : -len(".url")]
+            local = git_dir / "modules" / name
+            if (local / "HEAD").is_file():
+                run_git(["config", key, str(local)], cwd=work_tree)
+
+    # -- locking ------------------------------------------------------------------------------
+
+    def _lock(self) -> _Lock:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        return _Lock(self.lock_path, self.public_url)
+
+
+class _Lock:
+    """A file lock with a message when another process holds it too long."""
+
+    def __init__(self, path: Path, url: str) -> None:
+        from filelock import FileLock
+
+        self._lock = FileLock(str(path), timeout=_LOCK_TIMEOUT)
+        self._url = url
+
+    def __enter__(self) -> None:
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise ExecutionException(
+                f"Another mlproj process has been fetching {self._url} for over "
+                f"{_LOCK_TIMEOUT:.0f} s; wait for it or remove {self._lock.lock_file}."
+            ) from None
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def _is_local_sha(version: str | None) -> bool:
+    """A full SHA is resolved in the mirror first; ls-remote cannot tell us about it anyway."""
+    return version is not None and _FULL_SHA.match(version) is not None
+
+
+def clear_cache(root: Path | None = None) -> None:
+    """Delete every mirror and checkout (``mlproj`` re-fetches on the next run)."""
+    base = root if root is not None else home_subdir("git")
+    for name in ("mirrors", "checkouts"):
+        shutil.rmtree(base / name, ignore_errors=True)
+
+
+__all__ = ["Checkout", "GitCache", "Resolved", "cache_key", "clear_cache"]

@@ -1,0 +1,102 @@
+"""Running ``git`` non-interactively, with credentials scrubbed from anything it prints."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from mlproj.errors import ExecutionException
+from mlproj.sources.uris import scrub_text
+
+# Seconds a network git command may take before we give up (a private or unreachable host
+# must fail, never hang). Override with MLPROJ_GIT_TIMEOUT.
+DEFAULT_NETWORK_TIMEOUT = 300.0
+
+
+class GitError(Exception):
+    """A git command failed; ``stderr`` is already scrubbed of credentials."""
+
+    def __init__(self, args: Sequence[str], returncode: int, stderr: str) -> None:
+        super().__init__(stderr)
+        self.args_list = list(args)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+def git_executable() -> str:
+    found = shutil.which("git")
+    if found is None:
+        raise ExecutionException(
+            "Git is not installed or not on PATH; install git to run projects from Git URIs."
+        )
+    return found
+
+
+def git_env() -> dict[str, str]:
+    """The environment for git: never prompt, fail fast on dead connections."""
+    env = dict(os.environ)
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["GCM_INTERACTIVE"] = "never"  # Git Credential Manager
+    env.pop("GIT_ASKPASS", None)
+    env.pop("SSH_ASKPASS", None)
+    env.setdefault("LC_ALL", "C")  # stable, parseable messages
+    return env
+
+
+def network_timeout() -> float:
+    raw = os.environ.get("MLPROJ_GIT_TIMEOUT")
+    if raw:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ExecutionException(
+                f"MLPROJ_GIT_TIMEOUT={raw!r} is not a number of seconds; set e.g. 120."
+            ) from None
+    return DEFAULT_NETWORK_TIMEOUT
+
+
+# Abort transfers that stall (no progress for 30 s) instead of waiting forever.
+_NETWORK_CONFIG = ("-c", "http.lowSpeedLimit=1", "-c", "http.lowSpeedTime=30")
+
+
+def run_git(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    git_dir: Path | None = None,
+    secret_url: str | None = None,
+    network: bool = False,
+) -> str:
+    """Run ``git args`` and return stdout; raise GitError with scrubbed stderr on failure."""
+    argv = [git_executable()]
+    if git_dir is not None:
+        argv += ["--git-dir", str(git_dir)]
+    if network:
+        argv += list(_NETWORK_CONFIG)
+    argv += list(args)
+    timeout = network_timeout() if network else None
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=git_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            check=False,
+            # No controlling terminal: ssh and credential helpers cannot prompt, they fail.
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        raise GitError(
+            args, -1, f"git {args[0]} gave no result within {timeout:.0f} s (MLPROJ_GIT_TIMEOUT)"
+        ) from None
+    if done.returncode != 0:
+        message = scrub_text(done.stderr.strip() or done.stdout.strip(), secret_url)
+        raise GitError(args, done.returncode, message)
+    return done.stdout

@@ -1,0 +1,115 @@
+"""Downloading remote ``path`` parameter values (s3://, gs://, http(s)://, file://host/...).
+
+http(s) goes through requests (a core dependency, no aiohttp needed); every other scheme through
+fsspec, whose cloud backends are optional extras: ``mlproj[s3]`` (s3fs), ``mlproj[gcs]`` (gcsfs).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from mlproj.errors import ExecutionException
+from mlproj.sources.uris import file_uri_to_path, scrub_text, strip_credentials
+
+_HTTP_TIMEOUT = 60.0
+_CHUNK = 1 << 20
+
+# scheme -> the mlproj extra that installs its fsspec backend
+_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+
+
+def fetch_remote_path(uri: str, dest: Path) -> Path:
+    """Download the file or folder at ``uri`` into the folder ``dest``; return its local path."""
+    dest.mkdir(parents=True, exist_ok=True)
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    name = _leaf_name(parts.path)
+    if scheme in ("http", "https"):
+        return _download_http(uri, dest / name)
+    if scheme == "file":
+        return _copy_file_uri(uri, dest / name)
+    return _download_fsspec(uri, scheme, dest / name)
+
+
+def _leaf_name(path: str) -> str:
+    leaf = posixpath.basename(unquote(path).rstrip("/"))
+    return leaf if leaf not in ("", ".", "..") else "download"
+
+
+def _download_http(uri: str, target: Path) -> Path:
+    import requests
+
+    public = strip_credentials(uri)
+    try:
+        with requests.get(uri, stream=True, timeout=_HTTP_TIMEOUT) as reply:
+            if not reply.ok:
+                raise ExecutionException(
+                    f"Could not download {public}: HTTP {reply.status_code} {reply.reason}. "
+                    "Check the URL and your access to it."
+                )
+            with target.open("wb") as handle:
+                for chunk in reply.iter_content(_CHUNK):
+                    handle.write(chunk)
+    except requests.RequestException as err:
+        raise ExecutionException(
+            f"Could not download {public}: {scrub_text(str(err), uri)}"
+        ) from None
+    return target
+
+
+def _copy_file_uri(uri: str, target: Path) -> Path:
+    source = file_uri_to_path(uri)
+    if source is None:
+        raise ExecutionException(
+            f"Could not read {strip_credentials(uri)}: its host is not this machine; mount the "
+            "share and pass a local path instead."
+        )
+    if source.is_dir():
+        shutil.copytree(source, target, symlinks=True)
+    elif source.is_file():
+        shutil.copy2(source, target)
+    else:
+        raise ExecutionException(
+            f"Could not read {strip_credentials(uri)}: no such file or folder ({source})."
+        )
+    return target
+
+
+def _download_fsspec(uri: str, scheme: str, target: Path) -> Path:
+    import fsspec
+
+    public = strip_credentials(uri)
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+    except ImportError as err:
+        extra = _EXTRAS.get(scheme)
+        hint = (
+            f"pip install 'mlproj[{extra}]'"
+            if extra
+            else f"install the fsspec backend for '{scheme}://' ({err})"
+        )
+        raise ExecutionException(
+            f"Cannot download {public}: the '{scheme}' filesystem is not installed; {hint}."
+        ) from None
+    except ValueError as err:  # unknown protocol
+        raise ExecutionException(
+            f"Cannot download {public}: {scrub_text(str(err), uri)}. Supported: s3://, gs://, "
+            "http(s)://, file:// and other fsspec filesystems."
+        ) from None
+    try:
+        if fs.isdir(path):
+            fs.get(path.rstrip("/") + "/", str(target) + "/", recursive=True)
+        elif fs.isfile(path):
+            fs.get(path, str(target))
+        else:
+            raise ExecutionException(f"Could not download {public}: no such file or folder.")
+    except ExecutionException:
+        raise
+    except Exception as err:  # noqa: BLE001 - fsspec backends raise their own error types
+        raise ExecutionException(
+            f"Could not download {public}: {scrub_text(str(err) or type(err).__name__, uri)}"
+        ) from None
+    return target

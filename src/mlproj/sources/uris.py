@@ -1,0 +1,178 @@
+"""Project URIs: splitting off ``#subdir``, classifying the source, hiding credentials."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from mlproj.errors import ExecutionException
+
+SourceKind = Literal["local", "archive", "git"]
+
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+# scheme://userinfo@ inside any text (git stderr, exception messages).
+_USERINFO_IN_TEXT = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]+)@"
+)
+# git's scp-like syntax: user@host:path (no scheme, no slash before the colon).
+_SCP_LIKE = re.compile(r"^(?:[A-Za-z0-9._~-]+@)?[A-Za-z0-9._-]+:(?!//)")
+_SSH_SCHEMES = {"ssh", "git+ssh", "ssh+git"}
+
+
+@dataclass(frozen=True)
+class ProjectURI:
+    original: str  # as the user gave it, quotes stripped
+    base: str  # the part before the first '#'
+    subdir: str  # normalised, '' when absent
+    kind: SourceKind
+    local_path: Path | None = None  # for local folders and local archives
+
+
+def strip_credentials(url: str) -> str:
+    """``url`` without a password or token in its userinfo.
+
+    A bare ssh user (``ssh://git@host/...``) is an account name, not a secret, and is kept.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return scrub_text(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    if parts.scheme.lower() in _SSH_SCHEMES and ":" not in userinfo:
+        return url
+    return urlunsplit(parts._replace(netloc=hostport))
+
+
+def scrub_text(text: str, secret_url: str | None = None) -> str:
+    """Remove URL userinfo from free text, plus the literal secrets of ``secret_url``."""
+    if secret_url:
+        for secret in _secrets_of(secret_url):
+            text = text.replace(secret, "***")
+
+    def _drop(match: re.Match[str]) -> str:
+        scheme = match.group("scheme")
+        userinfo = match.group("userinfo")
+        if scheme[:-3].lower() in _SSH_SCHEMES and ":" not in userinfo:
+            return match.group(0)
+        return scheme
+
+    return _USERINFO_IN_TEXT.sub(_drop, text)
+
+
+def _secrets_of(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    if not parts.scheme or "@" not in parts.netloc:
+        return []
+    userinfo = parts.netloc.rpartition("@")[0]
+    if parts.scheme.lower() in _SSH_SCHEMES and ":" not in userinfo:
+        return []
+    pieces = {userinfo, unquote(userinfo), *userinfo.split(":"), *unquote(userinfo).split(":")}
+    # Longest first so a password is not half-replaced via a shorter piece; skip tiny pieces.
+    return sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True)
+
+
+def normalise_subdir(subdir: str, uri: str) -> str:
+    """``subdir`` as a clean relative POSIX path; anything pointing outside is an error."""
+    cleaned = subdir.strip().replace("\\", "/")
+    if not cleaned:
+        return ""
+    if cleaned.startswith("/") or re.match(r"^[A-Za-z]:", cleaned):
+        raise ExecutionException(
+            f"Project subdirectory '{subdir}' in {strip_credentials(uri)} must be a relative path "
+            "inside the project (e.g. 'uri#examples/train')."
+        )
+    normal = posixpath.normpath(cleaned)
+    if normal == ".":
+        return ""
+    if normal == ".." or normal.startswith("../"):
+        raise ExecutionException(
+            f"Project subdirectory '{subdir}' in {strip_credentials(uri)} points outside the "
+            "project; use a path inside it (e.g. 'uri#examples/train')."
+        )
+    return normal
+
+
+def file_uri_to_path(uri: str) -> Path | None:
+    """The local path of a ``file:`` URI on this machine, None for another host."""
+    parts = urlsplit(uri)
+    host = parts.netloc
+    path = unquote(parts.path)
+    if host in ("", "localhost", "127.0.0.1") or host == _hostname():
+        return Path(path or "/")
+    if os.name == "nt":  # UNC share
+        return Path(f"//{host}{path}")
+    return None
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def is_archive_name(name: str) -> bool:
+    return name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def has_scheme(uri: str) -> bool:
+    scheme = urlsplit(uri).scheme
+    # A Windows drive letter (C:\x) parses as a one-letter scheme.
+    return len(scheme) > 1
+
+
+def is_scp_like(uri: str) -> bool:
+    return not has_scheme(uri) and _SCP_LIKE.match(uri) is not None
+
+
+def parse_project_uri(uri: str) -> ProjectURI:
+    """Split ``uri`` into base and subdir and say what kind of source it is."""
+    original = uri.strip().strip("'\"")
+    if not original:
+        raise ExecutionException("The project URI is empty; give a folder, Git URL or archive.")
+    base, _, raw_subdir = original.partition("#")
+    subdir = normalise_subdir(raw_subdir, original)
+    if has_scheme(base):
+        return _parse_url(original, base, subdir)
+    lowered = base.lower()
+    path = Path(base).expanduser()
+    if path.exists():
+        kind: SourceKind = "archive" if path.is_file() and is_archive_name(lowered) else "local"
+        return ProjectURI(original, base, subdir, kind, path.absolute())
+    if is_scp_like(base):
+        return ProjectURI(original, base, subdir, "git")
+    raise ExecutionException(
+        f"Project folder {base} does not exist. Give an existing folder, a Git URL "
+        "(https://, ssh://, git@host:org/repo.git, file://) or an archive (.zip, .tar.gz)."
+    )
+
+
+def _parse_url(original: str, base: str, subdir: str) -> ProjectURI:
+    parts = urlsplit(base)
+    lowered = parts.path.lower()
+    scheme = parts.scheme.lower()
+    if scheme != "file":
+        is_archive = is_archive_name(lowered) and scheme in ("http", "https")
+        return ProjectURI(original, base, subdir, "archive" if is_archive else "git")
+    path = file_uri_to_path(base)
+    if path is None:
+        raise ExecutionException(
+            f"Cannot read {strip_credentials(base)}: file URIs must point to this machine "
+            "(file:///path or file://localhost/path)."
+        )
+    if is_archive_name(lowered) and path.is_file():
+        return ProjectURI(original, base, subdir, "archive", path.absolute())
+    if path.exists():
+        return ProjectURI(original, base, subdir, "local", path.absolute())
+    # A file:// URL to a missing path is left to git, which reports it clearly.
+    return ProjectURI(original, base, subdir, "git")

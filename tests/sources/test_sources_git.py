@@ -1,0 +1,358 @@
+"""Git project URIs against real repositories served by `git daemon` and a dumb-HTTP server."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlproj.errors import ExecutionException
+from mlproj.sources import fetch_project
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    env = {**os.environ, **GIT_ENV}
+    done = subprocess.run(
+        ["git", "-c", "protocol.file.allow=always", "-c", "init.defaultBranch=main", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+class Repos:
+    """Bare repositories `proj.git` (branches, tags, submodule, dotted subdir) and `sub.git`."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        base.mkdir(parents=True, exist_ok=True)
+        work = base.parent / "work-sub"
+        git("init", "-q", str(work))
+        (work / "lib.txt").write_text("from the submodule\n")
+        git("add", ".", cwd=work)
+        git("commit", "-qm", "sub", cwd=work)
+        git("clone", "-q", "--bare", str(work), str(base / "sub.git"))
+
+        self.work = base.parent / "work-proj"
+        w = self.work
+        git("init", "-q", str(w))
+        git("remote", "add", "origin", str(base / "proj.git"), cwd=w)
+        git("init", "-q", "--bare", str(base / "proj.git"))
+        (w / "MLproject").write_text("name: root\nentry_points:\n  main:\n    command: 'true'\n")
+        git("add", ".", cwd=w)
+        git("commit", "-qm", "first", cwd=w)
+        self.first = git("rev-parse", "HEAD", cwd=w)
+        git("tag", "-a", "v1.0", "-m", "release", cwd=w)
+        (w / "sub.dir").mkdir()
+        (w / "sub.dir" / "MLproject").write_text("name: dotted\n")
+        git("submodule", "add", "-q", "../sub.git", "vendor", cwd=w)
+        git("add", ".", cwd=w)
+        git("commit", "-qm", "second", cwd=w)
+        self.second = git("rev-parse", "HEAD", cwd=w)
+        git("checkout", "-qb", "feature", cwd=w)
+        (w / "feature.txt").write_text("feature\n")
+        git("add", ".", cwd=w)
+        git("commit", "-qm", "feature", cwd=w)
+        self.feature = git("rev-parse", "HEAD", cwd=w)
+        git("checkout", "-q", "main", cwd=w)
+        git("push", "-q", "origin", "main", "feature", "--tags", cwd=w)
+        self.main = self.second
+        self.refresh()
+
+    def push_new_main_commit(self, name: str) -> str:
+        (self.work / name).write_text(name)
+        git("add", ".", cwd=self.work)
+        git("commit", "-qm", name, cwd=self.work)
+        git("push", "-q", "origin", "main", cwd=self.work)
+        self.refresh()
+        self.main = git("rev-parse", "HEAD", cwd=self.work)
+        return self.main
+
+    def refresh(self) -> None:
+        for bare in ("proj.git", "sub.git"):
+            git("--git-dir", str(self.base / bare), "update-server-info")
+
+
+class GitDaemon:
+    def __init__(self, base: Path) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [
+                "git",
+                "daemon",
+                "--export-all",
+                "--reuseaddr",
+                f"--base-path={base}",
+                "--listen=127.0.0.1",
+                f"--port={self.port}",
+                str(base),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def url(self, name: str) -> str:
+        return f"git://127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory: pytest.TempPathFactory) -> Repos:
+    return Repos(tmp_path_factory.mktemp("served") / "repos")
+
+
+@pytest.fixture(scope="module")
+def daemon(repos: Repos) -> Iterator[GitDaemon]:
+    served = GitDaemon(repos.base)
+    yield served
+    served.stop()
+
+
+@pytest.fixture(scope="module")
+def dumb_http(repos: Repos) -> Iterator[int]:
+    """Git's dumb HTTP protocol: plain files under the bare repos (after update-server-info)."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(repos.base))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+def home() -> Path:
+    return Path(os.environ["MLPROJ_HOME"])
+
+
+def test_default_branch_with_submodule(daemon: GitDaemon, repos: Repos) -> None:
+    url = daemon.url("proj.git")
+    fetched = fetch_project(url)
+    assert (fetched.directory / "MLproject").read_text().startswith("name: root")
+    assert (fetched.directory / "vendor" / "lib.txt").read_text() == "from the submodule\n"
+    assert not (fetched.directory / "feature.txt").exists()
+    assert fetched.git_commit == repos.main
+    assert fetched.source_name == url
+    assert fetched.git_repo_url == url
+    assert fetched.git_branch is None
+    assert str(fetched.directory).startswith(str(home() / "git" / "checkouts"))
+
+
+def test_branch_tag_full_and_short_sha(daemon: GitDaemon, repos: Repos) -> None:
+    url = daemon.url("proj.git")
+    branch = fetch_project(url, version="feature")
+    assert (branch.directory / "feature.txt").is_file()
+    assert branch.git_commit == repos.feature
+    assert branch.git_branch == "feature"
+    assert branch.source_tags()["mlflow.source.git.branch"] == "feature"
+
+    tag = fetch_project(url, version="v1.0")
+    assert tag.git_commit == repos.first  # annotated tag peeled to its commit
+    assert tag.git_branch is None
+    assert not (tag.directory / "sub.dir").exists()
+
+    full = fetch_project(url, version=repos.first)
+    assert full.git_commit == repos.first
+    assert full.directory == tag.directory  # content-addressed by commit: shared
+
+    short = fetch_project(url, version=repos.feature[:7])
+    assert short.git_commit == repos.feature
+    assert short.directory == branch.directory
+
+
+def test_unknown_version_says_how_to_list_refs(daemon: GitDaemon) -> None:
+    url = daemon.url("proj.git")
+    with pytest.raises(ExecutionException) as info:
+        fetch_project(url, version="no-such-branch")
+    assert "'no-such-branch' not found" in str(info.value)
+    assert f"git ls-remote {url}" in str(info.value)
+
+
+def test_subdirectory_rules(daemon: GitDaemon) -> None:
+    url = daemon.url("proj.git")
+    dotted = fetch_project(url + "#sub.dir")
+    assert dotted.directory.name == "sub.dir"
+    assert (dotted.directory / "MLproject").read_text() == "name: dotted\n"
+    assert dotted.source_name == url + "#sub.dir"
+
+    with pytest.raises(ExecutionException, match="points outside the project"):
+        fetch_project(url + "#../other")
+    with pytest.raises(ExecutionException, match="Could not find subdirectory 'missing'"):
+        fetch_project(url + "#missing")
+
+
+def test_cached_full_sha_needs_no_network(repos: Repos) -> None:
+    served = GitDaemon(repos.base)
+    url = served.url("proj.git")
+    first = fetch_project(url, version=repos.second)
+    served.stop()  # the server is gone: only the cache can answer now
+    again = fetch_project(url, version=repos.second)
+    assert again.directory == first.directory
+    assert again.git_commit == repos.second
+    with pytest.raises(ExecutionException, match="Cannot reach Git repository"):
+        fetch_project(url)  # a branch needs ls-remote, which now fails clearly
+
+
+def test_second_run_reuses_mirror_and_checkout(daemon: GitDaemon, repos: Repos) -> None:
+    url = daemon.url("proj.git")
+    first = fetch_project(url)
+    mirrors = list((home() / "git" / "mirrors").iterdir())
+    assert len(mirrors) == 1
+    fetch_head = mirrors[0] / "FETCH_HEAD"
+    stamp = fetch_head.stat().st_mtime_ns
+    inode = first.directory.stat().st_ino
+    again = fetch_project(url)
+    assert again.directory == first.directory
+    assert again.directory.stat().st_ino == inode  # not rebuilt
+    assert fetch_head.stat().st_mtime_ns == stamp  # commit already mirrored: no fetch
+
+
+def test_new_commit_fetched_incrementally(tmp_path: Path) -> None:
+    repos = Repos(tmp_path / "own-repos")
+    served = GitDaemon(repos.base)
+    try:
+        url = served.url("proj.git")
+        old = fetch_project(url)
+        new_sha = repos.push_new_main_commit("later.txt")
+        new = fetch_project(url)
+        assert new.git_commit == new_sha != old.git_commit
+        assert (new.directory / "later.txt").is_file()
+        assert not (old.directory / "later.txt").exists()  # old checkout never mutated
+    finally:
+        served.stop()
+
+
+def test_concurrent_processes_share_one_checkout(daemon: GitDaemon, repos: Repos) -> None:
+    url = daemon.url("proj.git")
+    code = (
+        "import sys; from mlproj.sources import fetch_project; "
+        "f = fetch_project(sys.argv[1], 'feature'); print(f.directory, f.git_commit)"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        results.append(out.decode().strip())
+    assert len(set(results)) == 1
+    directory, commit = results[0].split()
+    assert commit == repos.feature
+    assert (Path(directory) / "feature.txt").is_file()
+    leftovers = [p.name for p in Path(directory).parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []  # no half-built temporary checkouts left behind
+
+
+def test_local_repo_with_version_leaves_working_copy_alone(repos: Repos, tmp_path: Path) -> None:
+    user = tmp_path / "user-clone"
+    git("clone", "-q", "--recurse-submodules", str(repos.base / "proj.git"), str(user))
+    git(
+        "remote",
+        "set-url",
+        "origin",
+        "https://bob:hunter2secret@example.com/org/proj.git",
+        cwd=user,
+    )
+    (user / "MLproject").write_text("edited but not committed\n")
+    (user / "scratch.txt").write_text("untracked\n")
+    status_before = git("status", "--porcelain", cwd=user)
+    head_before = (user / ".git" / "HEAD").read_text()
+
+    fetched = fetch_project(str(user), version="feature")
+    assert (fetched.directory / "feature.txt").is_file()
+    assert (fetched.directory / "vendor" / "lib.txt").is_file()  # from the user's own clone
+    assert fetched.git_commit == repos.feature
+    assert fetched.git_branch == "feature"
+    assert fetched.source_name == f"file://{user.resolve()}"
+    assert fetched.git_repo_url == "https://example.com/org/proj.git"
+    assert not str(fetched.directory).startswith(str(user))
+
+    assert (user / ".git" / "HEAD").read_text() == head_before
+    assert git("status", "--porcelain", cwd=user) == status_before
+    assert (user / "MLproject").read_text() == "edited but not committed\n"
+    assert not (user / "feature.txt").exists()
+
+    dotted = fetch_project(f"{user}#sub.dir", version="main")
+    assert dotted.directory.name == "sub.dir"
+    assert dotted.source_name == f"file://{user.resolve()}#sub.dir"
+
+
+def test_credentials_never_leak(dumb_http: int, repos: Repos) -> None:
+    secret = "s3cr3tTOKENvalue"
+    url = f"http://alice:{secret}@127.0.0.1:{dumb_http}/proj.git"
+    fetched = fetch_project(url + "#sub.dir", version="main")
+    assert fetched.git_commit == repos.main
+    clean = f"http://127.0.0.1:{dumb_http}/proj.git"
+    assert fetched.source_name == clean + "#sub.dir"
+    assert fetched.git_repo_url == clean
+    assert all(secret not in value for value in fetched.source_tags().values())
+    for path in home().rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_unreachable_host_fails_fast_without_secret() -> None:
+    port = free_port()  # nothing listens there
+    url = f"https://bob:t0kenSECRET@127.0.0.1:{port}/org/repo.git"
+    started = time.monotonic()
+    with pytest.raises(ExecutionException) as info:
+        fetch_project(url)
+    assert time.monotonic() - started < 30
+    message = str(info.value)
+    assert "t0kenSECRET" not in message
+    assert "bob" not in message
+    assert f"https://127.0.0.1:{port}/org/repo.git" in message
+
+
+def test_missing_repository_over_daemon(daemon: GitDaemon) -> None:
+    with pytest.raises(ExecutionException, match="Cannot reach Git repository"):
+        fetch_project(daemon.url("nope.git"))
