@@ -1,0 +1,287 @@
+"""The handle on a run executing as a Kubernetes Job.
+
+Status comes from the Job's conditions (``Complete`` / ``Failed``), always as a string; it
+never goes back once terminal. When the run ends - however it ends - the pod log is kept as run
+artifact ``mlproj/output.log`` and the terminal status is written to the tracking store once.
+Cancel deletes the Job with foreground propagation, so its pods go with it.
+
+``python -m mlproj.backends.kubernetes_run TRACKING_URI RUN_ID`` re-attaches to a run from its
+tags and waits for it: asynchronous submissions start it detached, so the final status is
+recorded even when the submitting process exits.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlproj.backends.kubernetes_client import api_client, api_error_message
+from mlproj.errors import ExecutionException
+from mlproj.submitted import SubmittedRun
+from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import TERMINAL_STATUSES
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+JOB_TAG = "mlproj.kubernetes.job"
+NAMESPACE_TAG = "mlproj.kubernetes.namespace"
+CONTEXT_TAG = "mlproj.kubernetes.context"
+CONTAINER_TAG = "mlproj.kubernetes.container"
+POLL_TAG = "mlproj.kubernetes.poll_interval"
+LOG_ARTIFACT_DIR = "mlproj"
+LOG_NAME = "output.log"
+DELETE_TIMEOUT_SECONDS = 120.0
+
+
+def _ignore(_: str) -> None:
+    return None
+
+
+class KubernetesSubmittedRun(SubmittedRun):
+    """A run executing as Job ``job_name`` in ``namespace``. Not thread-safe beyond the
+    guarantee that the final status and log are recorded once."""
+
+    def __init__(
+        self,
+        run_id: str,
+        job_name: str,
+        namespace: str,
+        client: ApiClient,
+        store: TrackingStore,
+        *,
+        container: str | None = None,
+        poll_interval: float = 5.0,
+        log: Callable[[str], None] = _ignore,
+        echo_output: bool = False,
+    ) -> None:
+        self._run_id = run_id
+        self.job_name = job_name
+        self.namespace = namespace
+        self._client = client
+        self._store = store
+        self._container = container
+        self._poll_interval = poll_interval
+        self._log = log
+        self._echo_output = echo_output
+        self._status = "SCHEDULED"
+        self._reason: str | None = None
+        self._recorded = False
+        self._record_lock = threading.Lock()
+
+    @property
+    def run_id(self) -> str:
+        return self._run_id
+
+    # -- status ------------------------------------------------------------------------------
+    def get_status(self) -> str:
+        if self._status not in TERMINAL_STATUSES:
+            self._refresh()
+        return self._status
+
+    def wait(self) -> bool:
+        while self.get_status() not in TERMINAL_STATUSES:
+            time.sleep(self._poll_interval)
+        return self._status == "FINISHED"
+
+    def _refresh(self) -> None:
+        from kubernetes.client import BatchV1Api
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            job = BatchV1Api(self._client).read_namespaced_job(self.job_name, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                # Deleted behind our back (kubectl delete, TTL controller): the run was stopped.
+                self._set_terminal("KILLED", f"Job {self.namespace}/{self.job_name} was deleted")
+                return
+            raise ExecutionException(
+                f"Reading Job {self.namespace}/{self.job_name} failed: {api_error_message(exc)}"
+            ) from exc
+        status, reason = job_status(job.status)
+        if status in ("SCHEDULED", self._status):
+            return
+        if status in TERMINAL_STATUSES:
+            self._set_terminal(status, reason)
+        else:
+            self._status = status
+
+    def _set_terminal(self, status: str, reason: str | None) -> None:
+        self._status = status
+        self._reason = reason
+        self._record(status, self._collect_log())
+
+    # -- cancel ------------------------------------------------------------------------------
+    def cancel(self) -> None:
+        if self.get_status() in TERMINAL_STATUSES:
+            return
+        from kubernetes.client import BatchV1Api, V1DeleteOptions
+        from kubernetes.client.exceptions import ApiException
+
+        log_text = self._collect_log()  # before the pods are gone
+        batch = BatchV1Api(self._client)
+        self._log(f"Deleting Job {self.namespace}/{self.job_name} and its pods")
+        try:
+            batch.delete_namespaced_job(
+                self.job_name,
+                self.namespace,
+                body=V1DeleteOptions(propagation_policy="Foreground"),
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise ExecutionException(
+                    f"Deleting Job {self.namespace}/{self.job_name} failed: "
+                    f"{api_error_message(exc)}"
+                ) from exc
+        self._wait_deleted()
+        self._status = "KILLED"
+        self._reason = "cancelled"
+        self._record("KILLED", log_text)
+
+    def _wait_deleted(self) -> None:
+        """Foreground deletion keeps the Job until its pods are gone; wait for that."""
+        from kubernetes.client import BatchV1Api
+        from kubernetes.client.exceptions import ApiException
+
+        batch = BatchV1Api(self._client)
+        deadline = time.monotonic() + DELETE_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                batch.read_namespaced_job(self.job_name, self.namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                raise ExecutionException(
+                    f"Reading Job {self.namespace}/{self.job_name} failed: {api_error_message(exc)}"
+                ) from exc
+            time.sleep(min(self._poll_interval, 1.0))
+        self._log(
+            f"Job {self.namespace}/{self.job_name} is still being deleted; not waiting longer"
+        )
+
+    # -- recording ---------------------------------------------------------------------------
+    def _collect_log(self) -> str | None:
+        """The log of every pod of the Job (retries included), oldest first; None if none."""
+        from kubernetes.client import CoreV1Api
+        from kubernetes.client.exceptions import ApiException
+
+        core = CoreV1Api(self._client)
+        try:
+            pods: list[Any] = core.list_namespaced_pod(
+                self.namespace, label_selector=f"job-name={self.job_name}"
+            ).items
+        except ApiException as exc:
+            self._log(f"Could not list the pods of Job {self.job_name}: {api_error_message(exc)}")
+            return None
+        pods = sorted(pods, key=lambda p: (str(p.metadata.creation_timestamp), p.metadata.name))
+        parts: list[str] = []
+        for pod in pods:
+            try:
+                text = core.read_namespaced_pod_log(
+                    pod.metadata.name, self.namespace, container=self._container
+                )
+            except ApiException as exc:
+                text = f"(log unavailable: {api_error_message(exc)})\n"
+            if len(pods) > 1:
+                parts.append(f"=== pod {pod.metadata.name} ===\n")
+            parts.append(text if text.endswith("\n") or not text else text + "\n")
+        return "".join(parts) if pods else None
+
+    def _record(self, status: str, log_text: str | None) -> None:
+        with self._record_lock:
+            if self._recorded:
+                return
+            self._recorded = True
+        if log_text is not None:
+            if self._echo_output:
+                sys.stdout.write(log_text)
+                sys.stdout.flush()
+            with tempfile.TemporaryDirectory(prefix="mlproj-k8s-log-") as tmp:
+                path = Path(tmp) / LOG_NAME
+                path.write_text(log_text, encoding="utf-8")
+                self._store.log_artifact(self._run_id, path, LOG_ARTIFACT_DIR)
+        if status == "FAILED" and self._reason:
+            self._store.set_tag(self._run_id, "mlproj.error", self._reason)
+        # Another watcher (the detached one, or the caller) may have finished the run first.
+        current = self._store.get_run(self._run_id).info.status
+        if current not in TERMINAL_STATUSES:
+            self._store.set_terminated(self._run_id, status)
+
+
+def job_status(status: Any) -> tuple[str, str | None]:
+    """(SCHEDULED | RUNNING | FINISHED | FAILED, reason) from a V1JobStatus.
+
+    Only the ``Complete`` / ``Failed`` conditions end a run: ``failed`` / ``succeeded`` pod
+    counters change while a Job with retries is still going.
+    """
+    if status is None:
+        return "SCHEDULED", None
+    for condition in status.conditions or []:
+        if condition.status != "True":
+            continue
+        if condition.type == "Failed":
+            reason = ": ".join(p for p in (condition.reason, condition.message) if p)
+            return "FAILED", reason or "Job failed"
+        if condition.type == "Complete":
+            return "FINISHED", None
+    if status.start_time is not None:
+        return "RUNNING", None
+    return "SCHEDULED", None
+
+
+# -- re-attaching (detached watcher for asynchronous runs) -----------------------------------
+def start_watcher(tracking_uri: str, run_id: str) -> int:
+    """Start a detached process that waits for the run and records its end; return its pid."""
+    log_dir = Path(tempfile.gettempdir())
+    with (log_dir / f"mlproj-k8s-watch-{run_id}.log").open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlproj.backends.kubernetes_run", tracking_uri, run_id],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=dict(os.environ),
+        )
+    return proc.pid
+
+
+def reattach(store: TrackingStore, run_id: str) -> KubernetesSubmittedRun:
+    """The handle of a Kubernetes run, from the tags its submission wrote."""
+    tags = store.get_run(run_id).tags
+    job, namespace = tags.get(JOB_TAG), tags.get(NAMESPACE_TAG)
+    if not job or not namespace:
+        raise ExecutionException(f"Run {run_id} was not submitted to Kubernetes by mlproj")
+    poll = float(tags.get(POLL_TAG) or 5.0)
+    return KubernetesSubmittedRun(
+        run_id,
+        job,
+        namespace,
+        api_client(tags.get(CONTEXT_TAG) or None),
+        store,
+        container=tags.get(CONTAINER_TAG) or None,
+        poll_interval=poll,
+    )
+
+
+def _main(argv: list[str]) -> int:
+    from mlproj.tracking import get_store
+
+    tracking_uri, run_id = argv
+    store = get_store(tracking_uri)
+    try:
+        run = reattach(store, run_id)
+        return 0 if run.wait() else 1
+    except ExecutionException as exc:
+        print(f"mlproj: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,80 @@
+"""Backend name -> Backend: the built-ins, then third-party plugins from entry points.
+
+Built-ins are ``"module:Class"`` strings imported only when chosen, so the Kubernetes and
+Databricks SDKs cost nothing unless those backends are used. Plugins register under the
+entry-point group ``mlproj.backends``; the entry-point name is the backend name and the object
+it points to is a :class:`Backend` subclass or a zero-argument factory returning a Backend.
+Entry points are only listed (never imported) until a plugin is asked for by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import EntryPoint, entry_points
+
+from mlproj.backends.base import Backend
+from mlproj.errors import ExecutionException
+
+ENTRY_POINT_GROUP = "mlproj.backends"
+
+_BUILTINS: dict[str, str] = {
+    "local": "mlproj.backends.local:LocalBackend",
+    "kubernetes": "mlproj.backends.kubernetes:KubernetesBackend",
+    "databricks": "mlproj.backends.databricks:DatabricksBackend",
+}
+
+
+def _plugin_entry_points() -> dict[str, EntryPoint]:
+    """Installed plugin entry points by name; the first one wins when names repeat."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def backend_names() -> list[str]:
+    """Built-in names first, then installed plugins (built-ins cannot be overridden)."""
+    plugins = sorted(n for n in _plugin_entry_points() if n not in _BUILTINS)
+    return [*_BUILTINS, *plugins]
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called ``name``; ExecutionException listing the valid names otherwise."""
+    target = _BUILTINS.get(name)
+    if target is not None:
+        module_name, class_name = target.split(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        return _instantiate(cls, f"built-in backend {name!r} ({target})")
+    plugin = _plugin_entry_points().get(name)
+    if plugin is None:
+        available = ", ".join(repr(n) for n in backend_names())
+        raise ExecutionException(
+            f"Unknown backend {name!r}. Available backends: {available}. Third-party backends "
+            f"register under the entry-point group {ENTRY_POINT_GROUP!r}."
+        )
+    where = f"plugin backend {name!r} (entry point {plugin.value!r})"
+    try:
+        loaded = plugin.load()
+    except Exception as exc:  # any import error inside third-party code
+        raise ExecutionException(f"Could not load {where}: {type(exc).__name__}: {exc}") from exc
+    return _instantiate(loaded, where)
+
+
+def _instantiate(obj: object, where: str) -> Backend:
+    if isinstance(obj, Backend):
+        return obj
+    if not callable(obj):
+        raise ExecutionException(
+            f"{where} is neither a Backend subclass nor a factory returning a Backend"
+        )
+    try:
+        backend = obj()
+    except ExecutionException:
+        raise
+    except Exception as exc:  # third-party constructors can raise anything
+        raise ExecutionException(f"Could not create {where}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(backend, Backend):
+        raise ExecutionException(
+            f"{where} returned {type(backend).__name__}, not a mlproj.backends.base.Backend"
+        )
+    return backend
