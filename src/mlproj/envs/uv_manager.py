@@ -1,0 +1,83 @@
+"""The ``uv`` manager: virtual environments created and filled by uv (the default for
+python_env projects, and for conda projects when no conda is installed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mlproj.envs.buildlog import BuildLog
+from mlproj.envs.interpreters import Interpreter
+from mlproj.envs.pyspec import files_digest
+from mlproj.envs.venv_base import ResolvedSpec, VenvManager, uv_binary
+from mlproj.spec import Project
+
+_LOCK_FILES = ("uv.lock", "pyproject.toml", ".python-version")
+
+
+class UvManager(VenvManager):
+    name: ClassVar[str] = "uv"
+    tag_value: ClassVar[str | None] = "uv"
+    title: ClassVar[str] = "uv"
+
+    def validate(self, project: Project) -> None:
+        uv_binary()
+        super().validate(project)
+
+    @staticmethod
+    def lock_file(project: Project) -> Path | None:
+        """``uv.lock`` of a python_env (or undeclared) project: restored with ``uv sync``."""
+        lock = project.directory / "uv.lock"
+        if project.env_type in ("python_env", "none") and lock.is_file():
+            return lock
+        return None
+
+    def python_request(self, project: Project, resolved: ResolvedSpec) -> str | None:
+        if resolved.spec.python is None and self.lock_file(project) is not None:
+            pinned = project.directory / ".python-version"
+            try:
+                first = pinned.read_text(encoding="utf-8").strip().splitlines()
+            except OSError:
+                first = []
+            if first and first[0].strip():
+                return first[0].strip()
+        return resolved.spec.python
+
+    def extra_inputs(self, project: Project, resolved: ResolvedSpec) -> dict[str, Any]:
+        if self.lock_file(project) is None:
+            return {}
+        files = [project.directory / name for name in _LOCK_FILES]
+        return {"uv_lock": files_digest(files, project.directory)}
+
+    def create(
+        self, env_dir: Path, interpreter: Interpreter, blog: BuildLog, env: dict[str, str]
+    ) -> None:
+        argv = [uv_binary(), "venv", "--no-project", "--python", str(interpreter.path),
+                str(env_dir)]  # fmt: skip
+        blog.run("creating the virtual environment", argv, env, env_dir.parent)
+
+    def install_argv(self, env_dir: Path, args: list[str], dry_run: bool = False) -> list[str]:
+        argv = [uv_binary(), "pip", "install", "--python", str(env_dir / "bin" / "python")]
+        return [*argv, "--dry-run", *args] if dry_run else [*argv, *args]
+
+    def build(
+        self,
+        env_dir: Path,
+        blog: BuildLog,
+        project: Project,
+        resolved: ResolvedSpec,
+        interpreter: Interpreter,
+        env: dict[str, str],
+    ) -> dict[str, Any]:
+        if self.lock_file(project) is None:
+            return super().build(env_dir, blog, project, resolved, interpreter, env)
+        if resolved.spec.dependencies or resolved.spec.build_dependencies:
+            blog.log(
+                f"{project.directory / 'uv.lock'} decides the environment; the dependencies of "
+                f"{resolved.spec.source} are not installed"
+            )
+        sync_env = {**env, "UV_PROJECT_ENVIRONMENT": str(env_dir)}
+        argv = [uv_binary(), "sync", "--frozen", "--no-dev", "--no-install-project",
+                "--python", str(interpreter.path)]  # fmt: skip
+        blog.run("restoring uv.lock with uv sync", argv, sync_env, project.directory)
+        return {"dropped": [], "uv_lock": True}
