@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ class GitError(Exception):
         self.stderr = stderr
 
 
+@functools.lru_cache(maxsize=1)
 def git_executable() -> str:
     found = shutil.which("git")
     if found is None:

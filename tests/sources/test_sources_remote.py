@@ -1,0 +1,104 @@
+"""Remote `path` parameter values downloaded into the run's storage folder."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import importlib.util
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from mlproj.errors import ExecutionException
+from mlproj.sources.remote import fetch_remote_path
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_file(served: tuple[Path, str], tmp_path: Path) -> None:
+    root, base = served
+    (root / "data.csv").write_text("a,b\n1,2\n")
+    dest = tmp_path / "storage" / "param_0"
+    local = fetch_remote_path(f"{base}/data.csv", dest)
+    assert local == dest / "data.csv"
+    assert local.read_text() == "a,b\n1,2\n"
+
+
+def test_http_errors_name_the_uri_without_credentials(
+    served: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, base = served
+    uri = base.replace("http://", "http://ann:t0pSECRET@") + "/missing.csv"
+    with pytest.raises(ExecutionException) as info:
+        fetch_remote_path(uri, tmp_path / "p")
+    assert f"{base}/missing.csv" in str(info.value)
+    assert "HTTP 404" in str(info.value)
+    assert "t0pSECRET" not in str(info.value)
+
+
+def test_file_uri_file_and_folder(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "nested").mkdir(parents=True)
+    (src / "nested" / "x.txt").write_text("x")
+    (src / "top.txt").write_text("top")
+    folder = fetch_remote_path(f"file://localhost{src}", tmp_path / "d1")
+    assert (folder / "nested" / "x.txt").read_text() == "x"
+    single = fetch_remote_path((src / "top.txt").as_uri(), tmp_path / "d2")
+    assert single == tmp_path / "d2" / "top.txt" and single.read_text() == "top"
+    with pytest.raises(ExecutionException, match="no such file or folder"):
+        fetch_remote_path((src / "gone.txt").as_uri(), tmp_path / "d3")
+
+
+def test_fsspec_filesystem_folder_and_file(tmp_path: Path) -> None:
+    """fsspec's in-memory filesystem: the same code path as s3:// or gs://, with no cloud."""
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/bucket/models/weights.bin", b"\x00\x01")
+    fs.pipe("/bucket/models/cfg/params.json", b"{}")
+    folder = fetch_remote_path("memory://bucket/models", tmp_path / "m1")
+    assert folder == tmp_path / "m1" / "models"
+    assert (folder / "weights.bin").read_bytes() == b"\x00\x01"
+    assert (folder / "cfg" / "params.json").read_text() == "{}"
+    single = fetch_remote_path("memory://bucket/models/weights.bin", tmp_path / "m2")
+    assert single.read_bytes() == b"\x00\x01"
+    with pytest.raises(ExecutionException, match="no such file or folder"):
+        fetch_remote_path("memory://bucket/none", tmp_path / "m3")
+    fs.rm("/bucket", recursive=True)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed")
+def test_missing_cloud_backend_names_the_extra(tmp_path: Path) -> None:
+    with pytest.raises(ExecutionException) as info:
+        fetch_remote_path("s3://bucket/data.csv", tmp_path / "s")
+    assert "pip install 'mlproj[s3]'" in str(info.value)
+    assert "s3://bucket/data.csv" in str(info.value)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gcsfs") is not None, reason="gcsfs is installed")
+def test_missing_gcs_backend_names_the_extra(tmp_path: Path) -> None:
+    with pytest.raises(ExecutionException, match=r"pip install 'mlproj\[gcs\]'"):
+        fetch_remote_path("gs://bucket/data.csv", tmp_path / "g")
+
+
+def test_unknown_scheme(tmp_path: Path) -> None:
+    with pytest.raises(ExecutionException, match="Cannot download nosuch://x/y"):
+        fetch_remote_path("nosuch://x/y", tmp_path / "u")
