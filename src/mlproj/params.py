@@ -123,8 +123,8 @@ def _download(uri: str, dest: Path, name: str, origin: str) -> Path:
     fetch: Callable[[str, Path], Path] = module.fetch_remote_path
     try:
         return Path(fetch(uri, dest))
-    except ExecutionException:
-        raise
+    except ExecutionException as exc:  # already clear; say which parameter it was for
+        raise ExecutionException(f"Parameter {name!r} of {origin}: {exc.message}") from None
     except Exception as exc:  # noqa: BLE001 - any download failure becomes one clear message
         raise ExecutionException(
             f"Parameter {name!r} of {origin}: cannot download {show_value(uri)}: "
