@@ -95,10 +95,11 @@ class MlflowServer:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            # The server runs uvicorn workers in its session: stop the whole group.
+            # The server runs uvicorn workers in its session: stop the whole group. A graceful
+            # shutdown can linger on idle keep-alive connections; a test server need not wait.
             os.killpg(self.process.pid, 15)
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, 9)
                 self.process.wait()

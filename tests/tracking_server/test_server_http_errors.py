@@ -1,0 +1,169 @@
+"""Retries, auth headers and error messages of the REST store against a scripted HTTP server.
+
+A real MLflow server cannot be told to fail on cue, so these tests use a tiny ``http.server`` on
+loopback that answers from a script of (status, headers, body) replies and records each request.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from mlproj.errors import ExecutionException
+from mlproj.tracking.rest_store import RestStore
+
+EXPERIMENT = {"experiment": {"experiment_id": "7", "name": "e", "artifact_location": "x"}}
+Reply = tuple[int, dict[str, str], dict[str, Any]]
+
+
+class Scripted:
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self.requests: list[tuple[str, str, dict[str, str], float]] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                outer.requests.append(
+                    (self.command, self.path, dict(self.headers), time.monotonic())
+                )
+                status, headers, body = outer.replies.pop(0) if outer.replies else (200, {}, {})
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        return Handler
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[Scripted]:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0.01")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    server = Scripted()
+    yield server
+    server.close()
+
+
+def test_500_then_200_is_retried(scripted: Scripted) -> None:
+    scripted.replies = [(500, {}, {"error_code": "INTERNAL_ERROR", "message": "boom"})]
+    scripted.replies.append((200, {}, EXPERIMENT))
+    found = RestStore(scripted.url).get_experiment("7")
+    assert found is not None and found.name == "e"
+    assert len(scripted.requests) == 2
+
+
+def test_429_waits_for_retry_after(scripted: Scripted) -> None:
+    scripted.replies = [(429, {"Retry-After": "1"}, {"error_code": "REQUEST_LIMIT_EXCEEDED"})]
+    scripted.replies.append((200, {}, EXPERIMENT))
+    started = time.monotonic()
+    assert RestStore(scripted.url).get_experiment("7") is not None
+    assert len(scripted.requests) == 2
+    gap = scripted.requests[1][3] - scripted.requests[0][3]
+    assert gap >= 0.95, gap  # the server's Retry-After beat our 0.01 s backoff
+    assert time.monotonic() - started < 10
+
+
+def test_persistent_5xx_gives_up_with_the_servers_message(scripted: Scripted) -> None:
+    body = {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "db down\nSQL: SELECT ..."}
+    scripted.replies = [(503, {}, body)] * 10
+    with pytest.raises(ExecutionException) as caught:
+        RestStore(scripted.url).create_run("0", run_name="r", tags={}, user_id="u")
+    assert len(scripted.requests) == 4  # one try + MLFLOW_HTTP_REQUEST_MAX_RETRIES=3
+    message = str(caught.value)
+    assert "HTTP 503" in message and "TEMPORARILY_UNAVAILABLE: db down" in message
+    assert "SELECT" not in message and "\n" not in message
+    assert scripted.url in message and "runs/create" in message
+
+
+def test_bad_token_is_not_retried_and_never_shown(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "s3cr3t-token-value-42"
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+    # A careless server echoing the credential must not leak it through our message either.
+    scripted.replies = [(401, {}, {"error_code": "UNAUTHENTICATED", "message": f"bad {token}"})]
+    with pytest.raises(ExecutionException) as caught:
+        RestStore(scripted.url).get_run("abc")
+    assert len(scripted.requests) == 1
+    assert scripted.requests[0][2]["Authorization"] == f"Bearer {token}"
+    message = str(caught.value)
+    assert token not in message and "UNAUTHENTICATED" in message and "HTTP 401" in message
+    assert "MLFLOW_TRACKING_TOKEN" in message  # says what to check
+
+
+def test_basic_auth_and_password_redaction(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pa55word-xyz")
+    scripted.replies = [(403, {}, {"error_code": "PERMISSION_DENIED", "message": "pa55word-xyz"})]
+    with pytest.raises(ExecutionException) as caught:
+        RestStore(scripted.url).list_experiments()
+    assert scripted.requests[0][2]["Authorization"].startswith("Basic ")
+    assert "pa55word-xyz" not in str(caught.value)
+
+
+def test_userinfo_in_the_uri_is_not_shown(scripted: Scripted) -> None:
+    scripted.replies = [(400, {}, {"error_code": "INVALID_PARAMETER_VALUE", "message": "no"})]
+    url = scripted.url.replace("http://", "http://bob:hunter2-pw@")
+    with pytest.raises(ExecutionException) as caught:
+        RestStore(url).set_terminated("abc", "FINISHED")
+    assert "hunter2-pw" not in str(caught.value) and "bob" not in str(caught.value)
+    assert scripted.requests[0][2]["Authorization"].startswith("Basic ")
+
+
+def test_unreachable_server_is_a_clear_bounded_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0.01")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    started = time.monotonic()
+    with pytest.raises(ExecutionException, match=r"Cannot reach MLflow tracking server .* 3 att"):
+        RestStore(f"http://127.0.0.1:{port}").get_experiment("0")
+    assert time.monotonic() - started < 5
+
+
+def test_tls_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", "/nonexistent/ca.pem")
+    with pytest.raises(ExecutionException, match="MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        RestStore("https://127.0.0.1:1").get_experiment("0")
+    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
+    with pytest.raises(ExecutionException, match="both set"):
+        RestStore("https://127.0.0.1:1").get_experiment("0")
+
+
+def test_non_numeric_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "soon")
+    with pytest.raises(ExecutionException, match="MLFLOW_HTTP_REQUEST_TIMEOUT='soon'"):
+        RestStore("http://127.0.0.1:1")
