@@ -1,0 +1,167 @@
+"""The ``docker`` manager: run the entry point in a container of the project's docker_env image.
+
+Steps of ``prepare``: the image (base image as is, or a project image built FROM it and reused
+while the project is unchanged) -> the shell inside it -> mounts (project, tracking store,
+artifacts, path parameters, user volumes) -> environment -> the ``docker run`` argv.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import ClassVar
+
+from mlproj.envs.base import EnvironmentManager, EnvRequest, LaunchPlan
+from mlproj.envs.docker_cli import DockerCli, docker_executable, logged_in
+from mlproj.envs.docker_image import CODE_DIR, ImageRef, build_project_image, resolve_image
+from mlproj.envs.docker_run import (
+    ContainerSpec,
+    Mount,
+    add_artifacts,
+    add_path_parameters,
+    add_tracking,
+    container_name,
+    docker_arg_options,
+    image_shell,
+    missing_host_variables,
+    user_environment,
+)
+from mlproj.errors import ExecutionException
+from mlproj.spec import DockerEnv, Project
+from mlproj.tracking import local_store_root
+
+_NETWORK_KEYS = ("network", "net")
+
+
+class DockerManager(EnvironmentManager):
+    name: ClassVar[str] = "docker"
+    tag_value: ClassVar[str | None] = "docker"
+
+    def validate(self, project: Project) -> None:
+        docker_env = _docker_env(project)
+        missing = missing_host_variables(docker_env.environment)
+        if missing:
+            names = ", ".join(missing)
+            raise ExecutionException(
+                f"MLproject: docker_env.environment: {names} not set on this machine; export "
+                f"them before running, or give each a value in the MLproject as "
+                f'["{missing[0]}", "value"]'
+            )
+        docker_executable()
+        DockerCli().check_daemon()
+
+    def prepare(self, request: EnvRequest) -> LaunchPlan:
+        project = request.project
+        docker_env = _docker_env(project)
+        cli = DockerCli(request.env)
+        image, shell_image_id = self._image(cli, request, docker_env)
+        request.set_tags(
+            {"mlflow.docker.image.uri": image.uri, "mlflow.docker.image.id": image.image_id}
+        )
+
+        options = docker_arg_options(request.docker_args)
+        name = str(request.docker_args.get("name") or "") or container_name(
+            request.run_id, secrets.token_hex(3)
+        )
+        if "name" in request.docker_args:
+            options = _without_option(options, "--name")
+        spec = ContainerSpec(
+            name=name,
+            image=image.uri,
+            shell=image_shell(cli, shell_image_id),
+            command=request.command,
+            labels={"mlproj.run_id": request.run_id},
+            extra_args=options,
+        )
+        if not request.build_image:
+            # Deliberate difference from MLflow (which mounts nothing): the code is the project
+            # folder itself, so a base image with only the dependencies is enough.
+            spec.add_mount(Mount(project.directory, CODE_DIR))
+        container_uri, wants_host_network = add_tracking(spec, request.tracking_uri, request.env)
+        add_artifacts(spec, request.artifact_uri, request.env)
+        add_path_parameters(spec, request.local_paths)
+        spec.extra_args[:0] = [arg for volume in docker_env.volumes for arg in ("-v", volume)]
+        user_network = any(key in request.docker_args for key in _NETWORK_KEYS)
+        if wants_host_network and not user_network:
+            # The host's loopback is only the container's loopback with the host network.
+            request.log(f"Tracking server {container_uri} is on loopback: using --network host")
+            spec.network = "host"
+        elif wants_host_network:
+            request.log(
+                f"Warning: tracking server {container_uri} is on the host's loopback; with the "
+                "network from docker_args the container may not reach it"
+            )
+        spec.env.update(
+            {
+                "MLFLOW_RUN_ID": request.run_id,
+                "MLFLOW_EXPERIMENT_ID": request.experiment_id,
+                "MLFLOW_TRACKING_URI": container_uri,
+                "MLFLOW_ALLOW_FILE_STORE": "true",
+            }
+        )
+        spec.env.update(user_environment(docker_env.environment, request.env))
+        request.set_tags({"mlproj.docker.container": name})
+        return LaunchPlan(
+            argv=spec.argv(cli.executable),
+            env=spec.client_env(request.env),
+            cwd=project.directory,
+            on_cancel=[[cli.executable, "rm", "-f", name]],
+        )
+
+    def _image(
+        self, cli: DockerCli, request: EnvRequest, docker_env: DockerEnv
+    ) -> tuple[ImageRef, str]:
+        """The image to run and the id of the image whose shell decides bash vs sh."""
+        if not request.build_image:
+            with logged_in(cli, request.docker_auth, docker_env.image):
+                image = resolve_image(cli, docker_env.image, request.log)
+            return image, image.image_id
+        # A tracking store or artifact folder inside the project must not be baked in.
+        exclude = [
+            p
+            for p in (local_store_root(request.tracking_uri), _local(request.artifact_uri))
+            if p is not None
+        ]
+        image = build_project_image(
+            request.project,
+            repository=None,
+            base_image=docker_env.image,
+            log=request.log,
+            auth=request.docker_auth,
+            exclude=exclude,
+            cli=cli,
+        )
+        base_id = cli.image_id(docker_env.image) or image.image_id
+        return image, base_id  # COPY does not change /bin: the base image's probe is valid
+
+
+def _docker_env(project: Project) -> DockerEnv:
+    docker_env = project.docker_env
+    if docker_env is None or not docker_env.image:
+        where = project.spec_path or project.directory / "MLproject"
+        raise ExecutionException(
+            f"{where}: docker_env.image is not set; name the Docker image to run in, e.g. "
+            "docker_env: {image: python:3.11}"
+        )
+    return docker_env
+
+
+def _local(uri: str) -> Path | None:
+    try:
+        return local_store_root(uri) if uri else None
+    except ExecutionException:
+        return None
+
+
+def _without_option(options: list[str], flag: str) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for item in options:
+        if skip:
+            skip = False
+            continue
+        if item == flag:
+            skip = True
+            continue
+        out.append(item)
+    return out
