@@ -82,10 +82,18 @@ class GitCache:
             ready = self.checkouts / version.lower()
             if ready.is_dir():  # a cached commit needs neither the network nor a lock
                 return Checkout(ready, version.lower(), None)
-
-        advertised = None if _is_local_sha(version) else self._ls_remote()
+            advertised = None  # ls-remote cannot tell us about a commit; the mirror can
+        else:
+            advertised = self._ls_remote()
+        resolved = self._from_advertised(version, advertised) if advertised is not None else None
+        if resolved is not None and (self.checkouts / resolved.commit).is_dir():
+            # Cached branch or tag: one ls-remote round trip, no lock, no fetch.
+            return Checkout(self.checkouts / resolved.commit, resolved.commit, resolved.branch)
         with self._lock():
-            resolved = self._resolve(version, advertised)
+            if resolved is None:
+                resolved = self._resolve_in_mirror(version)
+            else:
+                self._ensure_commit(resolved.commit)
             ready = self.checkouts / resolved.commit
             if not ready.is_dir():
                 self._build_checkout(resolved.commit, ready)
@@ -114,45 +122,38 @@ class GitCache:
                 refs.setdefault(name, value)
         return refs
 
-    def _resolve(self, version: str | None, advertised: dict[str, str] | None) -> Resolved:
-        """The commit for ``version``; fetches into the mirror only when the commit is missing."""
+    def _from_advertised(self, version: str | None, advertised: dict[str, str]) -> Resolved | None:
+        """Resolve ``version`` from the remote's refs alone (None: not a ref name)."""
         if version is None:
-            assert advertised is not None
-            return self._resolve_default(advertised)
-        if advertised is not None:
-            for ref, is_branch in (
-                (f"refs/heads/{version}", True),
-                (f"refs/tags/{version}", False),
-            ):
-                if ref in advertised:
-                    sha = advertised[ref]
-                    self._ensure_commit(sha)
-                    return Resolved(sha, version if is_branch else None)
-            tracking = [
-                r
-                for r in advertised
-                if r.startswith("refs/remotes/") and r.split("/", 3)[-1] == version
-            ]
-            if len(tracking) == 1:  # a local repository's remote-tracking branch
-                sha = advertised[tracking[0]]
-                self._ensure_commit(sha)
-                return Resolved(sha, version)
-            if version.startswith("refs/") and version in advertised:
-                sha = advertised[version]
-                self._ensure_commit(sha)
-                branch = version.removeprefix("refs/heads/") if "refs/heads/" in version else None
-                return Resolved(sha, branch)
-        if _FULL_SHA.match(version):
+            return self._default_branch(advertised)
+        for ref, is_branch in ((f"refs/heads/{version}", True), (f"refs/tags/{version}", False)):
+            if ref in advertised:
+                return Resolved(advertised[ref], version if is_branch else None)
+        tracking = [
+            ref
+            for ref in advertised
+            if ref.startswith("refs/remotes/") and ref.split("/", 3)[-1] == version
+        ]
+        if len(tracking) == 1:  # a local repository's remote-tracking branch
+            return Resolved(advertised[tracking[0]], version)
+        if version.startswith("refs/") and version in advertised:
+            branch = version.removeprefix("refs/heads/") if "refs/heads/" in version else None
+            return Resolved(advertised[version], branch)
+        return None
+
+    def _resolve_in_mirror(self, version: str | None) -> Resolved:
+        """A full or unique short SHA, looked up in the mirror (fetched if needed)."""
+        if version is not None and _FULL_SHA.match(version):
             sha = version.lower()
             self._ensure_commit(sha, fetch_by_id=True)
             return Resolved(sha, None)
-        if _SHORT_SHA.match(version):
+        if version is not None and _SHORT_SHA.match(version):
             found = self._find_short_sha(version.lower())
             if found is not None:
                 return Resolved(found, None)
-        raise self._unknown_version(version)
+        raise self._unknown_version(str(version))
 
-    def _resolve_default(self, advertised: dict[str, str]) -> Resolved:
+    def _default_branch(self, advertised: dict[str, str]) -> Resolved:
         sha = advertised.get("HEAD")
         if sha is None:
             target = advertised.get("symref:HEAD")
@@ -163,7 +164,6 @@ class GitCache:
                 "no HEAD). Pass a version with -v/--version; list refs with "
                 f"`git ls-remote {self.public_url}`."
             )
-        self._ensure_commit(sha)
         return Resolved(sha, None)
 
     def _find_short_sha(self, prefix: str) -> str | None:
@@ -351,11 +351,6 @@ class _Lock:
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
-
-
-def _is_local_sha(version: str | None) -> bool:
-    """A full SHA is resolved in the mirror first; ls-remote cannot tell us about it anyway."""
-    return version is not None and _FULL_SHA.match(version) is not None
 
 
 def clear_cache(root: Path | None = None) -> None:
