@@ -135,10 +135,9 @@ def to_pip_constraint(constraint: str) -> str:
     text = constraint.strip()
     if not text:
         return ""
-    if " " in text and not any(op in text for op in "<>=!"):
-        text = "=" + text.split()[0]  # "numpy 1.26" -> "=1.26"
-    elif " " in text:
-        text = text.split()[0]
+    text = text.split(maxsplit=1)[0]  # "1.26 py310_0": the build string is conda's business
+    if text[0].isdigit():
+        text = "=" + text  # "numpy 1.26" means numpy=1.26
     if text.startswith("=") and not text.startswith("=="):
         version = text[1:].split("=", 1)[0].rstrip("*").rstrip(".")
         return f"=={version}.*" if version else ""
