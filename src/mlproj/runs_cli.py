@@ -41,11 +41,12 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """ExecutionException -> one line on stderr, exit 1, no traceback."""
+    """ExecutionException -> one line on stderr (as ``mlproj run`` prints it), exit 1."""
     try:
         yield
     except ExecutionException as exc:
-        raise click.ClickException(str(exc)) from None
+        click.echo(f"mlproj: error: {exc}", err=True)
+        raise click.exceptions.Exit(1) from None
 
 
 def _open_store(tracking_uri: str | None) -> TrackingStore:

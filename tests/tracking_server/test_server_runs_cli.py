@@ -1,0 +1,291 @@
+"""``mlproj runs`` / ``mlproj experiments`` over a real file store and a real MLflow server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mlproj.cli import cli
+from mlproj.supervision import boot_id, identity_tags
+from mlproj.tracking import get_store
+from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import Metric
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> TrackingStore:
+    return get_store((tmp_path / "mlruns").as_uri())
+
+
+@pytest.fixture
+def seeded(store: TrackingStore) -> dict[str, Any]:
+    """Three runs in two experiments, started one second apart, oldest first."""
+    base = int(time.time() * 1000) - 60_000
+    train = store.create_experiment("train")
+    other = store.create_experiment("other")
+    ids = []
+    for i, (exp, lr, status) in enumerate(
+        [(train, "0.1", "FINISHED"), (train, "0.2", "FAILED"), (other, "0.1", None)]
+    ):
+        info = store.create_run(
+            exp,
+            run_name=f"run-{i}",
+            tags={
+                "mlflow.source.name": "/work/projects/demo",
+                "mlflow.project.entryPoint": "main",
+                "mlflow.source.git.commit": f"{i}" * 40,
+                "mlflow.project.env": "uv",
+            },
+            user_id="alice",
+            start_time=base + i * 1000,
+        )
+        store.log_batch(info.run_id, params={"lr": lr}, metrics=[Metric("acc", 0.5 + i, 1, 0)])
+        if status:
+            store.set_terminated(info.run_id, status, end_time=base + i * 1000 + 65_000)
+        ids.append(info.run_id)
+    return {"ids": ids, "train": train, "other": other}
+
+
+def test_list_newest_first_with_filters(store: TrackingStore, seeded: dict[str, Any]) -> None:
+    ids = seeded["ids"]
+    done = invoke("runs", "list", "--json")
+    assert done.exit_code == 0, done.output
+    records = json.loads(done.stdout)
+    assert [r["run_id"] for r in records] == ids[::-1]
+    assert records[2]["experiment_name"] == "train" and records[2]["params"] == {"lr": "0.1"}
+    assert records[2]["duration_s"] == 65.0 and records[2]["metrics"] == {"acc": 0.5}
+
+    def listed(*args: str) -> list[str]:
+        done = invoke("runs", "list", "--json", *args)
+        assert done.exit_code == 0, done.output
+        return [r["run_id"] for r in json.loads(done.stdout)]
+
+    assert listed("--experiment-name", "train") == [ids[1], ids[0]]
+    assert listed("--experiment-id", seeded["other"]) == [ids[2]]
+    assert listed("--status", "failed") == [ids[1]]
+    assert listed("--param", "lr=0.1") == [ids[2], ids[0]]
+    assert listed("--param", "lr=0.1", "--status", "FINISHED") == [ids[0]]
+    assert listed("--max-results", "2") == [ids[2], ids[1]]
+    assert listed("--param", "lr=9") == []
+
+
+def test_list_table_is_readable_plain_text(seeded: dict[str, Any]) -> None:
+    done = invoke("runs", "list")
+    assert done.exit_code == 0, done.output
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == [
+        "RUN",
+        "ID",
+        "EXPERIMENT",
+        "NAME",
+        "STATUS",
+        "STARTED",
+        "DURATION",
+        "SOURCE",
+    ]
+    assert lines[1].startswith(seeded["ids"][2]) and "RUNNING" in lines[1]
+    assert "demo:main" in lines[1]
+    assert "FAILED" in lines[2] and "1m05s" in lines[2]
+    assert "\x1b[" not in done.stdout  # no colour codes when not on a terminal
+
+
+def test_show_text_and_json(store: TrackingStore, seeded: dict[str, Any]) -> None:
+    run_id = seeded["ids"][0]
+    store.set_tag(run_id, "mlproj.error", "none really")
+    done = invoke("runs", "show", run_id, "--json")
+    assert done.exit_code == 0, done.output
+    record = json.loads(done.stdout)
+    assert record["status"] == "FINISHED" and record["orphaned"] is False
+    assert record["source"] == "/work/projects/demo" and record["version"] == "0" * 40
+    assert record["environment"] == "uv" and record["entry_point"] == "main"
+    assert record["duration_s"] == 65.0 and record["experiment_name"] == "train"
+
+    text = invoke("runs", "show", run_id).stdout
+    assert f"Run          {run_id} (run-0)" in text
+    for expected in (
+        "Status       FINISHED",
+        "Duration     1m05s",
+        "Version      " + "0" * 40,
+        "Environment  uv",
+        "Error        none really",
+        "  lr = 0.1",
+        "  acc = 0.5",
+    ):
+        assert expected in text, expected
+
+
+def test_user_errors_are_one_line(seeded: dict[str, Any]) -> None:
+    done = invoke("runs", "show", "0" * 32)
+    assert done.exit_code == 1
+    assert done.stderr.strip() == (
+        f"mlproj: error: Run '{'0' * 32}' not found in tracking store "
+        f"{os.environ['MLFLOW_TRACKING_URI']}"
+    )
+    done = invoke("runs", "list", "--experiment-name", "nope")
+    assert done.exit_code == 1 and "Experiment 'nope' not found" in done.stderr
+    done = invoke("runs", "list", "--experiment-name", "a", "--experiment-id", "1")
+    assert done.exit_code == 2 and "only one of" in done.stderr
+    done = invoke("runs", "list", "--param", "novalue")
+    assert done.exit_code == 2 and "KEY=VALUE" in done.stderr
+    done = invoke("runs", "cancel", seeded["ids"][0])
+    assert done.exit_code == 1 and "already FINISHED" in done.stderr
+
+    # The real process: exit status, one stderr line, no traceback.
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlproj", "runs", "logs", "0" * 32],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_experiments_list(seeded: dict[str, Any]) -> None:
+    records = json.loads(invoke("experiments", "list", "--json").stdout)
+    assert {"train", "other"} <= {r["name"] for r in records}
+    table = invoke("experiments", "list").stdout
+    assert table.splitlines()[0].split() == ["ID", "NAME", "CREATED", "ARTIFACT", "LOCATION"]
+    assert "train" in table
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_orphans_are_shown_and_reaped_other_hosts_are_not(store: TrackingStore) -> None:
+    exp = store.create_experiment("orphans")
+    mine = identity_tags()  # this process: alive, so not orphaned
+    dead = {**identity_tags(), "mlproj.supervisor.pid": str(_dead_pid())}
+    elsewhere = {**dead, "mlproj.host": socket.gethostname() + "-other"}
+    rebooted = {**identity_tags(), "mlproj.boot_id": "not-" + boot_id()}
+    runs = {}
+    for name, tags in [
+        ("alive", mine),
+        ("dead", dead),
+        ("elsewhere", elsewhere),
+        ("rebooted", rebooted),
+        ("untagged", {}),
+    ]:
+        runs[name] = store.create_run(exp, run_name=name, tags=tags, user_id="u").run_id
+
+    records = {r["run_name"]: r for r in json.loads(invoke("runs", "list", "--json").stdout)}
+    assert {n for n, r in records.items() if r["orphaned"]} == {"dead", "rebooted"}
+    table = invoke("runs", "list").stdout
+    assert "RUNNING (orphaned)" in table
+    only = json.loads(invoke("runs", "list", "--json", "--status", "orphaned").stdout)
+    assert {r["run_name"] for r in only} == {"dead", "rebooted"}
+    assert "its supervisor is gone" in invoke("runs", "show", runs["dead"]).stdout
+
+    done = invoke("runs", "reap", "--dry-run")
+    assert done.exit_code == 0 and runs["dead"] in done.stdout and runs["rebooted"] in done.stdout
+    assert store.get_run(runs["dead"]).info.status == "RUNNING"
+
+    done = invoke("runs", "reap")
+    assert done.exit_code == 0, done.output
+    assert done.stdout.count("Marked FAILED") == 2
+    for name in ("dead", "rebooted"):
+        run = store.get_run(runs[name])
+        assert run.info.status == "FAILED" and "supervisor" in run.tags["mlproj.error"]
+    for name in ("alive", "elsewhere", "untagged"):
+        assert store.get_run(runs[name]).info.status == "RUNNING"
+    assert invoke("runs", "reap").stdout.strip() == "No orphaned runs."
+
+    done = invoke("runs", "cancel", runs["elsewhere"])
+    assert done.exit_code == 1 and "cancel it there" in done.stderr
+
+
+def test_logs_local_file_then_artifact(store: TrackingStore, tmp_path: Path) -> None:
+    exp = store.create_experiment("logs")
+    log = tmp_path / "output.log"
+    log.write_text("hello from the run\n")
+    local = store.create_run(
+        exp,
+        run_name="l",
+        tags={"mlproj.log": str(log), "mlproj.host": socket.gethostname()},
+        user_id="u",
+    ).run_id
+    assert invoke("runs", "logs", local).stdout == "hello from the run\n"
+
+    # Another host's path is not read, even if the same path exists here.
+    remote = store.create_run(
+        exp, run_name="r", tags={"mlproj.log": str(log), "mlproj.host": "elsewhere"}, user_id="u"
+    ).run_id
+    done = invoke("runs", "logs", remote)
+    assert done.exit_code == 1 and "no output log" in done.stderr and "--follow" in done.stderr
+    uploaded = tmp_path / "up" / "output.log"
+    uploaded.parent.mkdir()
+    uploaded.write_text("from the artifact\n")
+    store.log_artifact(remote, uploaded, "mlproj")
+    assert invoke("runs", "logs", remote).stdout == "from the artifact\n"
+
+
+def test_logs_follow_until_the_run_ends(store: TrackingStore, tmp_path: Path) -> None:
+    exp = store.create_experiment("follow")
+    log = tmp_path / "output.log"
+    log.write_text("first\n")
+    run_id = store.create_run(exp, run_name="f", tags={"mlproj.log": str(log)}, user_id="u").run_id
+
+    def writer() -> None:
+        time.sleep(0.5)
+        with log.open("a") as out:
+            out.write("second\n")
+        time.sleep(1.0)
+        with log.open("a") as out:
+            out.write("last\n")
+        store.set_terminated(run_id, "FINISHED")
+
+    thread = threading.Thread(target=writer)
+    started = time.monotonic()
+    thread.start()
+    done = invoke("runs", "logs", run_id, "--follow")
+    thread.join()
+    assert done.exit_code == 0
+    assert done.stdout == "first\nsecond\nlast\n"
+    assert 1.4 < time.monotonic() - started < 10
+
+
+def test_cli_over_a_real_server(mlflow_server: Any, tmp_path: Path) -> None:
+    rest = get_store(mlflow_server.url)
+    exp = rest.create_experiment("cli-over-rest")
+    run_id = rest.create_run(exp, run_name="srv", tags={}, user_id="u").run_id
+    rest.log_batch(run_id, params={"k": "v w"})
+    log = tmp_path / "output.log"
+    log.write_text("served log\n")
+    rest.log_artifact(run_id, log, "mlproj")
+    rest.set_terminated(run_id, "FINISHED")
+
+    url = mlflow_server.url
+    records = json.loads(
+        invoke(
+            "runs", "list", "--tracking-uri", url, "--experiment-name", "cli-over-rest", "--json"
+        ).stdout
+    )
+    assert [(r["run_id"], r["status"], r["params"]) for r in records] == [
+        (run_id, "FINISHED", {"k": "v w"})
+    ]
+    found = invoke("runs", "list", "--tracking-uri", url, "--param", "k=v w", "--json").stdout
+    assert [r["run_id"] for r in json.loads(found)] == [run_id]
+    assert invoke("runs", "logs", run_id, "--tracking-uri", url).stdout == "served log\n"
+    names = [
+        r["name"]
+        for r in json.loads(invoke("experiments", "list", "--tracking-uri", url, "--json").stdout)
+    ]
+    assert "cli-over-rest" in names
