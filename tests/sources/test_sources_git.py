@@ -240,13 +240,18 @@ def test_cached_full_sha_needs_no_network(repos: Repos) -> None:
 
 def test_second_run_reuses_mirror_and_checkout(daemon: GitDaemon, repos: Repos) -> None:
     url = daemon.url("proj.git")
-    first = fetch_project(url)
+    lines: list[str] = []
+    first = fetch_project(url, log=lines.append)
+    assert lines[0] == f"Fetching {url} into the Git cache"
+    assert lines[1].startswith(f"Checking out {repos.main[:12]} of {url}")
     mirrors = list((home() / "git" / "mirrors").iterdir())
     assert len(mirrors) == 1
     fetch_head = mirrors[0] / "FETCH_HEAD"
     stamp = fetch_head.stat().st_mtime_ns
     inode = first.directory.stat().st_ino
-    again = fetch_project(url)
+    lines.clear()
+    again = fetch_project(url, log=lines.append)
+    assert lines == []  # answered from the cache
     assert again.directory == first.directory
     assert again.directory.stat().st_ino == inode  # not rebuilt
     assert fetch_head.stat().st_mtime_ns == stamp  # commit already mirrored: no fetch

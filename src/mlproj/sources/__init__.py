@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
@@ -11,21 +12,27 @@ from mlproj.sources.uris import ProjectURI, parse_project_uri, strip_credentials
 __all__ = ["FetchedProject", "fetch_project"]
 
 
-def fetch_project(uri: str, version: str | None = None) -> FetchedProject:
+def fetch_project(
+    uri: str, version: str | None = None, *, log: Callable[[str], None] | None = None
+) -> FetchedProject:
     """Resolve ``uri`` (plus an optional Git ``version``) to a local project folder.
 
     Local folders are used in place; Git repositories go through the mirror cache and get an
-    isolated checkout per commit; archives are extracted once per content hash.
+    isolated checkout per commit; archives are extracted once per content hash. ``log`` gets
+    one line per slow step (fetching, checking out, downloading, extracting); nothing when the
+    cache answers.
     """
     parsed = parse_project_uri(uri)
     if parsed.kind == "local":
-        return _fetch_local(parsed, version)
+        return _fetch_local(parsed, version, log)
     if parsed.kind == "archive":
-        return _fetch_archive(parsed, version)
-    return _fetch_git(parsed.base, parsed, version)
+        return _fetch_archive(parsed, version, log)
+    return _fetch_git(parsed.base, parsed, version, log=log)
 
 
-def _fetch_local(parsed: ProjectURI, version: str | None) -> FetchedProject:
+def _fetch_local(
+    parsed: ProjectURI, version: str | None, log: Callable[[str], None] | None
+) -> FetchedProject:
     from mlproj.sources.local import fetch_local, find_git_root, git_facts
 
     assert parsed.local_path is not None
@@ -49,6 +56,7 @@ def _fetch_local(parsed: ProjectURI, version: str | None) -> FetchedProject:
         subdir=subdir,
         origin_url=facts.remote_url if facts else None,
         local_git_dir=git_dir if git_dir.is_dir() else None,
+        log=log,
     )
     name = f"file://{root}" + (f"#{subdir}" if subdir else "")
     return FetchedProject(
@@ -68,10 +76,11 @@ def _fetch_git(
     subdir: str | None = None,
     origin_url: str | None = None,
     local_git_dir: Path | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> FetchedProject:
     from mlproj.sources.git_cache import GitCache
 
-    cache = GitCache(url, origin_url=origin_url, local_git_dir=local_git_dir)
+    cache = GitCache(url, origin_url=origin_url, local_git_dir=local_git_dir, log=log)
     checkout = cache.checkout(version)
     directory = _apply_subdir(
         checkout.directory, parsed.subdir if subdir is None else subdir, parsed.original
@@ -85,12 +94,14 @@ def _fetch_git(
     )
 
 
-def _fetch_archive(parsed: ProjectURI, version: str | None) -> FetchedProject:
+def _fetch_archive(
+    parsed: ProjectURI, version: str | None, log: Callable[[str], None] | None
+) -> FetchedProject:
     from mlproj.sources.archives import fetch_archive, project_root
 
     if version is not None:
         raise ExecutionException("Setting a version is only supported for Git project URIs")
-    extracted = fetch_archive(parsed.base, parsed.local_path)
+    extracted = fetch_archive(parsed.base, parsed.local_path, log)
     root = extracted if parsed.subdir else project_root(extracted)
     directory = _apply_subdir(root, parsed.subdir, parsed.original)
     return FetchedProject(directory=directory, source_name=strip_credentials(parsed.original))

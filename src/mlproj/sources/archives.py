@@ -14,6 +14,7 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
@@ -24,18 +25,22 @@ _CHUNK = 1 << 20
 _HTTP_TIMEOUT = 60.0
 
 
-def fetch_archive(uri: str, local_path: Path | None) -> Path:
+def fetch_archive(
+    uri: str, local_path: Path | None, log: Callable[[str], None] | None = None
+) -> Path:
     """Extract the archive at ``uri`` (or ``local_path``) into the cache; return the folder."""
     root = home_subdir("archives")
     public = strip_credentials(uri)
+    say = log or (lambda _line: None)
     if local_path is not None:
         digest = _hash_file(local_path)
-        return _extract_cached(local_path, digest, root, public)
+        return _extract_cached(local_path, digest, root, public, say)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=root) as tmp:
         name = posixpath.basename(uri.split("?", 1)[0]) or "archive"
         downloaded = Path(tmp) / name
+        say(f"Downloading {public}")
         digest = _download(uri, downloaded)
-        return _extract_cached(downloaded, digest, root, public)
+        return _extract_cached(downloaded, digest, root, public, say)
 
 
 def _hash_file(path: Path) -> str:
@@ -69,7 +74,9 @@ def _download(uri: str, dest: Path) -> str:
     return digest.hexdigest()
 
 
-def _extract_cached(archive: Path, digest: str, root: Path, public: str) -> Path:
+def _extract_cached(
+    archive: Path, digest: str, root: Path, public: str, say: Callable[[str], None]
+) -> Path:
     from filelock import FileLock
 
     target = root / digest[:32]
@@ -78,6 +85,7 @@ def _extract_cached(archive: Path, digest: str, root: Path, public: str) -> Path
     with FileLock(str(root / f".{digest[:32]}.lock")):
         if target.is_dir():
             return target
+        say(f"Extracting {public} into {target}")
         tmp = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=root))
         try:
             extract_safely(archive, tmp, public)

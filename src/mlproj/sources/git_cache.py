@@ -20,6 +20,7 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +62,7 @@ class GitCache:
         *,
         origin_url: str | None = None,
         local_git_dir: Path | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url  # may carry credentials: only passed to git's argv
         self.public_url = strip_credentials(url)
@@ -68,6 +70,7 @@ class GitCache:
         # and its git dir, whose already-cloned submodules are used instead of the network.
         self.origin_url = strip_credentials(origin_url) if origin_url else self.public_url
         self.local_git_dir = local_git_dir
+        self.log: Callable[[str], None] = log or (lambda _line: None)
         self.key = cache_key(url)
         self.root = root if root is not None else home_subdir("git")
         self.mirror = self.root / "mirrors" / f"{self.key}.git"
@@ -221,6 +224,7 @@ class GitCache:
     def _fetch(self, *extra_refspecs: str) -> None:
         """Incremental fetch of all branches and tags (and any ``extra_refspecs``)."""
         self._ensure_mirror()
+        self.log(f"Fetching {self.public_url} into the Git cache")
         refspecs = extra_refspecs or (
             "+refs/heads/*:refs/heads/*",
             "+refs/tags/*:refs/tags/*",
@@ -233,6 +237,7 @@ class GitCache:
                 git_dir=self.mirror,
                 secret_url=self.url,
                 network=True,
+                transfer=True,
             )
         except GitError as err:
             raise ExecutionException(
@@ -262,6 +267,7 @@ class GitCache:
 
     def _build_checkout(self, sha: str, target: Path) -> None:
         self.checkouts.mkdir(parents=True, exist_ok=True)
+        self.log(f"Checking out {sha[:12]} of {self.public_url} into {target}")
         tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}-", dir=self.checkouts))
         try:
             run_git(["clone", "--quiet", "--no-checkout", "--local", str(self.mirror), str(tmp)])
@@ -298,6 +304,7 @@ class GitCache:
                 cwd=work_tree,
                 secret_url=self.url,
                 network=True,
+                transfer=True,
             )
         except GitError as err:
             raise ExecutionException(

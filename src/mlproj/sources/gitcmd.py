@@ -12,9 +12,11 @@ from pathlib import Path
 from mlproj.errors import ExecutionException
 from mlproj.sources.uris import scrub_text
 
-# Seconds a network git command may take before we give up (a private or unreachable host
-# must fail, never hang). Override with MLPROJ_GIT_TIMEOUT.
-DEFAULT_NETWORK_TIMEOUT = 300.0
+# Seconds `git ls-remote` (the first contact with a remote) may take before we give up: an
+# unreachable host must fail, never hang. Override with MLPROJ_GIT_TIMEOUT.
+DEFAULT_NETWORK_TIMEOUT = 60.0
+# Transfers (fetch, submodules) of big repositories legitimately take longer.
+TRANSFER_TIMEOUT_FACTOR = 30
 
 
 class GitError(Exception):
@@ -71,6 +73,7 @@ def run_git(
     git_dir: Path | None = None,
     secret_url: str | None = None,
     network: bool = False,
+    transfer: bool = False,
 ) -> str:
     """Run ``git args`` and return stdout; raise GitError with scrubbed stderr on failure."""
     argv = [git_executable()]
@@ -80,6 +83,8 @@ def run_git(
         argv += list(_NETWORK_CONFIG)
     argv += list(args)
     timeout = network_timeout() if network else None
+    if timeout is not None and transfer:
+        timeout *= TRANSFER_TIMEOUT_FACTOR
     try:
         done = subprocess.run(
             argv,
