@@ -103,6 +103,7 @@ def submit(options: RunOptions) -> SubmittedRun:
     from mlproj.sources import fetch_project
     from mlproj.spec import load_project
     from mlproj.tracking import get_store
+    from mlproj.tracking.file_store import validate_key
 
     log = options.log or _log_to_stderr
     backend_config = load_backend_config(options.backend_config)
@@ -118,6 +119,9 @@ def submit(options: RunOptions) -> SubmittedRun:
         storage_dir=options.storage_dir,
     )
     command = render_command(entry_point, params)
+    for key in params.extra:
+        # MLflow's key rules hold for every store; say so before any run exists.
+        validate_key("param", key)
     manager = choose_manager(project, options.env_manager)
     manager.validate(project)
     backend.validate(project, backend_config)

@@ -12,11 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from e2e_support import MakeProject, mlflow_read, run_cli
 
 import mlproj
 from mlproj.tracking.base import TrackingStore
-
-from .conftest import MakeProject, mlflow_read, run_cli
 
 TRAIN = """
 import os, sys
@@ -184,10 +183,19 @@ def test_usage_errors_exit_2(make_project: MakeProject, args: list[str], expecte
 def test_values_reach_the_shell_quoted(make_project: MakeProject, tmp_path: Path) -> None:
     project = _project(make_project)
     pwned = tmp_path / "pwned"
-    done = run_cli("run", str(project), "-P", f"name=x; touch {pwned}", "-P", f"k;touch {pwned}=v")
+    done = run_cli("run", str(project), "-P", f"name=x; touch {pwned}", "-P", "a b=$(touch pwned)")
     assert done.returncode == 0, done.stderr
-    assert not pwned.exists()
-    assert f"'x; touch {pwned}'" in done.stdout
+    assert not pwned.exists() and not (project / "pwned").exists()
+    assert f"'x; touch {pwned}', '--a b', '$(touch pwned)'" in done.stdout
+
+
+def test_bad_extra_param_key_opens_no_run(make_project: MakeProject, store: TrackingStore, tmp_path: Path) -> None:
+    project = _project(make_project)
+    done = run_cli("run", str(project), "-P", f"k;touch {tmp_path}/pwned=v")
+    assert done.returncode == 1
+    assert "Invalid param key" in done.stderr
+    assert not (tmp_path / "pwned").exists()
+    assert _runs(store) == []
 
 
 def test_unknown_backend_opens_no_run(make_project: MakeProject, store: TrackingStore) -> None:
@@ -317,7 +325,7 @@ def test_concurrent_runs_into_one_store(make_project: MakeProject, store: Tracki
     runs = store.search_runs([exp.experiment_id])
     assert sorted(int(r.params["i"]) for r in runs) == list(range(16))
     assert {r.info.status for r in runs} == {"FINISHED"}
-    assert len(store.list_experiments()) == 2  # Default and "many", no duplicates
+    assert [e.name for e in store.list_experiments()].count("many") == 1  # no duplicates
 
 
 def test_project_without_mlproject_runs_scripts(tmp_path: Path, store: TrackingStore) -> None:
