@@ -20,6 +20,7 @@ from mlproj.spec import (
     InvalidValue,
     absolute_path,
     check_value,
+    expand_user,
     has_scheme,
     show_value,
 )
@@ -100,7 +101,7 @@ def _make_download_dir(storage_dir: str | Path | None) -> Path:
     try:
         if storage_dir is None:
             return Path(tempfile.mkdtemp(prefix="mlproj-params-"))
-        base = absolute_path(Path(storage_dir).expanduser())
+        base = absolute_path(expand_user(storage_dir))
         base.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="mlproj-params-", dir=base))
     except OSError as exc:
@@ -148,6 +149,11 @@ def resolve_parameters(
     """
     origin = _origin(entry_point, spec_path, project_dir)
     check_command(entry_point, spec_path, project_dir)
+    if user_params is not None and not isinstance(user_params, Mapping):
+        raise ExecutionException(
+            f"Parameters for {origin} must be a mapping of names to values, "
+            f"got {type(user_params).__name__}"
+        )
     given: dict[str, object] = {}
     for key, value in (user_params or {}).items():
         name = str(key)
@@ -194,7 +200,7 @@ def resolve_parameters(
                 "the project folder",
             )
         )
-        absolute = absolute_path(base / Path(local).expanduser())
+        absolute = absolute_path(base / expand_user(local))
         if not absolute.exists():
             raise ExecutionException(
                 f"Parameter {name!r} of {origin}: no such file or directory {show_value(text)} "

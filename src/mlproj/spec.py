@@ -118,8 +118,10 @@ class Project:
                 f"Entry point {name!r} is not declared in {self.describe()} and there is no "
                 f"script {script}; declare it under entry_points or check the name"
             )
-        # Escape braces: the command is a str.format template.
-        quoted = shlex.quote(name).replace("{", "{{").replace("}", "}}")
+        # "./" keeps a name like "-x.py" from being read as an option; braces are escaped
+        # because the command is a str.format template.
+        shown = f"./{name}" if name.startswith("-") else name
+        quoted = shlex.quote(shown).replace("{", "{{").replace("}", "}}")
         return EntryPoint(name=name, command=f"{runner} {quoted}", spec_path=self.spec_path)
 
 
@@ -147,6 +149,14 @@ def show_value(value: object, limit: int = 200) -> str:
 def absolute_path(path: str | os.PathLike[str]) -> Path:
     """Absolute and normalised, like os.path.abspath: symlinks stay as the user named them."""
     return Path(os.path.abspath(path))  # noqa: PTH100 - Path.resolve() would follow symlinks
+
+
+def expand_user(path: str | os.PathLike[str]) -> Path:
+    """``~`` and ``~user`` expanded; left as is when there is no such home folder."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
 
 
 def _show_number(number: float) -> str:
@@ -208,7 +218,8 @@ def _typed_text(param_type: str, value: object) -> str:
     if param_type in ("path", "uri"):
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
-        if not isinstance(value, str | int | float) or isinstance(value, bool) or value == "":
+        # Scalars only (YAML may give numbers or dates for a folder name); str() as MLflow does.
+        if isinstance(value, bool | list | tuple | dict | set) or value is None or value == "":
             raise InvalidValue(f"expected a {param_type}, got {show_value(value)}")
         text = str(value)
         if param_type == "uri" and not has_scheme(text):
@@ -460,7 +471,7 @@ def _parse_entry_point(spec: _SpecFile, name: str, decl: object) -> EntryPoint:
     params: dict[str, Parameter] = {}
     raw_params = _as_mapping(spec, (*keys, "parameters"), decl.get("parameters"))
     for pname, pdecl in raw_params.items():
-        pkeys = (*keys, "parameters", pname)
+        pkeys = (*keys, "parameters", str(pname))
         if not isinstance(pname, str) or not pname:
             raise spec.error(pkeys, f"parameter names must be text, got {show_value(pname)}")
         params[pname] = _parse_parameter(spec, pkeys, pname, pdecl)
@@ -539,7 +550,7 @@ def _parse_name(spec: _SpecFile, value: object) -> str | None:
 
 def load_project(path: str | Path) -> Project:
     """Read and validate the project in folder ``path`` (its MLproject file is optional)."""
-    directory = absolute_path(Path(path).expanduser())
+    directory = absolute_path(expand_user(path))
     if not directory.is_dir():
         raise ExecutionException(f"Project folder {directory} does not exist or is not a folder")
     spec_path = _find_spec_file(directory)
@@ -552,7 +563,7 @@ def load_project(path: str | Path) -> Project:
     for ep_name, decl in _as_mapping(spec, ("entry_points",), data.get("entry_points")).items():
         if not isinstance(ep_name, str) or not ep_name:
             raise spec.error(
-                ("entry_points", ep_name), f"entry point names must be text, got {ep_name!r}"
+                ("entry_points", str(ep_name)), f"entry point names must be text, got {ep_name!r}"
             )
         entry_points[ep_name] = _parse_entry_point(spec, ep_name, decl)
 

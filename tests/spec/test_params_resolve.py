@@ -377,3 +377,35 @@ def test_failed_download_is_one_clear_error(tmp_path: Path, http_root: tuple[str
     message = str(info.value)
     assert message.startswith("Parameter 'data' of entry point 'e'")
     assert "missing.csv" in message
+
+
+@pytest.mark.parametrize("given", ["~no_such_user_xyz/data.csv", "bad\0byte"])
+def test_odd_paths_are_clear_errors(project_dir: Path, given: str) -> None:
+    message = resolve_error(project_dir, "files", {"data": given})
+    assert message.startswith("Parameter 'data' of entry point 'files'")
+    assert "no such file or directory" in message
+
+
+def test_home_folder_is_expanded(
+    project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "in_home.csv").write_text("")
+    resolved = resolve(project_dir, "files", {"data": "~/in_home.csv"})
+    assert resolved.local_paths["data"] == tmp_path / "in_home.csv"
+
+
+def test_non_string_scalar_path_default(tmp_path: Path) -> None:
+    """YAML turns `default: 2024-01-01` into a date; as in MLflow it names a folder."""
+    (tmp_path / "2024-01-01").mkdir()
+    (tmp_path / "MLproject").write_text(
+        "entry_points:\n  main:\n    parameters:\n      day: {type: path, default: 2024-01-01}\n"
+        "    command: ls {day}\n"
+    )
+    resolved = resolve(tmp_path, "main", {})
+    assert resolved.declared["day"] == str(tmp_path / "2024-01-01")
+
+
+def test_parameters_must_be_a_mapping(project_dir: Path) -> None:
+    message = resolve_error(project_dir, "main", ["alpha=1"])  # type: ignore[arg-type]
+    assert "must be a mapping of names to values, got list" in message

@@ -125,3 +125,18 @@ def test_unknown_entry_point_without_spec(tmp_path: Path, name: str) -> None:
     assert str(info.value).startswith(
         f"Could not find {name!r} among entry points [] of {tmp_path}"
     )
+
+
+def test_script_name_starting_with_dash_is_not_an_option(tmp_path: Path) -> None:
+    (tmp_path / "-v.py").write_text("import sys; print('ran', sys.argv[1:])\n")
+    entry = load_project(tmp_path).get_entry_point("-v.py")
+    assert entry.command == "python ./-v.py"
+    command = render_command(entry, resolve_parameters(entry, {}, project_dir=tmp_path))
+    out = subprocess.run(
+        ["bash", "-c", command.replace("python", sys.executable, 1)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "ran []"

@@ -52,7 +52,7 @@ def test_load_resolve_render_is_fast(tmp_path: Path) -> None:
     assert command.endswith(f"{tmp_path / 'data'} --extra 'x y'")
     median_ms = statistics.median(timings) * 1000
     print(f"load+resolve+render median {median_ms:.3f} ms")
-    assert median_ms < 2.5, f"median {median_ms:.3f} ms"
+    assert median_ms < 4, f"median {median_ms:.3f} ms"
 
 
 def test_importing_spec_and_params_stays_light() -> None:
