@@ -112,3 +112,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     server = MlflowServer(f"sqlite:///{workdir / 'mlflow.db'}", workdir)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_factory() -> type[MlflowServer]:
+    """Start more servers (e.g. over a file store): ``factory(backend_uri, workdir)``."""
+    return MlflowServer
