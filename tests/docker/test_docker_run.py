@@ -1,0 +1,249 @@
+"""DockerManager.prepare against the real daemon: the argv it returns is run as is and what the
+container sees (values, variables, mounts, tracking store) is checked from inside."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from docker_support import (
+    Recorder,
+    docker,
+    execute,
+    make_request,
+    open_run,
+    write_project,
+)
+
+from mlproj.envs.docker import DockerManager
+from mlproj.errors import ExecutionException
+
+pytestmark = pytest.mark.docker
+
+TRICKY = """a b; echo INJECTED 'single' "double" $HOME `id` \\ end"""
+
+
+def test_values_with_spaces_quotes_and_semicolons_arrive_intact(
+    tmp_path: Path, docker_daemon: str, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLPROJ_TEST_COPIED", TRICKY + "\nsecond line")
+    project = write_project(
+        tmp_path / "proj",
+        image=docker_daemon,
+        command="unused",
+        docker_env={"environment": ["MLPROJ_TEST_COPIED", ["MLPROJ_TEST_SET", TRICKY]]},
+    )
+    command = (
+        f"printf '[%s]\\n' {shlex.quote(TRICKY)}; "
+        'printf "<%s>\\n" "$MLPROJ_TEST_SET"; printf "{%s}\\n" "$MLPROJ_TEST_COPIED"'
+    )
+    manager = DockerManager()
+    manager.validate(project)
+    plan = manager.prepare(make_request(project, open_run(tracking_uri), command=command))
+
+    assert isinstance(plan.argv, list)
+    assert plan.argv[-2:] == ["-c", command]  # the command is one argv item, never re-split
+    assert TRICKY not in " ".join(plan.argv[:-1])  # variable values go by name, not argv
+    assert plan.env["MLPROJ_TEST_SET"] == TRICKY
+    result = execute(plan)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (f"[{TRICKY}]\n<{TRICKY}>\n{{{TRICKY}\nsecond line}}\n"), (
+        "a value was split, expanded or truncated"
+    )
+    assert "INJECTED\n" not in result.stdout
+
+
+def test_missing_host_variable_is_named_before_and_during_prepare(
+    tmp_path: Path, docker_daemon: str, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLPROJ_TEST_ABSENT", raising=False)
+    project = write_project(
+        tmp_path / "proj",
+        image=docker_daemon,
+        command="true",
+        docker_env={"environment": ["MLPROJ_TEST_ABSENT"]},
+    )
+    with pytest.raises(ExecutionException, match=r"MLPROJ_TEST_ABSENT.*not set") as excinfo:
+        DockerManager().validate(project)
+    assert "\n" not in str(excinfo.value)
+    with pytest.raises(ExecutionException, match="MLPROJ_TEST_ABSENT"):
+        DockerManager().prepare(make_request(project, open_run(tracking_uri)))
+
+
+def test_run_variables_volumes_and_docker_args(
+    tmp_path: Path, docker_daemon: str, tracking_uri: str
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "in.txt").write_text("from a volume\n")
+    project = write_project(
+        tmp_path / "proj",
+        image=docker_daemon,
+        command="unused",
+        docker_env={"volumes": [f"{shared}:/data"]},
+    )
+    run = open_run(tracking_uri)
+    command = (
+        "cat /data/in.txt; echo run=$MLFLOW_RUN_ID exp=$MLFLOW_EXPERIMENT_ID; "
+        "echo uri=$MLFLOW_TRACKING_URI allow=$MLFLOW_ALLOW_FILE_STORE extra=$EXTRA; "
+        "touch /cannot-write 2>/dev/null && echo root-writable || echo root-read-only"
+    )
+    docker_args = {"network": "none", "e": "EXTRA=one letter", "read-only": True, "rm": False}
+    plan = DockerManager().prepare(
+        make_request(project, run, command=command, docker_args=docker_args)
+    )
+    pairs = list(zip(plan.argv, plan.argv[1:], strict=False))
+    assert ("-e", "EXTRA=one letter") in pairs
+    assert "--read-only" in plan.argv
+    result = execute(plan)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "from a volume",
+        f"run={run.run_id} exp=0",
+        f"uri={tracking_uri} allow=true extra=one letter",
+        "root-read-only",
+    ]
+
+
+def test_project_folder_is_the_working_directory_without_build(
+    tmp_path: Path, docker_daemon: str, tracking_uri: str
+) -> None:
+    project = write_project(
+        tmp_path / "proj",
+        image=docker_daemon,
+        command="pwd; cat data.txt; echo written-inside > out.txt",
+        files={"data.txt": "project data\n"},
+    )
+    recorder = Recorder()
+    plan = DockerManager().prepare(make_request(project, open_run(tracking_uri), recorder=recorder))
+    result = execute(plan)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "/mlflow/projects/code\nproject data\n"
+    assert (project.directory / "out.txt").read_text() == "written-inside\n"
+    image_id = docker("image", "inspect", "--format", "{{.Id}}", docker_daemon).stdout.strip()
+    assert recorder.tags["mlflow.docker.image.uri"] == docker_daemon
+    assert recorder.tags["mlflow.docker.image.id"] == image_id
+    assert recorder.tags["mlproj.docker.container"] in plan.argv
+
+
+def test_path_parameters_are_mounted_at_the_same_path(
+    tmp_path: Path, docker_daemon: str, tracking_uri: str
+) -> None:
+    outside = tmp_path / "outside dir, with comma"
+    outside.mkdir()
+    data = outside / "input.csv"
+    data.write_text("1,2,3\n")
+    output = tmp_path / "results" / "out.txt"
+    output.parent.mkdir()
+    project = write_project(tmp_path / "proj", image=docker_daemon, command="unused")
+    command = (
+        f"cat {shlex.quote(str(data))}; echo result > {shlex.quote(str(output))}; "
+        f"(echo x >> {shlex.quote(str(data))}) 2>/dev/null || echo input-read-only"
+    )
+    plan = DockerManager().prepare(
+        make_request(
+            project,
+            open_run(tracking_uri),
+            command=command,
+            local_paths={"data": data, "output": output},
+        )
+    )
+    result = execute(plan)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "1,2,3\ninput-read-only\n"
+    assert output.read_text() == "result\n"
+    assert data.read_text() == "1,2,3\n"
+
+
+def test_busybox_command_writes_into_the_run_seen_by_mlflow(
+    tmp_path: Path, docker_daemon: str, tracking_uri: str
+) -> None:
+    """No Python in the image: the command writes an artifact and a metric line straight into
+    the mounted file store; the real mlflow client reads both afterwards."""
+    from mlflow.tracking import MlflowClient
+
+    project = write_project(tmp_path / "proj", image=docker_daemon, command="unused")
+    run = open_run(tracking_uri)
+    command = (
+        'root="${MLFLOW_TRACKING_URI#file://}/$MLFLOW_EXPERIMENT_ID/$MLFLOW_RUN_ID"; '
+        'echo "made in a container" > "$root/artifacts/note.txt"; '
+        'echo "1700000000000 0.75 3" > "$root/metrics/accuracy"'
+    )
+    plan = DockerManager().prepare(make_request(project, run, command=command))
+    result = execute(plan)
+    assert result.returncode == 0, result.stderr
+    client = MlflowClient(tracking_uri=tracking_uri)
+    assert client.get_run(run.run_id).data.metrics == {"accuracy": 0.75}
+    local = client.download_artifacts(run.run_id, "note.txt", str(tmp_path))
+    assert Path(local).read_text() == "made in a container\n"
+
+
+def test_python_image_logs_with_the_real_mlflow_client(
+    tmp_path: Path, python_image: str, tracking_uri: str
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    project = write_project(tmp_path / "proj", image=python_image, command="unused")
+    run = open_run(tracking_uri)
+    script = (
+        "import mlflow; mlflow.log_param('where', 'container'); "
+        "mlflow.log_metric('loss', 0.25, step=2); mlflow.log_text('hello', 'hello.txt')"
+    )
+    plan = DockerManager().prepare(
+        make_request(project, run, command=f"python3 -c {shlex.quote(script)}")
+    )
+    assert plan.argv[-3] == "bash"  # Debian image: bash found by the probe
+    result = execute(plan, timeout=300)
+    assert result.returncode == 0, result.stderr
+    logged = MlflowClient(tracking_uri=tracking_uri).get_run(run.run_id)
+    assert logged.data.params == {"where": "container"}
+    assert logged.data.metrics == {"loss": 0.25}
+    artifact = MlflowClient(tracking_uri=tracking_uri).download_artifacts(
+        run.run_id, "hello.txt", str(tmp_path)
+    )
+    assert Path(artifact).read_text() == "hello"
+
+
+def test_busybox_runs_with_sh(tmp_path: Path, docker_daemon: str, tracking_uri: str) -> None:
+    project = write_project(tmp_path / "proj", image=docker_daemon, command="echo $0")
+    plan = DockerManager().prepare(make_request(project, open_run(tracking_uri)))
+    assert plan.argv[-3:-1] == ["sh", "-c"]
+    assert execute(plan).stdout == "sh\n"
+
+
+def test_cancel_stops_and_removes_the_container(
+    tmp_path: Path, docker_daemon: str, tracking_uri: str
+) -> None:
+    project = write_project(tmp_path / "proj", image=docker_daemon, command="sleep 300")
+    plan = DockerManager().prepare(make_request(project, open_run(tracking_uri)))
+    name = plan.argv[plan.argv.index("--name") + 1]
+    process = subprocess.Popen(
+        plan.argv,
+        env=plan.env,
+        cwd=plan.cwd,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while docker("ps", "-q", "--filter", f"name=^{name}$").stdout.strip() == "":
+            assert time.monotonic() < deadline, "container never started"
+            assert process.poll() is None, "docker run exited early"
+            time.sleep(0.2)
+        started = time.monotonic()
+        os.killpg(process.pid, signal.SIGTERM)
+        for command in plan.on_cancel:
+            subprocess.run(command, env=plan.env, capture_output=True, check=False, timeout=60)
+        process.wait(timeout=30)
+        assert docker("ps", "-aq", "--filter", f"name=^{name}$").stdout.strip() == ""
+        assert time.monotonic() - started < 15
+    finally:
+        if process.poll() is None:
+            process.kill()
+        docker("rm", "-f", name)
