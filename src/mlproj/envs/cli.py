@@ -86,10 +86,7 @@ def prune_command(older_than: float | None, remove_all: bool, dry_run: bool) -> 
     results = prune(days, remove_all, dry_run)
     freed = 0
     for result in results:
-        if dry_run:
-            verb = "would remove"
-        else:
-            verb = "removed" if result.removed else "kept"
+        verb = "would remove" if dry_run else ("removed" if result.removed else "kept")
         click.echo(f"{verb} {result.entry.name} ({_size(result.size)}; {result.reason})")
         if result.removed or dry_run:
             freed += result.size
