@@ -30,9 +30,8 @@ from mlproj.spec import (
 class ResolvedParameters:
     declared: dict[str, str]  # name -> normalised value, declaration order
     extra: dict[str, str]  # undeclared, in the user's order
-    local_paths: dict[str, Path] = field(
-        default_factory=dict
-    )  # path params as the command sees them
+    # path params as the command sees them (remote ones: the downloaded copy)
+    local_paths: dict[str, Path] = field(default_factory=dict)
     download_dir: Path | None = None  # folder made for remote `path` values, when one was needed
 
     def as_logged(self) -> dict[str, str]:
