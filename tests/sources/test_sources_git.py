@@ -361,3 +361,32 @@ def test_unreachable_host_fails_fast_without_secret() -> None:
 def test_missing_repository_over_daemon(daemon: GitDaemon) -> None:
     with pytest.raises(ExecutionException, match="Cannot reach Git repository"):
         fetch_project(daemon.url("nope.git"))
+
+
+def test_bare_local_repository_goes_through_the_cache(repos: Repos) -> None:
+    bare = repos.base / "proj.git"
+    fetched = fetch_project(str(bare), version="feature")
+    assert fetched.git_commit == repos.feature
+    assert (fetched.directory / "vendor" / "lib.txt").is_file()  # ../sub.git beside it
+    assert fetched.git_repo_url == str(bare)
+    by_uri = fetch_project(bare.as_uri() + "#sub.dir")
+    assert by_uri.git_commit == repos.main
+    assert by_uri.git_repo_url == bare.as_uri()
+    assert by_uri.source_name == bare.as_uri() + "#sub.dir"
+
+
+def test_sources_cli_lists_and_clears(daemon: GitDaemon) -> None:
+    from click.testing import CliRunner
+
+    from mlproj.sources.cli import sources_group
+
+    url = daemon.url("proj.git")
+    fetch_project(url)
+    runner = CliRunner()
+    listed = runner.invoke(sources_group, ["list"])
+    assert listed.exit_code == 0, listed.output
+    assert url in listed.output and "1 checkouts" in listed.output
+    cleared = runner.invoke(sources_group, ["clear", "--url", url, "--yes"])
+    assert cleared.exit_code == 0, cleared.output
+    assert not any((home() / "git" / "mirrors").iterdir())
+    assert "No cached sources" in runner.invoke(sources_group, ["list"]).output

@@ -33,10 +33,13 @@ def fetch_project(
 def _fetch_local(
     parsed: ProjectURI, version: str | None, log: Callable[[str], None] | None
 ) -> FetchedProject:
-    from mlproj.sources.local import fetch_local, find_git_root, git_facts
+    from mlproj.sources.local import fetch_local, find_git_root, git_facts, is_bare_repo
 
     assert parsed.local_path is not None
     base = parsed.local_path.resolve()
+    if is_bare_repo(base):  # nothing to run in place: go through the cache like a remote
+        url = parsed.base if parsed.base.startswith("file:") else str(base)
+        return _fetch_git(url, parsed, version, log=log)
     if version is None:
         directory = _apply_subdir(base, parsed.subdir, parsed.original)
         return fetch_local(directory)

@@ -154,5 +154,11 @@ def fetch_local(directory: Path) -> FetchedProject:
     )
 
 
-def is_git_work_tree(directory: Path) -> bool:
-    return find_git_root(directory) is not None
+def is_bare_repo(directory: Path) -> bool:
+    """A bare repository (``repo.git``): Git data but no work tree to run in place."""
+    return (
+        (directory / "HEAD").is_file()
+        and (directory / "objects").is_dir()
+        and (directory / "refs").is_dir()
+        and not (directory / "MLproject").exists()
+    )
