@@ -1,0 +1,919 @@
+"""The MLflow file store (``./mlruns``), written and read by mlproj itself.
+
+Layout (section 11 of the behaviour reference), readable by MLflow 2.x and 3.x::
+
+    <root>/.mlproj.lock               experiment creation lock (a file: MLflow only lists folders)
+    <root>/<experiment_id>/meta.yaml
+    <root>/<experiment_id>/tags/<key>
+    <root>/<experiment_id>/<run_id>/meta.yaml
+    <root>/<experiment_id>/<run_id>/{params,metrics,tags}/<key>   keys with '/' nest folders
+    <root>/<experiment_id>/<run_id>/artifacts/
+    <root>/.trash/<experiment_id>/    deleted experiments (read, never written)
+
+Concurrency: a run is built in a hidden folder and renamed into place, so readers see all of it
+or nothing; every later write is atomic (see :mod:`mlproj.tracking.atomic`); experiments are
+created under a lock at the root, so concurrent creators never duplicate a name. ``meta.yaml``
+is read by a small parser for the flat ``key: value`` form every MLflow writes, with PyYAML as
+the fallback for anything unusual, so listing 10,000 runs stays well under a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import re
+import shutil
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from mlproj.errors import ExecutionException
+from mlproj.tracking.atomic import (
+    append_bytes,
+    create_once,
+    exclusive_lock,
+    temp_path,
+    write_atomic,
+)
+from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import (
+    DEFAULT_EXPERIMENT_ID,
+    DEFAULT_EXPERIMENT_NAME,
+    INT_TO_STATUS,
+    STATUS_TO_INT,
+    TERMINAL_STATUSES,
+    Experiment,
+    Metric,
+    Run,
+    RunInfo,
+)
+from mlproj.tracking.run_names import random_run_name
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "MAX_PARAM_VALUE_LENGTH",
+    "MAX_TAG_VALUE_LENGTH",
+    "FileStore",
+    "validate_key",
+]
+
+META = "meta.yaml"
+TRASH = ".trash"
+LOCK = ".mlproj.lock"
+RUN_NAME_TAG = "mlflow.runName"
+# Folders inside an experiment that are not runs (MLflow keeps datasets, traces, models there).
+RESERVED_EXPERIMENT_FOLDERS = frozenset({"tags", "datasets", "traces", "models"})
+RUN_SUBFOLDERS = ("params", "metrics", "tags", "artifacts")
+
+MAX_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+_KEY_CHARS = re.compile(r"[/\w.\- :]+")
+_RUN_ID = re.compile(r"[a-zA-Z0-9][\w\-]{0,255}")
+_EXPERIMENT_ID = re.compile(r"[a-zA-Z0-9][\w\-]{0,63}")
+
+
+# -- validation ------------------------------------------------------------------------------
+def _shorten(value: str, limit: int = 60) -> str:
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+def validate_key(kind: str, key: str) -> None:
+    """Check a param / tag / metric key as MLflow does; ``kind`` names it in the message."""
+    if not isinstance(key, str) or not key:
+        raise ExecutionException(f"Invalid {kind} key {key!r}: keys must be non-empty strings.")
+    if len(key) > MAX_KEY_LENGTH:
+        raise ExecutionException(
+            f"Invalid {kind} key '{_shorten(key)}': it is {len(key)} characters long, the limit "
+            f"is {MAX_KEY_LENGTH}. Use a shorter key."
+        )
+    if not _KEY_CHARS.fullmatch(key):
+        raise ExecutionException(
+            f"Invalid {kind} key {key!r}: keys may contain only letters, digits, '_', '-', '.', "
+            "' ', ':' and '/'."
+        )
+    norm = posixpath.normpath(key)
+    if norm != key or norm == "." or norm.startswith(("..", "/")):
+        raise ExecutionException(
+            f"Invalid {kind} key {key!r}: it must be a normalised relative path (no leading or "
+            "trailing '/', no '//', '.' or '..' parts)."
+        )
+
+
+def _validate_value(kind: str, key: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise ExecutionException(
+            f"Value of {kind} {key!r} is {len(value)} characters long, the limit is {limit} "
+            f"(starts with '{_shorten(value)}'). Log long values as an artifact instead."
+        )
+
+
+def _as_value(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+# -- meta.yaml: a fast line parser and writer for the flat form, PyYAML for the rest ----------
+_PLAIN = re.compile(r"[A-Za-z/_][A-Za-z0-9_./@+\-:]*")
+_SINGLE_QUOTED = re.compile(r"'(?:[^']|'')*'")
+_PLAIN_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+# Words YAML 1.1 reads as booleans or null: such strings must be quoted.
+_YAML_WORDS = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", "null", "~"})
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+
+
+class _NotFlat(Exception):
+    """The text is not in the flat ``key: scalar`` form; PyYAML has to read it."""
+
+
+def _yaml_scalar(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list) and not value:
+        return "[]"
+    if isinstance(value, str):
+        if _PLAIN.fullmatch(value) and value[-1] != ":" and value.lower() not in _YAML_WORDS:
+            return value
+        if value.isprintable():
+            return "'" + value.replace("'", "''") + "'"
+    raise _NotFlat
+
+
+def dump_meta(meta: Mapping[str, object]) -> bytes:
+    """YAML with sorted keys, block style, as MLflow writes ``meta.yaml``."""
+    try:
+        text = "".join(f"{key}: {_yaml_scalar(meta[key])}\n" for key in sorted(meta))
+    except _NotFlat:
+        import yaml
+
+        # Non-ASCII escaped: PyYAML writes some line-break characters raw and misreads them.
+        text = yaml.safe_dump(dict(meta), default_flow_style=False)
+    return text.encode("utf-8")
+
+
+def _flat_value(raw: str) -> object:
+    raw = raw.strip(" ")
+    if raw in _NULLS:
+        return None
+    first = raw[0]
+    if first == "'":
+        if not _SINGLE_QUOTED.fullmatch(raw):
+            raise _NotFlat
+        return raw[1:-1].replace("''", "'")
+    if first == '"':
+        try:
+            value = json.loads(raw)  # JSON strings are a subset of YAML double-quoted ones
+        except ValueError:
+            raise _NotFlat from None
+        if not isinstance(value, str):
+            raise _NotFlat
+        return value
+    if raw == "[]":
+        return []
+    if _PLAIN_INT.fullmatch(raw):
+        return int(raw)
+    # Numbers other than ints, booleans, dates and anything with YAML syntax: let PyYAML decide.
+    if first in "[]{}&*!|>%@`,?:-#+.0123456789" or raw.lower() in _YAML_WORDS:
+        raise _NotFlat
+    if " #" in raw or ": " in raw:
+        raise _NotFlat
+    return raw
+
+
+_META_LINE = re.compile(r"^([A-Za-z_]\w*):(?: (.*))?$", re.MULTILINE)
+
+
+def _flat_fields(text: str) -> dict[str, str] | None:
+    """The raw ``key: scalar`` pairs of a flat meta.yaml, or None when it is not flat."""
+    if "\r" in text:
+        return None
+    pairs = _META_LINE.findall(text)
+    if len(pairs) != text.count("\n") + (not text.endswith("\n")):
+        return None  # continuation lines, lists, comments, blank lines: not the flat form
+    return dict(pairs)
+
+
+def parse_meta(text: str) -> dict[str, object]:
+    """Read a ``meta.yaml`` into the same values ``yaml.safe_load`` gives."""
+    fields = _flat_fields(text)
+    if fields is not None:
+        try:
+            return {key: _flat_value(raw) for key, raw in fields.items()}
+        except _NotFlat:
+            pass
+    return _parse_meta_yaml(text)
+
+
+_SCAN_KEYS = ("experiment_id", "lifecycle_stage", "status", "start_time")
+
+
+def _scan_fields(text: str) -> dict[str, object]:
+    """Just the fields a search filters and sorts on (fast path of :func:`parse_meta`)."""
+    fields = _flat_fields(text)
+    if fields is not None:
+        try:
+            return {key: _flat_value(fields[key]) for key in _SCAN_KEYS if key in fields}
+        except _NotFlat:
+            pass
+    return _parse_meta_yaml(text)
+
+
+def _parse_meta_yaml(text: str) -> dict[str, object]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from exc
+    if not isinstance(data, dict):
+        raise ValueError("meta.yaml is not a mapping")
+    return {str(k): v for k, v in data.items()}
+
+
+def _int(value: object) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (str, float)):
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                return int(float(value))
+            except ValueError:
+                return None
+    return None
+
+
+def _str(value: object, default: str = "") -> str:
+    return default if value is None else str(value)
+
+
+def _status_name(value: object) -> str:
+    code = _int(value)
+    if code is not None:
+        return INT_TO_STATUS.get(code, "RUNNING")
+    if isinstance(value, str) and value.upper() in STATUS_TO_INT:
+        return value.upper()
+    return "RUNNING"  # MLflow's default when no status is recorded
+
+
+# -- small file helpers ------------------------------------------------------------------------
+def _read_text(path: str | Path) -> str:
+    # Plain open() on str paths: this runs once per file when listing thousands of runs.
+    with open(path, "rb") as handle:  # noqa: PTH123
+        return handle.read().decode("utf-8", errors="replace")
+
+
+def _read_text_or_none(path: str | Path) -> str | None:
+    try:
+        return _read_text(path)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+def _walk_files(folder: str) -> Iterator[tuple[str, str]]:
+    """(key, path) of every file under ``folder``; sub-folders give ``a/b`` keys."""
+    stack = [(folder, "")]
+    while stack:
+        path, prefix = stack.pop()
+        try:
+            entries = os.scandir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_dir():
+                    stack.append((entry.path, f"{prefix}{entry.name}/"))
+                else:
+                    yield prefix + entry.name, entry.path
+
+
+def _read_key_values(folder: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for key, path in _walk_files(folder):
+        value = _read_text_or_none(path)
+        if value is not None:
+            values[key] = value
+    return values
+
+
+def _metric_points(text: str) -> Iterator[tuple[int, float, int]]:
+    """(timestamp, value, step) per line; 2-, 3- and 5-field lines, malformed ones skipped."""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) not in (2, 3, 5):
+            continue
+        try:
+            timestamp = int(parts[0]) if parts[0].isdigit() else int(float(parts[0]))
+            value = float(parts[1])
+            step = int(parts[2]) if len(parts) > 2 else 0
+        except ValueError:
+            continue
+        yield timestamp, value, step
+
+
+def _latest_metrics(folder: str) -> dict[str, float]:
+    latest: dict[str, float] = {}
+    for key, path in _walk_files(folder):
+        text = _read_text_or_none(path)
+        if text is None:
+            continue
+        best: tuple[int, int, float] | None = None
+        for timestamp, value, step in _metric_points(text):
+            point = (step, timestamp, value)
+            if best is None or point > best:
+                best = point
+        if best is not None:
+            latest[key] = best[2]
+    return latest
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _new_run_id() -> str:
+    """A uuid4 as 32 hex digits, without importing :mod:`uuid` on the hot path."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
+
+
+def _new_experiment_id() -> str:
+    """18 random digits, no leading zero, like the ids MLflow's file store makes."""
+    return str(10**17 + int.from_bytes(os.urandom(8), "big") % (9 * 10**17))
+
+
+def _local_path(uri: str) -> Path | None:
+    """The folder of a ``file:`` URI or plain path; None for remote URIs."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "" and uri.startswith("/"):
+        return Path(uri)
+    return None
+
+
+# -- the store ---------------------------------------------------------------------------------
+class FileStore(TrackingStore):
+    """An MLflow-compatible file store rooted at an absolute ``file:///...`` URI."""
+
+    def __init__(self, uri: str) -> None:
+        from mlproj.tracking import local_store_root
+
+        root = local_store_root(uri)
+        if root is None:
+            raise ExecutionException(f"Tracking URI {uri!r} is not a file store URI (file:///...)")
+        self.tracking_uri = uri
+        self.root = root
+        self._root_uri = root.as_uri()
+        self._run_dirs: dict[str, Path] = {}  # run id -> run folder, filled as runs are seen
+
+    # -- experiments -------------------------------------------------------------------------
+    def _experiment_folders(self, *, deleted: bool = True) -> list[Path]:
+        """Folders that may hold an experiment: active ones, then those in ``.trash``."""
+        found: list[Path] = []
+        parents = [self.root, self.root / TRASH] if deleted else [self.root]
+        for parent in parents:
+            try:
+                entries = os.scandir(parent)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with entries:
+                found.extend(
+                    Path(e.path)
+                    for e in entries
+                    if e.name[0] != "." and e.name != "models" and e.is_dir()
+                )
+        return found
+
+    def _experiment_dir(self, experiment_id: str) -> Path | None:
+        if not _EXPERIMENT_ID.fullmatch(experiment_id):
+            return None
+        for folder in (self.root / experiment_id, self.root / TRASH / experiment_id):
+            if (folder / META).is_file():
+                return folder
+        return None
+
+    def _read_experiment(self, folder: Path, *, with_tags: bool = True) -> Experiment | None:
+        text = _read_text_or_none(folder / META)
+        if text is None:
+            return None
+        try:
+            meta = parse_meta(text)
+        except ValueError:
+            return None
+        experiment_id = folder.name
+        return Experiment(
+            experiment_id=experiment_id,
+            name=_str(meta.get("name")),
+            artifact_location=_str(
+                meta.get("artifact_location"), f"{self._root_uri}/{experiment_id}"
+            ),
+            lifecycle_stage=_str(meta.get("lifecycle_stage"), "active"),
+            creation_time=_int(meta.get("creation_time")),
+            tags=_read_key_values(str(folder / "tags")) if with_tags else {},
+        )
+
+    def get_experiment(self, experiment_id: str) -> Experiment | None:
+        experiment_id = str(experiment_id)
+        folder = self._experiment_dir(experiment_id)
+        if folder is None and experiment_id == DEFAULT_EXPERIMENT_ID:
+            self._ensure_default_experiment()
+            folder = self._experiment_dir(experiment_id)
+        return None if folder is None else self._read_experiment(folder)
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        deleted: Experiment | None = None
+        for folder in self._experiment_folders():
+            experiment = self._read_experiment(folder, with_tags=False)
+            if experiment is None or experiment.name != name:
+                continue
+            if experiment.lifecycle_stage == "active":
+                return self._read_experiment(folder)
+            deleted = deleted or experiment
+        return None if deleted is None else self._read_experiment(self._require_dir(deleted))
+
+    def _require_dir(self, experiment: Experiment) -> Path:
+        folder = self._experiment_dir(experiment.experiment_id)
+        assert folder is not None
+        return folder
+
+    def list_experiments(self) -> list[Experiment]:
+        found = [self._read_experiment(f) for f in self._experiment_folders(deleted=False)]
+        active = [e for e in found if e is not None and e.lifecycle_stage == "active"]
+        # MLflow's order: newest first, then by id.
+        active.sort(key=lambda e: e.experiment_id)
+        active.sort(key=lambda e: e.creation_time or 0, reverse=True)
+        return active
+
+    def create_experiment(self, name: str) -> str:
+        if not isinstance(name, str) or not name.strip():
+            raise ExecutionException(
+                f"Invalid experiment name {name!r}: give a non-empty name (--experiment-name)."
+            )
+        from filelock import FileLock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.root / LOCK)):
+            existing = self.get_experiment_by_name(name)
+            if existing is not None:
+                if existing.lifecycle_stage != "active":
+                    raise ExecutionException(
+                        f"Experiment {name!r} (id {existing.experiment_id}) is deleted in "
+                        f"tracking store {self.tracking_uri}. Restore it (mlflow experiments "
+                        "restore --experiment-id ID) or choose another name."
+                    )
+                return existing.experiment_id
+            folder = self._new_experiment_folder(name)
+            now = _now_ms()
+            meta = {
+                "artifact_location": f"{self._root_uri}/{folder.name}",
+                "creation_time": now,
+                "experiment_id": folder.name,
+                "last_update_time": now,
+                "lifecycle_stage": "active",
+                "name": name,
+            }
+            write_atomic(folder / META, dump_meta(meta))
+        return folder.name
+
+    def _new_experiment_folder(self, name: str) -> Path:
+        """Make an empty, unused experiment folder (called under the root lock)."""
+        if name == DEFAULT_EXPERIMENT_NAME and self._experiment_id_free(DEFAULT_EXPERIMENT_ID):
+            candidates: Iterator[str] = iter([DEFAULT_EXPERIMENT_ID])
+        else:
+            candidates = (_new_experiment_id() for _ in range(100))
+        for experiment_id in candidates:
+            if not self._experiment_id_free(experiment_id):
+                continue
+            folder = self.root / experiment_id
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                # A folder without meta.yaml: a creator that died half-way; reuse it if empty.
+                if any(folder.iterdir()):
+                    continue
+            return folder
+        raise ExecutionException(f"Could not allocate an experiment id in {self.root}")
+
+    def _experiment_id_free(self, experiment_id: str) -> bool:
+        return (
+            not (self.root / experiment_id / META).exists()
+            and not (self.root / TRASH / experiment_id).exists()
+        )
+
+    def _ensure_default_experiment(self) -> None:
+        if self._experiment_dir(DEFAULT_EXPERIMENT_ID) is None:
+            self.create_experiment(DEFAULT_EXPERIMENT_NAME)
+
+    # -- runs --------------------------------------------------------------------------------
+    def _not_found(self, run_id: str) -> ExecutionException:
+        return ExecutionException(f"Run '{run_id}' not found in tracking store {self.tracking_uri}")
+
+    def _run_dir(self, run_id: str) -> Path:
+        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+            raise self._not_found(str(run_id))
+        cached = self._run_dirs.get(run_id)
+        if cached is not None and (cached / META).is_file():
+            return cached
+        for experiment_folder in self._experiment_folders():
+            candidate = experiment_folder / run_id
+            if (candidate / META).is_file():
+                self._run_dirs[run_id] = candidate
+                return candidate
+        raise self._not_found(run_id)
+
+    def _read_run_meta(self, run_dir: Path) -> dict[str, object]:
+        # A writer that is not atomic (MLflow rewriting meta.yaml) can show an empty file for
+        # an instant: retry briefly before calling the record broken.
+        for attempt in range(4):
+            text = _read_text_or_none(run_dir / META)
+            if text is None:
+                raise self._not_found(run_dir.name)
+            try:
+                meta = parse_meta(text)
+            except ValueError:
+                meta = {}
+            if meta:
+                return meta
+            time.sleep(0.01 * (attempt + 1))
+        raise ExecutionException(
+            f"Run '{run_dir.name}': {run_dir / META} is empty or not valid YAML. Repair or "
+            "remove that run folder."
+        )
+
+    def _run_info(self, meta: Mapping[str, object], run_dir: Path) -> RunInfo:
+        run_id = run_dir.name
+        experiment_id = run_dir.parent.name
+        run_name = _str(meta.get("run_name"))
+        if not run_name:  # MLflow 1.x kept the name only in the tag
+            run_name = _read_text_or_none(run_dir / "tags" / RUN_NAME_TAG) or ""
+        return RunInfo(
+            run_id=run_id,
+            experiment_id=experiment_id,
+            run_name=run_name,
+            status=_status_name(meta.get("status")),
+            start_time=_int(meta.get("start_time")) or 0,
+            end_time=_int(meta.get("end_time")),
+            artifact_uri=_str(meta.get("artifact_uri"))
+            or f"{self._root_uri}/{experiment_id}/{run_id}/artifacts",
+            user_id=_str(meta.get("user_id")),
+            lifecycle_stage=_str(meta.get("lifecycle_stage"), "active"),
+        )
+
+    def _load_run(self, run_dir: Path, meta: Mapping[str, object]) -> Run:
+        folder = str(run_dir)
+        return Run(
+            info=self._run_info(meta, run_dir),
+            params=_read_key_values(f"{folder}/params"),
+            tags=_read_key_values(f"{folder}/tags"),
+            metrics=_latest_metrics(f"{folder}/metrics"),
+        )
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        user_id: str,
+        start_time: int | None = None,
+    ) -> RunInfo:
+        experiment_id = str(experiment_id)
+        experiment_folder = self._experiment_dir(experiment_id)
+        if experiment_folder is None and experiment_id == DEFAULT_EXPERIMENT_ID:
+            self._ensure_default_experiment()
+            experiment_folder = self._experiment_dir(experiment_id)
+        experiment = (
+            None
+            if experiment_folder is None
+            else self._read_experiment(experiment_folder, with_tags=False)
+        )
+        if experiment_folder is None or experiment is None:
+            raise ExecutionException(
+                f"Cannot create a run in experiment '{experiment_id}': no such experiment in "
+                f"tracking store {self.tracking_uri}. Pass an existing id or an experiment name."
+            )
+        if experiment.lifecycle_stage != "active" or experiment_folder.parent.name == TRASH:
+            raise ExecutionException(
+                f"Cannot create a run in experiment '{experiment_id}' ({experiment.name}): it is "
+                "deleted. Restore it or choose another experiment."
+            )
+        all_tags = {str(k): _as_value(v) for k, v in tags.items()}
+        tagged_name = all_tags.get(RUN_NAME_TAG)
+        if run_name and tagged_name is not None and tagged_name != run_name:
+            raise ExecutionException(
+                f"Run name {run_name!r} and tag {RUN_NAME_TAG}={tagged_name!r} disagree; "
+                "give the name once."
+            )
+        name = run_name or tagged_name or random_run_name()
+        all_tags[RUN_NAME_TAG] = name
+        for key, value in all_tags.items():
+            validate_key("tag", key)
+            _validate_value("tag", key, value, MAX_TAG_VALUE_LENGTH)
+
+        run_id = _new_run_id()
+        artifact_uri = f"{experiment.artifact_location.rstrip('/')}/{run_id}/artifacts"
+        info = RunInfo(
+            run_id=run_id,
+            experiment_id=experiment_id,
+            run_name=name,
+            status="RUNNING",
+            start_time=_now_ms() if start_time is None else int(start_time),
+            end_time=None,
+            artifact_uri=artifact_uri,
+            user_id=user_id,
+        )
+        # Build the whole run in a hidden folder, then rename it into place: readers see a
+        # complete run or none. MLflow skips the hidden folder (no meta.yaml) at debug level.
+        staging = experiment_folder / f".tmp-{run_id}"
+        final = experiment_folder / run_id
+        try:
+            staging.mkdir()
+            for sub in RUN_SUBFOLDERS:
+                (staging / sub).mkdir()
+            for key, value in all_tags.items():
+                target = staging / "tags" / key
+                if "/" in key:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(value.encode("utf-8"))
+            (staging / META).write_bytes(dump_meta(_run_meta(info)))
+            staging.rename(final)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ExecutionException(
+                f"Cannot create a run in {experiment_folder}: {exc.strerror or exc}. Check that "
+                "the tracking store folder is writable."
+            ) from exc
+        self._run_dirs[run_id] = final
+        return info
+
+    def get_run(self, run_id: str) -> Run:
+        run_dir = self._run_dir(run_id)
+        return self._load_run(run_dir, self._read_run_meta(run_dir))
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        metrics: Sequence[Metric] = (),
+    ) -> None:
+        run_dir = self._run_dir(run_id)
+        new_params = {str(k): _as_value(v) for k, v in (params or {}).items()}
+        new_tags = {str(k): _as_value(v) for k, v in (tags or {}).items()}
+        for key, value in new_params.items():
+            validate_key("param", key)
+            _validate_value("param", key, value, MAX_PARAM_VALUE_LENGTH)
+        for key, value in new_tags.items():
+            validate_key("tag", key)
+            _validate_value("tag", key, value, MAX_TAG_VALUE_LENGTH)
+        lines = _metric_lines(metrics)
+        meta = self._read_run_meta(run_dir)
+        if _str(meta.get("lifecycle_stage"), "active") != "active":
+            raise ExecutionException(f"Run '{run_id}' is deleted; it cannot be logged to.")
+        # Check every param before writing anything, so a conflict leaves the run unchanged.
+        for key, value in new_params.items():
+            existing = _read_text_or_none(run_dir / "params" / key)
+            if existing is not None and existing != value:
+                raise _param_conflict(run_id, key, existing, value)
+        try:
+            for key, value in new_params.items():
+                self._write_param(run_dir, run_id, key, value)
+            for key, value in new_tags.items():
+                target = self._key_path(run_dir, "tags", key)
+                write_atomic(target, value.encode("utf-8"), tmp_dir=run_dir)
+            for key, data in lines.items():
+                append_bytes(self._key_path(run_dir, "metrics", key), data)
+        except OSError as exc:
+            raise ExecutionException(
+                f"Cannot write to run '{run_id}' in {run_dir}: {exc.strerror or exc}. A key that "
+                "is also the folder of a nested key ('a' and 'a/b') cannot be used for both."
+            ) from exc
+        if RUN_NAME_TAG in new_tags:
+            self._update_run_meta(run_dir, run_name=new_tags[RUN_NAME_TAG])
+
+    @staticmethod
+    def _key_path(run_dir: Path, kind: str, key: str) -> Path:
+        target = run_dir / kind / key
+        if "/" in key:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def _write_param(self, run_dir: Path, run_id: str, key: str, value: str) -> None:
+        target = self._key_path(run_dir, "params", key)
+        if create_once(target, value.encode("utf-8"), tmp_dir=run_dir):
+            return
+        existing = _read_text_or_none(target)
+        if existing != value:  # another process logged a different value first
+            raise _param_conflict(run_id, key, existing or "", value)
+
+    def _update_run_meta(self, run_dir: Path, **changes: object) -> None:
+        """Read-modify-write meta.yaml under a per-run lock, keeping keys mlproj does not know."""
+        with exclusive_lock(run_dir / LOCK):
+            meta = self._read_run_meta(run_dir)
+            meta.update(changes)
+            write_atomic(run_dir / META, dump_meta(meta), tmp_dir=run_dir)
+
+    def set_terminated(self, run_id: str, status: str, end_time: int | None = None) -> None:
+        wanted = str(status).upper()
+        if wanted not in TERMINAL_STATUSES:
+            raise ExecutionException(
+                f"Invalid final status {status!r} for run '{run_id}': use one of "
+                f"{', '.join(sorted(TERMINAL_STATUSES))}."
+            )
+        run_dir = self._run_dir(run_id)
+        self._update_run_meta(
+            run_dir,
+            status=STATUS_TO_INT[wanted],
+            end_time=_now_ms() if end_time is None else int(end_time),
+        )
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        *,
+        status: str | None = None,
+        params: Mapping[str, str] | None = None,
+        max_results: int = 1000,
+    ) -> list[Run]:
+        wanted_status: str | None = None
+        if status is not None:
+            wanted_status = str(status).upper()
+            if wanted_status not in STATUS_TO_INT:
+                raise ExecutionException(
+                    f"Invalid run status {status!r}: use one of {', '.join(STATUS_TO_INT)}."
+                )
+        wanted_params = {str(k): _as_value(v) for k, v in (params or {}).items()}
+        for key in wanted_params:
+            validate_key("param", key)
+
+        # Pass 1: every run's meta.yaml only (cheap), filtered by status and sorted.
+        found: list[tuple[int, str, str, str]] = []
+        for experiment_id in dict.fromkeys(str(e) for e in experiment_ids):
+            folder = self._experiment_dir(experiment_id)
+            if folder is not None:
+                found.extend(self._scan_runs(folder, wanted_status))
+        found.sort(key=lambda item: (-item[0], item[1]))
+
+        # Pass 2: param filter and full load, only until max_results runs are found.
+        runs: list[Run] = []
+        for _, run_id, run_folder, text in found:
+            if len(runs) >= max_results:
+                break
+            if wanted_params and any(
+                _read_text_or_none(f"{run_folder}/params/{k}") != v
+                for k, v in wanted_params.items()
+            ):
+                continue
+            try:
+                meta = parse_meta(text)
+            except ValueError:
+                continue
+            run_dir = Path(run_folder)
+            self._run_dirs[run_id] = run_dir
+            runs.append(self._load_run(run_dir, meta))
+        return runs
+
+    @staticmethod
+    def _scan_runs(folder: Path, wanted_status: str | None) -> Iterator[tuple[int, str, str, str]]:
+        """(start_time, run_id, run folder, meta.yaml text) of the active runs in ``folder``.
+
+        Only the four fields needed to filter and sort are decoded here; the full record is
+        read later for the runs actually returned.
+        """
+        experiment_id = folder.name
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if name[0] == "." or name in RESERVED_EXPERIMENT_FOLDERS or not entry.is_dir():
+                    continue
+                text = _read_text_or_none(f"{entry.path}/{META}")
+                if not text:
+                    continue  # not a run folder (or one being rewritten by a non-atomic writer)
+                try:
+                    meta = _scan_fields(text)
+                except ValueError:
+                    continue
+                # MLflow ignores a run whose meta names another experiment; so do we.
+                if _str(meta.get("experiment_id"), experiment_id) != experiment_id:
+                    continue
+                if _str(meta.get("lifecycle_stage"), "active") != "active":
+                    continue
+                if wanted_status is not None and _status_name(meta.get("status")) != wanted_status:
+                    continue
+                yield _int(meta.get("start_time")) or 0, name, entry.path, text
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        validate_key("metric", key)
+        text = _read_text_or_none(self._run_dir(run_id) / "metrics" / key)
+        if text is None:
+            return []
+        return [
+            Metric(key=key, value=value, timestamp=timestamp, step=step)
+            for timestamp, value, step in _metric_points(text)
+        ]
+
+    # -- artifacts ---------------------------------------------------------------------------
+    def local_artifact_dir(self, run_id: str) -> Path | None:
+        run_dir = self._run_dir(run_id)
+        info = self._run_info(self._read_run_meta(run_dir), run_dir)
+        return _local_path(info.artifact_uri)
+
+    def log_artifact(self, run_id: str, local_path: Path, artifact_path: str | None = None) -> None:
+        destination = self.local_artifact_dir(run_id)
+        if destination is None:
+            raise ExecutionException(
+                f"Run '{run_id}' keeps its artifacts at a remote location; the file store copies "
+                "artifacts only into local folders."
+            )
+        source = Path(local_path)
+        if not source.exists():
+            raise ExecutionException(f"Cannot log artifact {source}: no such file or folder.")
+        if artifact_path:
+            norm = posixpath.normpath(artifact_path)
+            if norm.startswith(("..", "/")) or norm == ".":
+                raise ExecutionException(
+                    f"Invalid artifact path {artifact_path!r}: give a relative path inside the "
+                    "run's artifacts, without '..'."
+                )
+            destination = destination / norm
+        staging = temp_path(destination, source.name)
+        try:
+            destination.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, destination / source.name, dirs_exist_ok=True)
+            else:
+                # Copy beside the target, then rename: a reader never sees half a file.
+                shutil.copyfile(source, staging)
+                staging.replace(destination / source.name)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                staging.unlink()
+            raise ExecutionException(
+                f"Cannot copy artifact {source} into {destination}: {exc.strerror or exc}."
+            ) from exc
+
+
+def _run_meta(info: RunInfo) -> dict[str, object]:
+    """The 14 keys MLflow 3 writes, plus ``run_uuid`` that MLflow 2.x requires."""
+    return {
+        "artifact_uri": info.artifact_uri,
+        "end_time": info.end_time,
+        "entry_point_name": "",
+        "experiment_id": info.experiment_id,
+        "lifecycle_stage": info.lifecycle_stage,
+        "run_id": info.run_id,
+        "run_name": info.run_name,
+        "run_uuid": info.run_id,
+        "source_name": "",
+        "source_type": 4,
+        "source_version": "",
+        "start_time": info.start_time,
+        "status": STATUS_TO_INT[info.status],
+        "tags": [],
+        "user_id": info.user_id,
+    }
+
+
+def _metric_lines(metrics: Sequence[Metric]) -> dict[str, bytes]:
+    """Validated metric points as ``<timestamp_ms> <value> <step>`` lines, grouped by key."""
+    lines: dict[str, list[str]] = {}
+    for metric in metrics:
+        validate_key("metric", metric.key)
+        value, timestamp, step = metric.value, metric.timestamp, metric.step
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ExecutionException(
+                f"Invalid value {value!r} for metric {metric.key!r}: metrics must be numbers."
+            )
+        if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+            raise ExecutionException(
+                f"Invalid timestamp {timestamp!r} for metric {metric.key!r}: use integer "
+                "milliseconds since the epoch."
+            )
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise ExecutionException(
+                f"Invalid step {step!r} for metric {metric.key!r}: steps must be integers."
+            )
+        lines.setdefault(metric.key, []).append(f"{timestamp} {float(value)} {step}\n")
+    return {key: "".join(points).encode("ascii") for key, points in lines.items()}
+
+
+def _param_conflict(run_id: str, key: str, old: str, new: str) -> ExecutionException:
+    return ExecutionException(
+        f"Param {key!r} of run '{run_id}' was already logged with value '{_shorten(old)}'; it "
+        f"cannot change to '{_shorten(new)}' (params are immutable). Start a new run, or log the "
+        "new value under another key."
+    )
