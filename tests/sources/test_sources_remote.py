@@ -102,3 +102,18 @@ def test_missing_gcs_backend_names_the_extra(tmp_path: Path) -> None:
 def test_unknown_scheme(tmp_path: Path) -> None:
     with pytest.raises(ExecutionException, match="Cannot download nosuch://x/y"):
         fetch_remote_path("nosuch://x/y", tmp_path / "u")
+
+
+def test_mlflow_runs_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `runs:/` artifact URI resolved by the real mlflow package against a file store."""
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    artifact = tmp_path / "weights.txt"
+    artifact.write_text("w=1")
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(artifact), artifact_path="model")
+    local = fetch_remote_path(f"runs:/{run.info.run_id}/model/weights.txt", tmp_path / "r")
+    assert local.read_text() == "w=1"
+    assert tmp_path / "r" in local.parents
+    with pytest.raises(ExecutionException, match="Could not download runs:/"):
+        fetch_remote_path(f"runs:/{run.info.run_id}/nothing.txt", tmp_path / "r2")

@@ -1,7 +1,9 @@
 """Downloading remote ``path`` parameter values (s3://, gs://, http(s)://, file://host/...).
 
-http(s) goes through requests (a core dependency, no aiohttp needed); every other scheme through
-fsspec, whose cloud backends are optional extras: ``mlproj[s3]`` (s3fs), ``mlproj[gcs]`` (gcsfs).
+http(s) goes through requests (a core dependency, no aiohttp needed); MLflow artifact URIs
+(runs:/, models:/, mlflow-artifacts:/, dbfs:/) through the mlflow package when installed; every
+other scheme through fsspec, whose cloud backends are optional extras: ``mlproj[s3]`` (s3fs),
+``mlproj[gcs]`` (gcsfs).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from mlproj.sources.uris import file_uri_to_path, scrub_text, strip_credentials
 _HTTP_TIMEOUT = 60.0
 _CHUNK = 1 << 20
 
+# MLflow's own artifact URIs, resolved by the mlflow package against MLFLOW_TRACKING_URI.
+_MLFLOW_SCHEMES = {"runs", "models", "mlflow-artifacts", "dbfs"}
+
 # scheme -> the mlproj extra that installs its fsspec backend
 _EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 
@@ -31,6 +36,8 @@ def fetch_remote_path(uri: str, dest: Path) -> Path:
         return _download_http(uri, dest / name)
     if scheme == "file":
         return _copy_file_uri(uri, dest / name)
+    if scheme in _MLFLOW_SCHEMES:
+        return _download_mlflow(uri, dest)
     return _download_fsspec(uri, scheme, dest / name)
 
 
@@ -76,6 +83,24 @@ def _copy_file_uri(uri: str, target: Path) -> Path:
             f"Could not read {strip_credentials(uri)}: no such file or folder ({source})."
         )
     return target
+
+
+def _download_mlflow(uri: str, dest: Path) -> Path:
+    public = strip_credentials(uri)
+    try:
+        from mlflow.artifacts import download_artifacts
+    except ImportError:
+        raise ExecutionException(
+            f"Cannot download {public}: MLflow artifact URIs need the mlflow package; "
+            "pip install 'mlproj[mlflow]'."
+        ) from None
+    try:
+        local = download_artifacts(artifact_uri=uri, dst_path=str(dest))
+    except Exception as err:  # noqa: BLE001 - MLflow raises many types (MlflowException, OSError)
+        raise ExecutionException(
+            f"Could not download {public}: {scrub_text(str(err) or type(err).__name__, uri)}"
+        ) from None
+    return Path(local)
 
 
 def _download_fsspec(uri: str, scheme: str, target: Path) -> Path:
