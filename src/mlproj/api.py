@@ -20,7 +20,7 @@ from typing import Any
 from mlproj.backends.base import SubmitRequest
 from mlproj.errors import ExecutionException
 from mlproj.submitted import SubmittedRun
-from mlproj.supervision import TAG_ERROR
+from mlproj.supervision import TAG_ERROR, identity_tags
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import TERMINAL_STATUSES
 
@@ -136,10 +136,12 @@ def submit(options: RunOptions) -> SubmittedRun:
     }
     if manager.tag_value:
         tags["mlflow.project.env"] = manager.tag_value
+    if options.synchronous and backend.name == "local":
+        tags.update(identity_tags())  # this process supervises the run
     parent = _parent_run_id()
     if parent:
         tags["mlflow.parentRunId"] = parent
-    run_id, experiment_id = _open_run(store, options, tags)
+    run_id, experiment_id, artifact_uri = _open_run(store, options, tags)
     with _fail_run_on_error(store, run_id):
         if options.run_id is None:
             store.log_batch(run_id, params=params.as_logged())
@@ -161,6 +163,7 @@ def submit(options: RunOptions) -> SubmittedRun:
                 synchronous=options.synchronous,
                 storage_dir=Path(options.storage_dir) if options.storage_dir else None,
                 log=log,
+                artifact_uri=artifact_uri,
             )
         )
     if options.synchronous and not submitted.wait():
@@ -168,8 +171,12 @@ def submit(options: RunOptions) -> SubmittedRun:
     return submitted
 
 
-def _open_run(store: TrackingStore, options: RunOptions, tags: dict[str, str]) -> tuple[str, str]:
-    """Create the tracking run, or re-enter an existing RUNNING one (``run_id=``)."""
+def _open_run(
+    store: TrackingStore, options: RunOptions, tags: dict[str, str]
+) -> tuple[str, str, str]:
+    """Create the tracking run, or re-enter an existing RUNNING one (``run_id=``).
+
+    Returns the run id, its experiment id and its artifact URI."""
     if options.run_id is not None:
         existing = store.get_run(options.run_id)
         if existing.info.status in TERMINAL_STATUSES:
@@ -177,16 +184,16 @@ def _open_run(store: TrackingStore, options: RunOptions, tags: dict[str, str]) -
                 f"Run '{options.run_id}' is already {existing.info.status}; "
                 "run_id= only re-enters a RUNNING run"
             )
-        keep = ("mlflow.project.backend", "mlflow.project.env")
+        keep = ("mlflow.project.backend", "mlflow.project.env", *identity_tags())
         store.set_tags(options.run_id, {k: v for k, v in tags.items() if k in keep})
         if options.run_name:
             store.set_tag(options.run_id, "mlflow.runName", options.run_name)
-        return options.run_id, existing.info.experiment_id
+        return options.run_id, existing.info.experiment_id, existing.info.artifact_uri
     experiment_id = store.resolve_experiment(options.experiment_name, options.experiment_id)
     info = store.create_run(
         experiment_id, run_name=options.run_name, tags=tags, user_id=tags["mlflow.user"]
     )
-    return info.run_id, experiment_id
+    return info.run_id, experiment_id, info.artifact_uri
 
 
 @contextmanager
@@ -199,7 +206,7 @@ def _fail_run_on_error(store: TrackingStore, run_id: str) -> Iterator[None]:
         reason = "interrupted" if killed else str(exc) or type(exc).__name__
         try:
             store.set_tag(run_id, TAG_ERROR, reason[:8000])
-            if store.get_run(run_id).info.status not in TERMINAL_STATUSES:
+            if store.get_run_status(run_id) not in TERMINAL_STATUSES:
                 store.set_terminated(run_id, "KILLED" if killed else "FAILED")
         except Exception as record_exc:  # noqa: BLE001 - keep the original error, say why
             print(

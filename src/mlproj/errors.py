@@ -7,7 +7,7 @@ failed run surfaces as :class:`ExecutionException`. The CLI prints its message a
 from __future__ import annotations
 
 
-class ExecutionException(Exception):  # noqa: N818 - the name is MLflow's public API
+class ExecutionException(Exception):
     """Raised when a project cannot be run or a run fails."""
 
     def __init__(self, message: str) -> None:

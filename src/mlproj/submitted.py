@@ -91,6 +91,6 @@ class LocalSubmittedRun(SubmittedRun):
 
     def _recorded_status(self) -> str:
         assert self._store is not None
-        status = self._store.get_run(self._run_id).info.status
+        status = self._store.get_run_status(self._run_id)
         # The supervisor is gone; a run it could not close (it was SIGKILLed) did fail.
         return "FAILED" if status == "RUNNING" else status

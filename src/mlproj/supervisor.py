@@ -127,7 +127,7 @@ class Supervisor:
             store.set_tag(run_id, TAG_ERROR, error)
         # A status the project set itself (e.g. `with mlflow.start_run()`) wins, as in MLflow,
         # except that a cancel is always recorded as KILLED.
-        current = store.get_run(run_id).info.status
+        current = store.get_run_status(run_id)
         if current not in TERMINAL_STATUSES or (status == "KILLED" and current != "KILLED"):
             store.set_terminated(run_id, status)
 

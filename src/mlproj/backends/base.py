@@ -40,6 +40,7 @@ class SubmitRequest:
     synchronous: bool = True
     storage_dir: Path | None = None
     log: Callable[[str], None] = _ignore
+    artifact_uri: str = ""  # the run's artifact root, as the store reported it
 
     @property
     def tracking_uri(self) -> str:

@@ -72,7 +72,7 @@ class LocalBackend(Backend):
                 run_id=run_id,
                 experiment_id=request.experiment_id,
                 tracking_uri=store.tracking_uri,
-                artifact_uri=store.get_run(run_id).info.artifact_uri,
+                artifact_uri=request.artifact_uri or store.get_run(run_id).info.artifact_uri,
                 local_paths=request.params.local_paths,
                 docker_args=request.docker_args,
                 build_image=request.build_image,
@@ -91,7 +91,8 @@ class LocalBackend(Backend):
         )
         request.log(f"running {request.command!r} in run {run_id}")
         if request.synchronous:
-            store.set_tags(run_id, {**identity_tags(), TAG_LOG: str(log_path)})
+            # The identity tags of this process were written when the run was created.
+            store.set_tag(run_id, TAG_LOG, str(log_path))
             supervisor = Supervisor(job, store)
             supervisor.start()
             return LocalSubmittedRun(run_id, supervisor=supervisor)

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 from mlproj.errors import ExecutionException
 from mlproj.tracking.base import TrackingStore
 
-__all__ = ["TrackingStore", "get_store", "resolve_tracking_uri", "local_store_root"]
+__all__ = ["TrackingStore", "get_store", "local_store_root", "resolve_tracking_uri"]
 
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 

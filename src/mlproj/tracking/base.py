@@ -87,6 +87,10 @@ class TrackingStore(ABC):
     def log_artifact(self, run_id: str, local_path: Path, artifact_path: str | None = None) -> None:
         """Copy a local file into the run's artifacts (under ``artifact_path`` when given)."""
 
+    def get_run_status(self, run_id: str) -> str:
+        """The run's status alone; stores override it when that is cheaper than ``get_run``."""
+        return self.get_run(run_id).info.status
+
     def local_artifact_dir(self, run_id: str) -> Path | None:
         """The run's artifact folder when it is on this machine's disk, else None."""
         return None
@@ -125,6 +129,7 @@ class TrackingStore(ABC):
             if wanted == DEFAULT_EXPERIMENT_ID:
                 return self.create_experiment("Default")
             raise ExecutionException(
-                f"Experiment with id '{wanted}' does not exist in tracking store {self.tracking_uri}"
+                f"Experiment with id '{wanted}' does not exist in tracking store "
+                f"{self.tracking_uri}"
             )
         return wanted
