@@ -28,7 +28,17 @@ _EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 
 def fetch_remote_path(uri: str, dest: Path) -> Path:
     """Download the file or folder at ``uri`` into the folder ``dest``; return its local path."""
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        return _fetch_into(uri, dest)
+    except OSError as err:  # disk full, permissions: say where, without credentials
+        raise ExecutionException(
+            f"Could not download {strip_credentials(uri)} into {dest}: "
+            f"{scrub_text(err.strerror or str(err), uri)}"
+        ) from None
+
+
+def _fetch_into(uri: str, dest: Path) -> Path:
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     name = _leaf_name(parts.path)
