@@ -56,8 +56,8 @@ def git_facts(directory: Path) -> GitFacts | None:
 def _read_plain_git_dir(root: Path, git_dir: Path) -> GitFacts | None:
     try:
         head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
-        if (git_dir / "commondir").exists():
-            return None  # a linked worktree's admin dir; let git resolve it
+        if (git_dir / "commondir").exists() or (git_dir / "reftable").exists():
+            return None  # a linked worktree, or refs in reftable format: let git resolve them
         commit: str | None
         if head.startswith("ref:"):
             commit = _resolve_ref(git_dir, head[4:].strip())
