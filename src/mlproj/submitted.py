@@ -92,5 +92,11 @@ class LocalSubmittedRun(SubmittedRun):
     def _recorded_status(self) -> str:
         assert self._store is not None
         status = self._store.get_run_status(self._run_id)
-        # The supervisor is gone; a run it could not close (it was SIGKILLed) did fail.
-        return "FAILED" if status == "RUNNING" else status
+        if status == "RUNNING":
+            # The supervisor is gone without closing the run (it was killed): it failed.
+            from mlproj.supervision import TAG_ERROR
+
+            self._store.set_tag(self._run_id, TAG_ERROR, "supervisor process ended unexpectedly")
+            self._store.set_terminated(self._run_id, "FAILED")
+            return "FAILED"
+        return status

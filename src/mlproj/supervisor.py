@@ -144,7 +144,8 @@ def _describe_exit(code: int) -> str:
 
 @contextlib.contextmanager
 def _sigterm_cancels() -> Iterator[None]:
-    """While waiting in the main thread, turn SIGTERM into :class:`Cancelled`."""
+    """While waiting in the main thread, turn SIGTERM and SIGHUP (terminal closed) into
+    :class:`Cancelled`, so the run is stopped and recorded instead of orphaned."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -152,11 +153,12 @@ def _sigterm_cancels() -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         raise Cancelled
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def main() -> int:

@@ -100,14 +100,17 @@ class LocalBackend(Backend):
 
 
 def _spawn_supervisor(job: Job, store: TrackingStore) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlproj.supervisor"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        close_fds=True,
-    )
+    # The supervisor's own errors (not the run's output) go to a file, to debug it if it dies.
+    errors = home_subdir("logs") / f"{job.run_id}.supervisor.log"
+    with errors.open("ab") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlproj.supervisor"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+            close_fds=True,
+        )
     assert process.stdin is not None
     process.stdin.write(job.to_json().encode())
     process.stdin.close()
