@@ -23,6 +23,9 @@ _USERINFO_IN_TEXT = re.compile(
 # git's scp-like syntax: user@host:path (no scheme, no slash before the colon).
 _SCP_LIKE = re.compile(r"^(?:[A-Za-z0-9._~-]+@)?[A-Za-z0-9._-]+:(?!//)")
 _SSH_SCHEMES = {"ssh", "git+ssh", "ssh+git"}
+_SECRET_QUERY_KEY = re.compile(
+    r"token|secret|passw|sig|signature|credential|auth|key|session|x-amz-|x-goog-", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -35,20 +38,32 @@ class ProjectURI:
 
 
 def strip_credentials(url: str) -> str:
-    """``url`` without a password or token in its userinfo.
+    """``url`` without a password or token in its userinfo or its query string.
 
     A bare ssh user (``ssh://git@host/...``) is an account name, not a secret, and is kept.
+    Secret-looking query values (``token=``, ``sig=``, ``X-Amz-Signature=``...) become ``***``.
     """
     try:
         parts = urlsplit(url)
     except ValueError:
         return scrub_text(url)
-    if not parts.scheme or "@" not in parts.netloc:
+    if not parts.scheme:
         return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    if parts.scheme.lower() in _SSH_SCHEMES and ":" not in userinfo:
-        return url
-    return urlunsplit(parts._replace(netloc=hostport))
+    if parts.query:
+        parts = parts._replace(query=_redact_query(parts.query))
+    if "@" in parts.netloc:
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        if not (parts.scheme.lower() in _SSH_SCHEMES and ":" not in userinfo):
+            parts = parts._replace(netloc=hostport)
+    return urlunsplit(parts)
+
+
+def _redact_query(query: str) -> str:
+    fields = []
+    for field in query.split("&"):
+        key, eq, _value = field.partition("=")
+        fields.append(f"{key}=***" if eq and _SECRET_QUERY_KEY.search(key) else field)
+    return "&".join(fields)
 
 
 def scrub_text(text: str, secret_url: str | None = None) -> str:
@@ -72,12 +87,17 @@ def _secrets_of(url: str) -> list[str]:
         parts = urlsplit(url)
     except ValueError:
         return []
-    if not parts.scheme or "@" not in parts.netloc:
+    if not parts.scheme:
         return []
+    pieces: set[str] = set()
+    for field in parts.query.split("&") if parts.query else ():
+        key, eq, value = field.partition("=")
+        if eq and _SECRET_QUERY_KEY.search(key):
+            pieces.update((value, unquote(value)))
     userinfo = parts.netloc.rpartition("@")[0]
-    if parts.scheme.lower() in _SSH_SCHEMES and ":" not in userinfo:
-        return []
-    pieces = {userinfo, unquote(userinfo), *userinfo.split(":"), *unquote(userinfo).split(":")}
+    if userinfo and not (parts.scheme.lower() in _SSH_SCHEMES and ":" not in userinfo):
+        pieces.update((userinfo, unquote(userinfo), *userinfo.split(":")))
+        pieces.update(unquote(userinfo).split(":"))
     # Longest first so a password is not half-replaced via a shorter piece; skip tiny pieces.
     return sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True)
 
