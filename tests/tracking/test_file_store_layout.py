@@ -401,7 +401,8 @@ def test_meta_writer_and_reader_agree_with_pyyaml() -> None:
         "it's", "a: b", "#x", "x #y", "file:///a b/c", "file:///abs/m/0", "é ü", "line\nbreak",
         "tab\there", "-x", "- x", "[]", "{a}", "'q'", '"dq"', "2001-12-14", "1:20", "0x1F",
         "  lead", "trail  ", "a:", ":a", "@x", "%x", "!x", "&a", "*a", "|", ">", "?x", "=",
-        "\u2028", "\x85", "emoji😀", "back\\slash",
+        "\u2028", "\x85", "emoji😀", "back\\slash", "5427fb3452ab428ca92dbdef06a5bdab", "12e45",
+        "0b1", "0o17", "9ab", "1_0", "5 a", "0", "-0", "+1",
     ]  # fmt: skip
     rng = random.Random(3)
     alphabet = string.printable + "éü'\":#- "

@@ -157,31 +157,52 @@ def dump_meta(meta: Mapping[str, object]) -> bytes:
     return text.encode("utf-8")
 
 
+def _quoted_value(raw: str) -> str:
+    if raw[0] == "'":
+        if not _SINGLE_QUOTED.fullmatch(raw):
+            raise _NotFlat
+        return raw[1:-1].replace("''", "'")
+    try:
+        value = json.loads(raw)  # JSON strings are a subset of YAML double-quoted ones
+    except ValueError:
+        raise _NotFlat from None
+    if not isinstance(value, str):
+        raise _NotFlat
+    return value
+
+
+def _digit_led_string(raw: str) -> bool:
+    """True for a digit-led plain scalar YAML reads as a string, such as an unquoted run id.
+
+    YAML 1.1 makes a number or date of it only with a prefix (0x, 0b) or one of ``.:-_+ ``.
+    """
+    return (
+        not raw.isdigit()
+        and raw[:2] not in ("0x", "0b", "0o")
+        and not any(c in raw for c in ".:-_+ ")
+    )
+
+
 def _flat_value(raw: str) -> object:
     raw = raw.strip(" ")
     if raw in _NULLS:
         return None
     first = raw[0]
-    if first == "'":
-        if not _SINGLE_QUOTED.fullmatch(raw):
-            raise _NotFlat
-        return raw[1:-1].replace("''", "'")
-    if first == '"':
-        try:
-            value = json.loads(raw)  # JSON strings are a subset of YAML double-quoted ones
-        except ValueError:
-            raise _NotFlat from None
-        if not isinstance(value, str):
-            raise _NotFlat
-        return value
+    if first in "'\"":
+        return _quoted_value(raw)
     if raw == "[]":
         return []
     if _PLAIN_INT.fullmatch(raw):
         return int(raw)
-    # Numbers other than ints, booleans, dates and anything with YAML syntax: let PyYAML decide.
-    if first in "[]{}&*!|>%@`,?:-#+.0123456789" or raw.lower() in _YAML_WORDS:
-        raise _NotFlat
-    if " #" in raw or ": " in raw:
+    if first.isdigit() and _digit_led_string(raw):
+        return raw
+    # Other numbers, booleans, dates and anything with YAML syntax: let PyYAML decide.
+    if (
+        first in "[]{}&*!|>%@`,?:-#+.0123456789"
+        or raw.lower() in _YAML_WORDS
+        or " #" in raw
+        or ": " in raw
+    ):
         raise _NotFlat
     return raw
 
@@ -689,6 +710,7 @@ class FileStore(TrackingStore):
             existing = _read_text_or_none(run_dir / "params" / key)
             if existing is not None and existing != value:
                 raise _param_conflict(run_id, key, existing, value)
+        run_name = new_tags.pop(RUN_NAME_TAG, None)
         try:
             for key, value in new_params.items():
                 self._write_param(run_dir, run_id, key, value)
@@ -697,13 +719,22 @@ class FileStore(TrackingStore):
                 write_atomic(target, value.encode("utf-8"), tmp_dir=run_dir)
             for key, data in lines.items():
                 append_bytes(self._key_path(run_dir, "metrics", key), data)
+            if run_name is not None:
+                # The tag and meta.yaml's run_name change together under the run's lock, so
+                # concurrent renames cannot leave them disagreeing.
+                with exclusive_lock(run_dir / LOCK):
+                    target = run_dir / "tags" / RUN_NAME_TAG
+                    write_atomic(target, run_name.encode("utf-8"), tmp_dir=run_dir)
+                    self._rewrite_run_meta(run_dir, run_name=run_name)
+        except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+            raise ExecutionException(
+                f"Cannot write to run '{run_id}': {exc.filename} is both a key and the folder of "
+                "nested keys ('a' and 'a/b'); use a different key."
+            ) from exc
         except OSError as exc:
             raise ExecutionException(
-                f"Cannot write to run '{run_id}' in {run_dir}: {exc.strerror or exc}. A key that "
-                "is also the folder of a nested key ('a' and 'a/b') cannot be used for both."
+                f"Cannot write to run '{run_id}' in {run_dir}: {exc.strerror or exc}."
             ) from exc
-        if RUN_NAME_TAG in new_tags:
-            self._update_run_meta(run_dir, run_name=new_tags[RUN_NAME_TAG])
 
     @staticmethod
     def _key_path(run_dir: Path, kind: str, key: str) -> Path:
@@ -721,11 +752,15 @@ class FileStore(TrackingStore):
             raise _param_conflict(run_id, key, existing or "", value)
 
     def _update_run_meta(self, run_dir: Path, **changes: object) -> None:
-        """Read-modify-write meta.yaml under a per-run lock, keeping keys mlproj does not know."""
+        """Read-modify-write meta.yaml under the run's lock."""
         with exclusive_lock(run_dir / LOCK):
-            meta = self._read_run_meta(run_dir)
-            meta.update(changes)
-            write_atomic(run_dir / META, dump_meta(meta), tmp_dir=run_dir)
+            self._rewrite_run_meta(run_dir, **changes)
+
+    def _rewrite_run_meta(self, run_dir: Path, **changes: object) -> None:
+        """Apply ``changes``, keeping keys mlproj does not know (call with the run's lock)."""
+        meta = self._read_run_meta(run_dir)
+        meta.update(changes)
+        write_atomic(run_dir / META, dump_meta(meta), tmp_dir=run_dir)
 
     def set_terminated(self, run_id: str, status: str, end_time: int | None = None) -> None:
         wanted = str(status).upper()

@@ -1,0 +1,195 @@
+"""FileStore and the real ``mlflow`` package (3.x, installed as a test dependency) share a store.
+
+MLflow runs in child processes, as it does inside a project run, with
+``MLFLOW_ALLOW_FILE_STORE=true`` (required by MLflow >= 3.13 for file stores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlproj.tracking.entities import Metric
+from mlproj.tracking.file_store import FileStore
+
+
+def run_mlflow(code: str, tracking_uri: str, *args: str, run_id: str | None = None) -> Any:
+    """Run ``code`` in a child Python with MLflow pointed at the store; return its JSON output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_ALLOW_FILE_STORE="true", MLFLOW_TRACKING_URI=tracking_uri)
+    if run_id is not None:
+        env["MLFLOW_RUN_ID"] = run_id
+    script = "import json, os, sys\nimport mlflow\nfrom mlflow import MlflowClient\n"
+    script += textwrap.dedent(code)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileStore:
+    return FileStore((tmp_path / "mlruns").as_uri())
+
+
+def test_mlflow_reads_what_file_store_wrote(store: FileStore) -> None:
+    experiment_id = store.create_experiment("interop")
+    first = store.create_run(
+        experiment_id,
+        run_name="first-run",
+        tags={"mlflow.user": "alice", "mlflow.source.type": "PROJECT", "nested/key": "deep"},
+        user_id="alice",
+        start_time=1_795_000_000_000,
+    )
+    store.log_batch(
+        first.run_id,
+        params={"alpha": "0.5", "data/path": "/in put"},
+        metrics=[
+            Metric("loss", 0.9, 1_795_000_000_100, 0),
+            Metric("loss", 0.4, 1_795_000_000_200, 1),
+        ],
+    )
+    store.set_terminated(first.run_id, "FINISHED", end_time=1_795_000_000_900)
+    second = store.create_run(
+        experiment_id, run_name=None, tags={}, user_id="bob", start_time=1_795_000_001_000
+    )
+    store.log_batch(second.run_id, params={"alpha": "0.9"})
+    store.set_tag(second.run_id, "mlflow.runName", "renamed")
+    default_run = store.create_run("0", run_name="in-default", tags={}, user_id="carol")
+
+    out = run_mlflow(
+        """
+        exp_id, first, second = sys.argv[1:4]
+        client = MlflowClient()
+        r = client.get_run(first)
+        def info(r):
+            return dict(status=r.info.status, name=r.info.run_name, start=r.info.start_time,
+                        end=r.info.end_time, user=r.info.user_id, exp=r.info.experiment_id,
+                        artifact_uri=r.info.artifact_uri)
+        print(json.dumps({
+            "experiments": sorted([e.experiment_id, e.name] for e in client.search_experiments()),
+            "by_name": client.get_experiment_by_name("interop").experiment_id,
+            "first": info(r), "params": r.data.params, "tags": r.data.tags,
+            "metrics": r.data.metrics,
+            "history": [[m.timestamp, m.value, m.step]
+                        for m in client.get_metric_history(first, "loss")],
+            "second": info(client.get_run(second)),
+            "filtered": [x.info.run_id for x in client.search_runs(
+                [exp_id], filter_string="params.alpha = '0.9'")],
+            "all": [x.info.run_id for x in client.search_runs(
+                [exp_id], order_by=["start_time DESC"])],
+            "default_runs": [x.info.run_name for x in client.search_runs(["0"])],
+        }))
+        """,
+        store.tracking_uri,
+        experiment_id,
+        first.run_id,
+        second.run_id,
+    )
+    assert out["experiments"] == sorted([["0", "Default"], [experiment_id, "interop"]])
+    assert out["by_name"] == experiment_id
+    assert out["first"] == {
+        "status": "FINISHED",
+        "name": "first-run",
+        "start": 1_795_000_000_000,
+        "end": 1_795_000_000_900,
+        "user": "alice",
+        "exp": experiment_id,
+        "artifact_uri": first.artifact_uri,
+    }
+    assert out["params"] == {"alpha": "0.5", "data/path": "/in put"}
+    assert out["tags"] == {
+        "mlflow.user": "alice",
+        "mlflow.source.type": "PROJECT",
+        "nested/key": "deep",
+        "mlflow.runName": "first-run",
+    }
+    assert out["metrics"] == {"loss": 0.4}
+    assert out["history"] == [[1_795_000_000_100, 0.9, 0], [1_795_000_000_200, 0.4, 1]]
+    assert out["second"]["status"] == "RUNNING" and out["second"]["name"] == "renamed"
+    assert out["second"]["end"] is None
+    assert out["filtered"] == [second.run_id]
+    assert out["all"] == [second.run_id, first.run_id]
+    assert out["default_runs"] == [default_run.run_name] == ["in-default"]
+
+
+def test_mlflow_logs_into_our_run_and_its_own_runs_are_readable(store: FileStore) -> None:
+    ours = store.create_run(
+        "0", run_name="project-run", tags={"mlflow.user": "u"}, user_id="u", start_time=1
+    )
+    store.log_batch(ours.run_id, params={"alpha": "0.1"})
+
+    out = run_mlflow(
+        """
+        # Inside a project: MLFLOW_RUN_ID points at the run mlproj opened.
+        mlflow.log_param("from_child", "yes")
+        mlflow.log_metric("child_metric", 1.5, step=3)
+        mlflow.log_metric("child_metric", 0.5, step=1)
+        mlflow.set_tag("child.tag", "t")
+        mlflow.set_tag("nested/child", "n")
+        mlflow.end_run()  # MLflow marks it FINISHED, rewriting meta.yaml its own way
+        os.environ.pop("MLFLOW_RUN_ID", None)  # end_run() may already have dropped it
+
+        mlflow.set_experiment("made-by-mlflow")
+        with mlflow.start_run(run_name="mlflow-own") as run:
+            mlflow.log_params({"lr": "0.01", "deep/param": "x"})
+            for step, value in enumerate([0.3, 0.2, 0.1]):
+                mlflow.log_metric("loss", value, step=step)
+            mlflow.set_tag("stage", "train")
+        failed = mlflow.start_run()
+        mlflow.end_run("FAILED")
+        print(json.dumps({"own": run.info.run_id, "failed": failed.info.run_id,
+                          "exp": run.info.experiment_id}))
+        """,
+        store.tracking_uri,
+        run_id=ours.run_id,
+    )
+
+    run = store.get_run(ours.run_id)
+    assert run.info.status == "FINISHED" and run.info.end_time is not None
+    assert run.info.run_name == "project-run"
+    assert run.params == {"alpha": "0.1", "from_child": "yes"}
+    assert run.metrics == {"child_metric": 1.5}
+    assert run.tags["child.tag"] == "t" and run.tags["nested/child"] == "n"
+    assert [(m.value, m.step) for m in store.get_metric_history(ours.run_id, "child_metric")] == [
+        (1.5, 3),
+        (0.5, 1),
+    ]
+
+    experiment = store.get_experiment_by_name("made-by-mlflow")
+    assert experiment is not None and experiment.experiment_id == out["exp"]
+    assert "made-by-mlflow" in {e.name for e in store.list_experiments()}
+    own = store.get_run(out["own"])
+    assert own.info.run_name == "mlflow-own" and own.info.status == "FINISHED"
+    assert own.info.experiment_id == out["exp"]
+    assert own.params == {"lr": "0.01", "deep/param": "x"}
+    assert own.metrics == {"loss": 0.1}
+    assert own.tags["stage"] == "train" and own.tags["mlflow.runName"] == "mlflow-own"
+    assert store.local_artifact_dir(out["own"]) == (
+        store.root / out["exp"] / out["own"] / "artifacts"
+    )
+    found = store.search_runs([out["exp"]])
+    assert {r.run_id for r in found} == {out["own"], out["failed"]}
+    assert [r.run_id for r in store.search_runs([out["exp"]], status="FAILED")] == [out["failed"]]
+    assert [r.run_id for r in store.search_runs([out["exp"]], params={"lr": "0.01"})] == [
+        out["own"]
+    ]
+
+    # We can keep writing to runs MLflow created and rewrote.
+    store.set_tag(out["own"], "mlflow.runName", "renamed-by-mlproj")
+    store.set_terminated(out["failed"], "KILLED")
+    assert store.get_run(out["own"]).info.run_name == "renamed-by-mlproj"
+    assert store.get_run(out["failed"]).info.status == "KILLED"
