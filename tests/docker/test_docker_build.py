@@ -58,7 +58,7 @@ def test_second_prepare_reuses_the_image_without_building(
     assert second.tags["mlflow.docker.image.id"] == first.tags["mlflow.docker.image.id"]
     assert second.tags["mlflow.docker.image.uri"] == uri
     assert not any(line.startswith("Building") for line in second.logs), second.logs
-    assert elapsed < 1.0, f"reusing the image took {elapsed:.2f} s"
+    assert elapsed < 3.0, f"reusing the image took {elapsed:.2f} s"
 
     (project_dir / "data.txt").write_text("changed\n")
     third = Recorder()
