@@ -157,6 +157,14 @@ def evil_tar_relative_symlink(path: Path) -> None:
         tarred.addfile(link)
 
 
+def evil_tar_hardlink(path: Path, outside: Path) -> None:
+    with tarfile.open(path, "w") as tarred:
+        link = tarfile.TarInfo("innocent.txt")
+        link.type = tarfile.LNKTYPE
+        link.linkname = str(outside / "target.txt")
+        tarred.addfile(link)
+
+
 def test_traversal_archives_extract_nothing(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -165,6 +173,7 @@ def test_traversal_archives_extract_nothing(tmp_path: Path) -> None:
         "tar-absolute.tar.gz": lambda p: evil_tar_absolute(p, outside / "abs.txt"),
         "tar-symlink.tar": lambda p: evil_tar_symlink(p, outside),
         "tar-relative-link.tar": evil_tar_relative_symlink,
+        "tar-hardlink.tar": lambda p: evil_tar_hardlink(p, outside),
     }
     for name, build in cases.items():
         archive = tmp_path / name
