@@ -1,0 +1,83 @@
+"""Whole docker runs through ``mlproj.run``: status, tags, artifacts, cancel -> KILLED."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from docker_support import docker, write_project
+
+import mlproj
+
+pytestmark = pytest.mark.docker
+
+WRITE_ARTIFACT = """root="${MLFLOW_TRACKING_URI#file://}/$MLFLOW_EXPERIMENT_ID/$MLFLOW_RUN_ID"
+printf '%s' "$1" > "$root/artifacts/message.txt"
+"""
+
+
+def test_docker_project_runs_through_mlproj_run(
+    tmp_path: Path,
+    docker_daemon: str,
+    tracking_uri: str,
+    unique_name: str,
+    image_cleanup: list[str],
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    image_cleanup.append(unique_name)
+    write_project(
+        tmp_path / "proj",
+        name=unique_name,
+        image=docker_daemon,
+        command="sh write.sh {message}",
+        parameters={"message": {"type": "string"}},
+        files={"write.sh": WRITE_ARTIFACT},
+    )
+    message = "spaces, 'quotes'; and $dollars"
+    submitted = mlproj.run(
+        str(tmp_path / "proj"),
+        parameters={"message": message},
+        docker_args={"network": "none"},
+        build_image=True,
+    )
+    assert submitted.get_status() == "FINISHED"
+    run = MlflowClient(tracking_uri=tracking_uri).get_run(submitted.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"message": message}
+    tags = run.data.tags
+    assert tags["mlflow.project.env"] == "docker"
+    assert tags["mlflow.docker.image.uri"].startswith(f"{unique_name}:")
+    assert tags["mlflow.docker.image.id"].startswith("sha256:")
+    artifact = MlflowClient(tracking_uri=tracking_uri).download_artifacts(
+        submitted.run_id, "message.txt", str(tmp_path)
+    )
+    assert Path(artifact).read_text() == message
+
+
+def test_cancelled_docker_run_is_killed_and_its_container_removed(
+    tmp_path: Path, docker_daemon: str, tracking_uri: str
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    write_project(tmp_path / "proj", image=docker_daemon, command="sleep 300")
+    submitted = mlproj.run(
+        str(tmp_path / "proj"), docker_args={"network": "none"}, synchronous=False
+    )
+    client = MlflowClient(tracking_uri=tracking_uri)
+    deadline = time.monotonic() + 60
+    while "mlproj.docker.container" not in client.get_run(submitted.run_id).data.tags:
+        assert time.monotonic() < deadline, "container never prepared"
+        time.sleep(0.2)
+    name = client.get_run(submitted.run_id).data.tags["mlproj.docker.container"]
+    while not docker("ps", "-q", "--filter", f"name=^{name}$").stdout.strip():
+        assert time.monotonic() < deadline, "container never started"
+        time.sleep(0.2)
+    submitted.cancel()
+    assert submitted.get_status() == "KILLED"
+    assert client.get_run(submitted.run_id).info.status == "KILLED"
+    deadline = time.monotonic() + 30
+    while docker("ps", "-aq", "--filter", f"name=^{name}$").stdout.strip():
+        assert time.monotonic() < deadline, f"container {name} still exists after cancel"
+        time.sleep(0.2)
