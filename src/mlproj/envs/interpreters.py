@@ -172,12 +172,12 @@ def _candidates() -> Iterator[tuple[Path, str, Version | None]]:
         if path.name == "shims" or path.resolve() in shims:
             continue  # shims need the shell setup of their tool; the real binaries are below
         try:
-            children = sorted(path.iterdir())
+            # Plain names, filtered before sorting: /usr/bin holds thousands of entries.
+            names = sorted(n for n in os.listdir(path) if _EXE_NAME.match(n))  # noqa: PTH208
         except OSError:
             continue
-        for child in children:
-            if _EXE_NAME.match(child.name):
-                yield child, "PATH", None
+        for name in names:
+            yield path / name, "PATH", None
     roots: list[tuple[Path, str, re.Pattern[str]]] = [
         (pyenv_root() / "versions", "pyenv", re.compile(r"^(\d+)\.(\d+)\.(\d+)$")),
         (uv_python_dir(), "uv", re.compile(r"^cpython-(\d+)\.(\d+)\.(\d+)-")),

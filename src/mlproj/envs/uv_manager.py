@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 from mlproj.envs.buildlog import BuildLog
 from mlproj.envs.interpreters import Interpreter
 from mlproj.envs.pyspec import files_digest
-from mlproj.envs.venv_base import ResolvedSpec, VenvManager, uv_binary
+from mlproj.envs.venv_base import ResolvedSpec, VenvManager, uv_available, uv_binary
+from mlproj.errors import ExecutionException
 from mlproj.spec import Project
 
 _LOCK_FILES = ("uv.lock", "pyproject.toml", ".python-version")
@@ -21,7 +22,10 @@ class UvManager(VenvManager):
     title: ClassVar[str] = "uv"
 
     def validate(self, project: Project) -> None:
-        uv_binary()
+        if not uv_available():
+            raise ExecutionException(
+                "uv was not found: install it with `pip install uv` (it is a dependency of mlproj)"
+            )
         super().validate(project)
 
     @staticmethod

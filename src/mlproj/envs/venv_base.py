@@ -4,6 +4,7 @@ environment variables (faster than sourcing ``bin/activate`` in a shell)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from abc import abstractmethod
@@ -15,7 +16,6 @@ from typing import Any, ClassVar
 from mlproj.envs.base import EnvironmentManager, EnvRequest, LaunchPlan
 from mlproj.envs.buildlog import BuildFailed, BuildLog
 from mlproj.envs.cache import ensure, envs_root, make_key
-from mlproj.envs.condaspec import convert_conda_file
 from mlproj.envs.interpreters import Interpreter, discover, find_interpreter, matcher
 from mlproj.envs.pyspec import (
     PythonEnvSpec,
@@ -39,6 +39,8 @@ class ResolvedSpec:
 def resolve_spec(project: Project) -> ResolvedSpec:
     """The Python environment spec of a project, whatever kind of environment it declares."""
     if project.env_type == "conda_env" and project.env_file is not None:
+        from mlproj.envs.condaspec import convert_conda_file
+
         converted = convert_conda_file(project.env_file)
         return ResolvedSpec(converted.spec, from_conda=True, dropped=converted.dropped)
     if project.env_type == "python_env" and project.env_file is not None:
@@ -59,6 +61,15 @@ def activated_env(base: Mapping[str, str], env_dir: Path) -> dict[str, str]:
     return env
 
 
+def uv_available() -> bool:
+    """Cheap check for validate(): the uv package (or a uv on PATH) is there."""
+    import importlib.util
+    import shutil
+
+    return importlib.util.find_spec("uv") is not None or shutil.which("uv") is not None
+
+
+@functools.cache
 def uv_binary() -> str:
     """The uv executable shipped by the ``uv`` PyPI package (a dependency of mlproj)."""
     try:
