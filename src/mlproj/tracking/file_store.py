@@ -20,13 +20,14 @@ the fallback for anything unusual, so listing 10,000 runs stays well under a sec
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import posixpath
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -483,9 +484,16 @@ class FileStore(TrackingStore):
             raise ExecutionException(
                 f"Invalid experiment name {name!r}: give a non-empty name (--experiment-name)."
             )
+        try:
+            return self._create_experiment(name)
+        except OSError as exc:
+            raise _write_error(f"Cannot create experiment {name!r} in {self.root}", exc) from exc
+
+    def _create_experiment(self, name: str) -> str:
         from filelock import FileLock
 
         self.root.mkdir(parents=True, exist_ok=True)
+        # One creator at a time per store: two processes never create the same name twice.
         with FileLock(str(self.root / LOCK)):
             existing = self.get_experiment_by_name(name)
             if existing is not None:
@@ -511,10 +519,9 @@ class FileStore(TrackingStore):
 
     def _new_experiment_folder(self, name: str) -> Path:
         """Make an empty, unused experiment folder (called under the root lock)."""
-        if name == DEFAULT_EXPERIMENT_NAME and self._experiment_id_free(DEFAULT_EXPERIMENT_ID):
-            candidates: Iterator[str] = iter([DEFAULT_EXPERIMENT_ID])
-        else:
-            candidates = (_new_experiment_id() for _ in range(100))
+        candidates: Iterable[str] = (_new_experiment_id() for _ in range(100))
+        if name == DEFAULT_EXPERIMENT_NAME:
+            candidates = itertools.chain([DEFAULT_EXPERIMENT_ID], candidates)
         for experiment_id in candidates:
             if not self._experiment_id_free(experiment_id):
                 continue
@@ -673,10 +680,7 @@ class FileStore(TrackingStore):
             staging.rename(final)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise ExecutionException(
-                f"Cannot create a run in {experiment_folder}: {exc.strerror or exc}. Check that "
-                "the tracking store folder is writable."
-            ) from exc
+            raise _write_error(f"Cannot create a run in {experiment_folder}", exc) from exc
         self._run_dirs[run_id] = final
         return info
 
@@ -726,15 +730,8 @@ class FileStore(TrackingStore):
                     target = run_dir / "tags" / RUN_NAME_TAG
                     write_atomic(target, run_name.encode("utf-8"), tmp_dir=run_dir)
                     self._rewrite_run_meta(run_dir, run_name=run_name)
-        except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
-            raise ExecutionException(
-                f"Cannot write to run '{run_id}': {exc.filename} is both a key and the folder of "
-                "nested keys ('a' and 'a/b'); use a different key."
-            ) from exc
         except OSError as exc:
-            raise ExecutionException(
-                f"Cannot write to run '{run_id}' in {run_dir}: {exc.strerror or exc}."
-            ) from exc
+            raise _write_error(f"Cannot write to run '{run_id}'", exc) from exc
 
     @staticmethod
     def _key_path(run_dir: Path, kind: str, key: str) -> Path:
@@ -770,11 +767,14 @@ class FileStore(TrackingStore):
                 f"{', '.join(sorted(TERMINAL_STATUSES))}."
             )
         run_dir = self._run_dir(run_id)
-        self._update_run_meta(
-            run_dir,
-            status=STATUS_TO_INT[wanted],
-            end_time=_now_ms() if end_time is None else int(end_time),
-        )
+        try:
+            self._update_run_meta(
+                run_dir,
+                status=STATUS_TO_INT[wanted],
+                end_time=_now_ms() if end_time is None else int(end_time),
+            )
+        except OSError as exc:
+            raise _write_error(f"Cannot set the status of run '{run_id}'", exc) from exc
 
     def search_runs(
         self,
@@ -944,6 +944,18 @@ def _metric_lines(metrics: Sequence[Metric]) -> dict[str, bytes]:
             )
         lines.setdefault(metric.key, []).append(f"{timestamp} {float(value)} {step}\n")
     return {key: "".join(points).encode("ascii") for key, points in lines.items()}
+
+
+def _write_error(what: str, exc: OSError) -> ExecutionException:
+    if isinstance(exc, (IsADirectoryError, NotADirectoryError, FileExistsError)):
+        return ExecutionException(
+            f"{what}: {exc.filename} is both a key and the folder of nested keys ('a' and "
+            "'a/b'); use a different key."
+        )
+    return ExecutionException(
+        f"{what}: {exc.strerror or exc} ({exc.filename}). Check that the tracking store folder "
+        "is writable and the disk is not full."
+    )
 
 
 def _param_conflict(run_id: str, key: str, old: str, new: str) -> ExecutionException:
