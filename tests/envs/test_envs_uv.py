@@ -83,9 +83,13 @@ def test_python_310_env_is_built_then_reused(tmp_path: Path) -> None:
     assert (manager.name, manager.tag_value) == ("uv", "uv")
     manager.validate(project)
     logs: list[str] = []
-    plan = manager.prepare(env_request(project, logs))
+    tags: dict[str, str] = {}
+    request = env_request(project, logs)
+    request.set_tags = tags.update
+    plan = manager.prepare(request)
     version, prefix = launch(plan).split()
     assert version == "3.10.13"
+    assert tags == {"mlproj.env": Path(prefix).parent.name}
     assert plan.env["VIRTUAL_ENV"] == prefix
     assert plan.cwd == project.directory
     assert plan.argv == ["bash", "-c", PROBE]

@@ -151,6 +151,7 @@ class CondaManager(EnvironmentManager):
             log=request.log,
             project_dir=project.directory,
         )
+        request.set_tags({"mlproj.env": key.name})
         return self.launch_plan(tools, entry.env_dir, request)
 
     def launch_plan(self, tools: CondaTools, prefix: Path, request: EnvRequest) -> LaunchPlan:

@@ -167,6 +167,7 @@ class VenvManager(EnvironmentManager):
             log=request.log,
             project_dir=project.directory,
         )
+        request.set_tags({"mlproj.env": key.name})
         dropped = meta.get("dropped") or []
         if dropped:
             request.log(
