@@ -17,6 +17,7 @@ import pytest
 
 from mlproj.errors import ExecutionException
 from mlproj.sources import fetch_project
+from mlproj.sources.git_cache import cache_key
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",
@@ -63,9 +64,17 @@ class Repos:
     def __init__(self, base: Path) -> None:
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
+        leaf = base.parent / "work-leaf"
+        git("init", "-q", str(leaf))
+        (leaf / "leaf.txt").write_text("nested\n")
+        git("add", ".", cwd=leaf)
+        git("commit", "-qm", "leaf", cwd=leaf)
+        git("clone", "-q", "--bare", str(leaf), str(base / "leaf.git"))
         work = base.parent / "work-sub"
         git("init", "-q", str(work))
+        git("remote", "add", "origin", str(base / "sub.git"), cwd=work)
         (work / "lib.txt").write_text("from the submodule\n")
+        git("submodule", "add", "-q", "../leaf.git", "deep", cwd=work)  # nested submodule
         git("add", ".", cwd=work)
         git("commit", "-qm", "sub", cwd=work)
         git("clone", "-q", "--bare", str(work), str(base / "sub.git"))
@@ -106,7 +115,7 @@ class Repos:
         return self.main
 
     def refresh(self) -> None:
-        for bare in ("proj.git", "sub.git"):
+        for bare in ("proj.git", "sub.git", "leaf.git"):
             git("--git-dir", str(self.base / bare), "update-server-info")
 
 
@@ -175,6 +184,10 @@ def test_default_branch_with_submodule(daemon: GitDaemon, repos: Repos) -> None:
     fetched = fetch_project(url)
     assert (fetched.directory / "MLproject").read_text().startswith("name: root")
     assert (fetched.directory / "vendor" / "lib.txt").read_text() == "from the submodule\n"
+    assert (fetched.directory / "vendor" / "deep" / "leaf.txt").read_text() == "nested\n"
+    vendor_origin = git("remote", "get-url", "origin", cwd=fetched.directory / "vendor")
+    assert vendor_origin == daemon.url("sub.git")
+    assert len(list((home() / "git" / "mirrors").glob("*.git"))) == 3  # proj, sub, leaf
     assert not (fetched.directory / "feature.txt").exists()
     assert fetched.git_commit == repos.main
     assert fetched.source_name == url
@@ -244,9 +257,7 @@ def test_second_run_reuses_mirror_and_checkout(daemon: GitDaemon, repos: Repos) 
     first = fetch_project(url, log=lines.append)
     assert lines[0] == f"Fetching {url} into the Git cache"
     assert lines[1].startswith(f"Checking out {repos.main[:12]} of {url}")
-    mirrors = list((home() / "git" / "mirrors").iterdir())
-    assert len(mirrors) == 1
-    fetch_head = mirrors[0] / "FETCH_HEAD"
+    fetch_head = home() / "git" / "mirrors" / f"{cache_key(url)}.git" / "FETCH_HEAD"
     stamp = fetch_head.stat().st_mtime_ns
     inode = first.directory.stat().st_ino
     lines.clear()
@@ -263,8 +274,13 @@ def test_new_commit_fetched_incrementally(tmp_path: Path) -> None:
     try:
         url = served.url("proj.git")
         old = fetch_project(url)
+        sub_fetch_head = home() / "git" / "mirrors" / f"{cache_key(served.url('sub.git'))}.git"
+        stamp = (sub_fetch_head / "FETCH_HEAD").stat().st_mtime_ns
         new_sha = repos.push_new_main_commit("later.txt")
         new = fetch_project(url)
+        assert (new.directory / "vendor" / "deep" / "leaf.txt").is_file()
+        # the submodule commit is unchanged: its mirror is not fetched again
+        assert (sub_fetch_head / "FETCH_HEAD").stat().st_mtime_ns == stamp
         assert new.git_commit == new_sha != old.git_commit
         assert (new.directory / "later.txt").is_file()
         assert not (old.directory / "later.txt").exists()  # old checkout never mutated
@@ -315,6 +331,8 @@ def test_local_repo_with_version_leaves_working_copy_alone(repos: Repos, tmp_pat
     fetched = fetch_project(str(user), version="feature")
     assert (fetched.directory / "feature.txt").is_file()
     assert (fetched.directory / "vendor" / "lib.txt").is_file()  # from the user's own clone
+    assert (fetched.directory / "vendor" / "deep" / "leaf.txt").is_file()
+    assert not list((home() / "git" / "mirrors").glob("*.git"))[1:]  # only the user's repo
     assert fetched.git_commit == repos.feature
     assert fetched.git_branch == "feature"
     assert fetched.source_name == f"file://{user.resolve()}"
@@ -388,5 +406,8 @@ def test_sources_cli_lists_and_clears(daemon: GitDaemon) -> None:
     assert url in listed.output and "1 checkouts" in listed.output
     cleared = runner.invoke(sources_group, ["clear", "--url", url, "--yes"])
     assert cleared.exit_code == 0, cleared.output
-    assert not any((home() / "git" / "mirrors").iterdir())
+    mirrors = home() / "git" / "mirrors"
+    assert not (mirrors / f"{cache_key(url)}.git").exists()
+    assert (mirrors / f"{cache_key(daemon.url('sub.git'))}.git").exists()  # only that URL
+    assert runner.invoke(sources_group, ["clear", "--yes"]).exit_code == 0
     assert "No cached sources" in runner.invoke(sources_group, ["list"]).output

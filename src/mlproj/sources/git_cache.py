@@ -33,6 +33,7 @@ _FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
 _SHORT_SHA = re.compile(r"^[0-9a-fA-F]{4,39}$")
 _LOCK_TIMEOUT = 1800.0  # seconds to wait for another process fetching the same URL
 _SCHEMA = 1
+_MAX_SUBMODULE_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -215,11 +216,7 @@ class GitCache:
         return self._is_commit(rev)
 
     def _is_commit(self, rev: str) -> bool:
-        try:
-            run_git(["cat-file", "-e", f"{rev}^{{commit}}"], git_dir=self.mirror)
-        except GitError:
-            return False
-        return True
+        return _has_commit(self.mirror, rev)
 
     def _fetch(self, *extra_refspecs: str) -> None:
         """Incremental fetch of all branches and tags (and any ``extra_refspecs``)."""
@@ -285,49 +282,79 @@ class GitCache:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def _update_submodules(self, work_tree: Path) -> None:
-        # Credentials in the parent's URL are not handed on: they would be written into the
-        # submodules' config. Private submodules authenticate through helpers or ssh agents.
-        if self.local_git_dir is not None:
-            self._use_local_submodules(work_tree, self.local_git_dir)
-        try:
-            run_git(
-                [
-                    "-c",
-                    "protocol.file.allow=always",
-                    "submodule",
-                    "update",
-                    "--init",
-                    "--recursive",
-                    "--quiet",
-                ],
-                cwd=work_tree,
-                secret_url=self.url,
-                network=True,
-                transfer=True,
-            )
-        except GitError as err:
-            raise ExecutionException(
-                f"Checking out the submodules of {self.public_url} failed: {err.stderr}. "
-                "Private submodules need a credential helper or an ssh agent."
-            ) from None
+    def _update_submodules(self, work_tree: Path, depth: int = 0) -> None:
+        """Check out every submodule of ``work_tree`` from its own mirror, recursively.
 
-    @staticmethod
-    def _use_local_submodules(work_tree: Path, git_dir: Path) -> None:
-        """Point each submodule at the user's own clone of it, when there is one."""
+        Each submodule URL (relative ones resolved against origin) gets a mirror in this cache,
+        so a new commit of the parent does not clone its submodules from the network again.
+        For a local repository, submodules the user already cloned are used instead.
+        Credentials in the parent's URL are not handed on (they would be written into the
+        submodules' config): private submodules authenticate through helpers or ssh agents.
+        """
+        if depth > _MAX_SUBMODULE_DEPTH:
+            raise ExecutionException(
+                f"Submodules of {self.public_url} are nested more than {_MAX_SUBMODULE_DEPTH} "
+                "levels deep; is there a cycle?"
+            )
         try:
             run_git(["submodule", "init", "--quiet"], cwd=work_tree)
             listed = run_git(
                 ["config", "--local", "--get-regexp", r"^submodule\..*\.url$"], cwd=work_tree
             )
-        except GitError:
-            return
+        except GitError as err:
+            raise ExecutionException(
+                f"Reading the submodules of {self.public_url} failed: {err.stderr}"
+            ) from None
         for line in listed.splitlines():
-            key = line.split(" ", 1)[0]
+            key, _, url = line.partition(" ")
             name = key[len("submodule.") : -len(".url")]
-            local = git_dir / "modules" / name
-            if (local / "HEAD").is_file():
-                run_git(["config", key, str(local)], cwd=work_tree)
+            self._checkout_submodule(work_tree, name, url.strip(), depth)
+
+    def _checkout_submodule(self, work_tree: Path, name: str, url: str, depth: int) -> None:
+        try:
+            path = run_git(
+                ["config", "-f", ".gitmodules", f"submodule.{name}.path"], cwd=work_tree
+            ).strip()
+            entry = run_git(["ls-tree", "HEAD", "--", path], cwd=work_tree).split()
+        except GitError:
+            return  # listed in .gitmodules but not in the tree: nothing to check out
+        if len(entry) < 3 or entry[1] != "commit":
+            return
+        sha = entry[2]
+        own_clone = self.local_git_dir / "modules" / name if self.local_git_dir else None
+        if own_clone is not None and not _has_commit(own_clone, sha):
+            own_clone = None  # the user's clone of it is older: use the mirror
+        sub = GitCache(url, root=self.root, local_git_dir=own_clone, log=self.log)
+        if sub.local_git_dir is not None:
+            source = str(sub.local_git_dir)
+        else:
+            try:
+                if sub.key == self.key:  # a repository that is its own submodule
+                    sub._ensure_commit(sha, fetch_by_id=True)
+                else:
+                    with sub._lock():
+                        sub._ensure_commit(sha, fetch_by_id=True)
+            except ExecutionException as err:
+                raise ExecutionException(
+                    f"Submodule '{name}' of {self.public_url}: {err.message}"
+                ) from None
+            source = str(sub.mirror)
+        try:
+            run_git(["config", f"submodule.{name}.url", source], cwd=work_tree)
+            run_git(
+                ["-c", "protocol.file.allow=always", "submodule", "update", "--quiet", "--", path],
+                cwd=work_tree,
+            )
+            # Record the real URL, so nested relative URLs resolve and users see where it is from.
+            run_git(["config", f"submodule.{name}.url", sub.public_url], cwd=work_tree)
+            run_git(["remote", "set-url", "origin", sub.public_url], cwd=work_tree / path)
+        except GitError as err:
+            raise ExecutionException(
+                f"Checking out submodule '{name}' ({sub.public_url}) of {self.public_url} "
+                f"failed: {err.stderr}"
+            ) from None
+        if (work_tree / path / ".gitmodules").is_file():
+            sub._update_submodules(work_tree / path, depth + 1)
 
     # -- locking ------------------------------------------------------------------------------
 
@@ -358,6 +385,16 @@ class _Lock:
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
+
+
+def _has_commit(git_dir: Path, sha: str) -> bool:
+    if not (git_dir / "HEAD").is_file():
+        return False
+    try:
+        run_git(["cat-file", "-e", f"{sha}^{{commit}}"], git_dir=git_dir)
+    except GitError:
+        return False
+    return True
 
 
 def clear_cache(root: Path | None = None) -> None:
