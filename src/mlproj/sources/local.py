@@ -110,7 +110,7 @@ def _ask_git(directory: Path) -> GitFacts | None:
     """Fallback for worktrees, ``.git`` files (submodules) and other layouts."""
     try:
         root = Path(run_git(["rev-parse", "--show-toplevel"], cwd=directory).strip())
-    except GitError:
+    except (GitError, ExecutionException):  # not a work tree, or git not installed
         return None
     try:
         commit: str | None = run_git(["rev-parse", "--verify", "-q", "HEAD"], cwd=root).strip()
