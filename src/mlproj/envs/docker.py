@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from mlproj.envs.base import EnvironmentManager, EnvRequest, LaunchPlan
 from mlproj.envs.docker_cli import DockerCli, docker_executable, logged_in
-from mlproj.envs.docker_image import CODE_DIR, ImageRef, build_project_image, resolve_image
+from mlproj.envs.docker_image import CODE_DIR, ImageRef, build_or_reuse, resolve_image
 from mlproj.envs.docker_run import (
     ContainerSpec,
     Mount,
@@ -122,17 +122,16 @@ class DockerManager(EnvironmentManager):
             for p in (local_store_root(request.tracking_uri), _local(request.artifact_uri))
             if p is not None
         ]
-        image = build_project_image(
+        image, base = build_or_reuse(
+            cli,
             request.project,
             repository=None,
             base_image=docker_env.image,
             log=request.log,
             auth=request.docker_auth,
             exclude=exclude,
-            cli=cli,
         )
-        base_id = cli.image_id(docker_env.image) or image.image_id
-        return image, base_id  # COPY does not change /bin: the base image's probe is valid
+        return image, base.image_id  # COPY does not change /bin: the base's shell is the same
 
 
 def _docker_env(project: Project) -> DockerEnv:

@@ -159,7 +159,29 @@ def build_project_image(
     extra absolute paths to leave out (e.g. a tracking store inside the project folder).
     ``auth`` (docker-py login keys) is used to pull a private base image.
     """
-    cli = cli or DockerCli()
+    image, _base = build_or_reuse(
+        cli or DockerCli(),
+        project,
+        repository=repository,
+        base_image=base_image,
+        log=log,
+        auth=auth,
+        exclude=exclude,
+    )
+    return image
+
+
+def build_or_reuse(
+    cli: DockerCli,
+    project: Project,
+    *,
+    repository: str | None,
+    base_image: str,
+    log: Callable[[str], None],
+    auth: Mapping[str, str] | None,
+    exclude: Iterable[Path],
+) -> tuple[ImageRef, ImageRef]:
+    """:func:`build_project_image`, also returning the resolved base image."""
     exclude = list(exclude)
     repo = repository or repository_for(project)
     with logged_in(cli, auth, base_image):
@@ -169,20 +191,20 @@ def build_project_image(
     existing = cli.image_id(tag)
     if existing is not None:
         log(f"Reusing Docker image {tag} (project unchanged)")
-        return ImageRef(tag, existing)
+        return ImageRef(tag, existing), base
     from filelock import FileLock
 
     lock_name = hashlib.sha256(tag.encode()).hexdigest()[:24]
     with FileLock(str(home_subdir("docker") / f"build-{lock_name}.lock")):
         existing = cli.image_id(tag)  # built by a concurrent run while we waited
         if existing is not None:
-            return ImageRef(tag, existing)
+            return ImageRef(tag, existing), base
         log(f"Building Docker image {tag} FROM {base_image}")
         _docker_build(cli, project.directory, base_image, tag, exclude)
     image_id = cli.image_id(tag)
     if image_id is None:
         raise ExecutionException(f"Docker build of {tag} succeeded but the image is missing")
-    return ImageRef(tag, image_id)
+    return ImageRef(tag, image_id), base
 
 
 def _docker_build(
