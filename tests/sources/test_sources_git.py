@@ -228,15 +228,24 @@ def test_unknown_version_says_how_to_list_refs(daemon: GitDaemon) -> None:
 
 def test_subdirectory_rules(daemon: GitDaemon) -> None:
     url = daemon.url("proj.git")
+    with pytest.raises(ExecutionException) as info:
+        fetch_project(url + "#sub.dir/missing", version="feature")
+    assert "Could not find subdirectory 'sub.dir/missing'" in str(info.value)
+    assert "Folders in 'sub.dir': none" in str(info.value)
+    assert not (home() / "git" / "checkouts").exists()  # failed before any checkout
+    with pytest.raises(ExecutionException, match="Folders in '/': sub.dir, vendor"):
+        fetch_project(url + "#missing")
+
     dotted = fetch_project(url + "#sub.dir")
     assert dotted.directory.name == "sub.dir"
     assert (dotted.directory / "MLproject").read_text() == "name: dotted\n"
     assert dotted.source_name == url + "#sub.dir"
-
+    inside_submodule = fetch_project(url + "#vendor/deep")
+    assert (inside_submodule.directory / "leaf.txt").is_file()
+    with pytest.raises(ExecutionException, match="Could not find subdirectory 'vendor/nope'"):
+        fetch_project(url + "#vendor/nope")
     with pytest.raises(ExecutionException, match="points outside the project"):
         fetch_project(url + "#../other")
-    with pytest.raises(ExecutionException, match="Could not find subdirectory 'missing'"):
-        fetch_project(url + "#missing")
 
 
 def test_cached_full_sha_needs_no_network(repos: Repos) -> None:

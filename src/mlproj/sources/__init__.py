@@ -84,10 +84,9 @@ def _fetch_git(
     from mlproj.sources.git_cache import GitCache
 
     cache = GitCache(url, origin_url=origin_url, local_git_dir=local_git_dir, log=log)
-    checkout = cache.checkout(version)
-    directory = _apply_subdir(
-        checkout.directory, parsed.subdir if subdir is None else subdir, parsed.original
-    )
+    wanted = parsed.subdir if subdir is None else subdir
+    checkout = cache.checkout(version, wanted)
+    directory = _apply_subdir(checkout.directory, wanted, parsed.original)
     return FetchedProject(
         directory=directory,
         source_name=strip_credentials(parsed.original),

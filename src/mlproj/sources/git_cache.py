@@ -80,8 +80,11 @@ class GitCache:
 
     # -- public -------------------------------------------------------------------------------
 
-    def checkout(self, version: str | None) -> Checkout:
-        """An isolated work tree of ``version`` (default: the remote's default branch)."""
+    def checkout(self, version: str | None, subdir: str = "") -> Checkout:
+        """An isolated work tree of ``version`` (default: the remote's default branch).
+
+        A ``subdir`` missing at that commit fails before any checkout is built.
+        """
         if version is not None and _FULL_SHA.match(version):
             ready = self.checkouts / version.lower()
             if ready.is_dir():  # a cached commit needs neither the network nor a lock
@@ -100,8 +103,36 @@ class GitCache:
                 self._ensure_commit(resolved.commit)
             ready = self.checkouts / resolved.commit
             if not ready.is_dir():
+                self._check_subdir(resolved.commit, subdir)
                 self._build_checkout(resolved.commit, ready)
         return Checkout(ready, resolved.commit, resolved.branch)
+
+    def _check_subdir(self, sha: str, subdir: str) -> None:
+        """Fail fast on a mistyped ``#subdir``, listing the folders that do exist."""
+        parts = [part for part in subdir.split("/") if part]
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            try:
+                kind = run_git(["cat-file", "-t", f"{sha}:{prefix}"], git_dir=self.mirror).strip()
+            except GitError:
+                kind = ""
+            if kind == "commit":
+                return  # inside a submodule: checked after checkout
+            if kind != "tree":
+                parent = "/".join(parts[: depth - 1])
+                try:
+                    listing = run_git(
+                        ["ls-tree", "-d", "--name-only", f"{sha}:{parent}" if parent else sha],
+                        git_dir=self.mirror,
+                    ).split()
+                except GitError:
+                    listing = []
+                shown = ", ".join(listing[:20]) or "none"
+                raise ExecutionException(
+                    f"Could not find subdirectory '{subdir}' in {self.public_url} at commit "
+                    f"{sha[:12]}: there is no folder '{prefix}'. Folders in "
+                    f"'{parent or '/'}': {shown}."
+                )
 
     # -- resolution ---------------------------------------------------------------------------
 
