@@ -7,9 +7,10 @@ Layout under ``$MLPROJ_HOME/git``::
     locks/<key>.lock           serialises fetches and checkout creation for one URL
 
 ``<key>`` is a hash of the URL with credentials stripped; the credentials themselves are only
-ever passed on git's command line, never written into the cache. A checkout is built in a
-temporary folder and renamed into place, so a half-built checkout is never seen, and it is not
-modified afterwards: concurrent runs of the same commit share it safely.
+ever passed on git's command line, never written into the cache. A checkout is a local clone of
+the mirror (hardlinked objects, so independent of later fetches or gc), built in a temporary
+folder and renamed into place, so a half-built checkout is never seen; it is not modified
+afterwards: concurrent runs of the same commit share it safely.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ class GitCache:
                     listing = run_git(
                         ["ls-tree", "-d", "--name-only", f"{sha}:{parent}" if parent else sha],
                         git_dir=self.mirror,
-                    ).split()
+                    ).splitlines()
                 except GitError:
                     listing = []
                 shown = ", ".join(listing[:20]) or "none"
@@ -232,8 +233,6 @@ class GitCache:
         tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}-", dir=self.mirror.parent))
         try:
             run_git(["init", "--bare", "-q", str(tmp)])
-            # Objects are read by hardlinked clones: never let gc drop them from the mirror.
-            run_git(["config", "gc.auto", "0"], git_dir=tmp)
             meta = {"schema": _SCHEMA, "url": self.public_url}
             (tmp / "mlproj.json").write_text(json.dumps(meta), encoding="utf-8")
             tmp.rename(self.mirror)
@@ -261,7 +260,7 @@ class GitCache:
         )
         try:
             run_git(
-                ["fetch", "--quiet", "--prune", "--no-auto-gc", self.url, *refspecs],
+                ["fetch", "--quiet", "--prune", self.url, *refspecs],
                 git_dir=self.mirror,
                 secret_url=self.url,
                 network=True,
