@@ -8,6 +8,7 @@ tag. Also used by the Kubernetes backend (``build_project_image`` + ``push_image
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import json
@@ -72,23 +73,62 @@ def repository_for(project: Project) -> str:
 
 
 # -- build context --------------------------------------------------------------------------
+def _ignore_patterns(directory: Path) -> list[tuple[bool, str]]:
+    """``.dockerignore`` lines as (negated, pattern); ``#`` comments and blanks skipped."""
+    try:
+        lines = (directory / ".dockerignore").read_text().splitlines()
+    except OSError:
+        return []
+    patterns = []
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        negated = text.startswith("!")
+        text = text.lstrip("!").strip().removeprefix("./").strip("/")
+        if text:
+            patterns.append((negated, text.replace("**/", "*").replace("/**", "/*")))
+    return patterns
+
+
+def _is_ignored(rel: str, patterns: list[tuple[bool, str]]) -> bool:
+    """Docker's rule: the last matching pattern decides; a match on a parent folder counts."""
+    parts = rel.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for negated, pattern in patterns:
+        if any(fnmatch.fnmatchcase(c, pattern) for c in candidates):
+            ignored = not negated
+    return ignored
+
+
 def _context_files(directory: Path, exclude: Iterable[Path]) -> Iterator[tuple[str, Path]]:
     """(posix relative path, path) of everything copied into the image, in a stable order."""
     excluded = {p.absolute() for p in exclude}
+    patterns = _ignore_patterns(directory)
+    can_prune = not any(negated for negated, _ in patterns)
     for root, dirs, files in os.walk(directory):
         root_path = Path(root)
+        rel_root = root_path.relative_to(directory).as_posix()
+        prefix = "" if rel_root == "." else rel_root + "/"
         dirs[:] = sorted(
-            d for d in dirs if d not in EXCLUDED_NAMES and (root_path / d) not in excluded
+            d
+            for d in dirs
+            if d not in EXCLUDED_NAMES
+            and (root_path / d) not in excluded
+            and not (can_prune and _is_ignored(prefix + d, patterns))
         )
-        for name in sorted(dirs):
-            path = root_path / name
-            if path.is_symlink():  # os.walk does not descend into symlinked folders
-                yield path.relative_to(directory).as_posix(), path
+        for name in dirs:
+            # os.walk does not descend into symlinked folders: copy the link itself.
+            if (root_path / name).is_symlink() and not _is_ignored(prefix + name, patterns):
+                yield prefix + name, root_path / name
         for name in sorted(files):
             path = root_path / name
             if name in EXCLUDED_NAMES or name.endswith(_EXCLUDED_SUFFIXES) or path in excluded:
                 continue
-            yield path.relative_to(directory).as_posix(), path
+            if patterns and _is_ignored(prefix + name, patterns):
+                continue
+            yield prefix + name, path
 
 
 def dockerfile_text(base_image: str) -> str:
@@ -99,17 +139,57 @@ def content_hash(
     directory: Path, base_image_id: str, *, base_image: str, exclude: Iterable[Path] = ()
 ) -> str:
     """Hash of every build input: format, base image (name and id), each file's path, mode
-    and content. Equal hashes build equal images."""
+    and content. Equal hashes build equal images. File digests are remembered by (size,
+    mtime, inode, ctime), so an unchanged large project is not re-read on every run."""
     digest = hashlib.sha256()
     digest.update(f"{_BUILD_FORMAT}\0{base_image}\0{base_image_id}\0".encode())
+    cache = _DigestCache(directory)
     for rel, path in _context_files(directory, exclude):
         info = path.lstat()
         digest.update(f"{rel}\0{stat.S_IMODE(info.st_mode) & 0o111:o}\0".encode())
         if stat.S_ISLNK(info.st_mode):
             digest.update(b"L" + str(path.readlink()).encode())
         else:
-            digest.update(b"F" + _file_digest(path))
+            digest.update(b"F" + cache.digest(rel, path, info))
+    cache.save()
     return digest.hexdigest()
+
+
+class _DigestCache:
+    """Per-project file digests under ``MLPROJ_HOME/docker/digests`` (versioned JSON)."""
+
+    _VERSION = 1
+
+    def __init__(self, directory: Path) -> None:
+        name = hashlib.sha256(str(directory).encode()).hexdigest()[:24]
+        self.path = home_subdir("docker") / "digests" / f"{name}.json"
+        self.entries: dict[str, list[object]] = {}
+        self.fresh: dict[str, list[object]] = {}
+        try:
+            data = json.loads(self.path.read_text())
+            if data.get("version") == self._VERSION and isinstance(data.get("files"), dict):
+                self.entries = data["files"]
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def digest(self, rel: str, path: Path, info: os.stat_result) -> bytes:
+        key = [info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns]
+        known = self.entries.get(rel)
+        if known is not None and known[:4] == key and isinstance(known[4], str):
+            value = bytes.fromhex(known[4])
+        else:
+            value = _file_digest(path)
+        self.fresh[rel] = [*key, value.hex()]
+        return value
+
+    def save(self) -> None:
+        if self.fresh == self.entries:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".digests-")
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"version": self._VERSION, "files": self.fresh}, handle)
+        Path(tmp).replace(self.path)
 
 
 def _file_digest(path: Path) -> bytes:
