@@ -318,8 +318,16 @@ class Kubelet(threading.Thread):
             return
         with self.state.lock:
             pod["status"]["phase"] = "Succeeded" if code == "0" else "Failed"
+            container = pod["spec"]["containers"][0]
             pod["status"]["containerStatuses"] = [
-                {"name": "main", "state": {"terminated": {"exitCode": int(code)}}}
+                {
+                    "name": container["name"],
+                    "image": container["image"],
+                    "imageID": container["image"],
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {"terminated": {"exitCode": int(code)}},
+                }
             ]
             self._pod_ended(namespace, job, succeeded=code == "0")
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +13,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from backends_databricks_standin import TOKEN as DATABRICKS_TOKEN  # noqa: E402
+from backends_databricks_standin import DatabricksStandin  # noqa: E402
 from backends_k8s_standin import KubernetesStandin  # noqa: E402
+from backends_servers import MlflowServer, Registry  # noqa: E402
 
 BUSYBOX_IMAGE = "mlproj-ci/busybox:1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,59 +51,6 @@ def docker_ready() -> str:
     return BUSYBOX_IMAGE
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Registry:
-    """A real Docker registry (distribution) on loopback; the daemon treats 127.0.0.0/8 as
-    insecure, so plain HTTP works for push and pull."""
-
-    def __init__(self, root: Path) -> None:
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        config = root / "config.yml"
-        config.write_text(
-            "version: 0.1\n"
-            "log:\n  level: error\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {root / 'storage'}\n"
-            "  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.address}\n",
-            encoding="utf-8",
-        )
-        self.config = config
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Registry:
-        self.proc = subprocess.Popen(
-            ["docker-registry", "serve", str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://{self.address}/v2/", timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("docker-registry did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-    def tags(self, repository: str) -> list[str]:
-        with urllib.request.urlopen(f"http://{self.address}/v2/{repository}/tags/list") as r:
-            import json
-
-            return list(json.load(r).get("tags") or [])
-
-
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory, docker_ready: str) -> Iterator[Registry]:
     if shutil.which("docker-registry") is None:
@@ -121,5 +68,26 @@ def k8s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubernetesS
     kubeconfig.write_text(standin.kubeconfig(), encoding="utf-8")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.delenv("KUBE_MLFLOW_TRACKING_URI", raising=False)
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    server = MlflowServer(tmp_path_factory.mktemp("backends-mlflow-server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def databricks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DatabricksStandin]:
+    """The Databricks stand-in; the SDK finds it through DATABRICKS_HOST / DATABRICKS_TOKEN."""
+    for name in list(os.environ):
+        if name.startswith("DATABRICKS_"):
+            monkeypatch.delenv(name)
+    standin = DatabricksStandin(tmp_path / "databricks").start()
+    monkeypatch.setenv("DATABRICKS_HOST", standin.url)
+    monkeypatch.setenv("DATABRICKS_TOKEN", DATABRICKS_TOKEN)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.databrickscfg leaks in
     yield standin
     standin.stop()

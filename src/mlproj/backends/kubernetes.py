@@ -69,9 +69,9 @@ class KubernetesBackend(Backend):
         image = build_and_push(
             project,
             config.repository,
-            rebuild=request.build_image,
             auth=request.docker_auth,
             log=request.log,
+            tracking_uri=request.tracking_uri,
         )
         store.set_tags(
             run_id, {"mlflow.docker.image.uri": image.uri, "mlflow.docker.image.id": image.digest}
@@ -120,7 +120,7 @@ class KubernetesBackend(Backend):
             echo_output=request.synchronous,
         )
         if not request.synchronous:
-            start_watcher(request.tracking_uri, run_id)
+            run.watcher_pid = start_watcher(request.tracking_uri, run_id)
         return run
 
 

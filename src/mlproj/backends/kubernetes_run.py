@@ -12,8 +12,6 @@ recorded even when the submitting process exits.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlproj.backends.kubernetes_client import api_client, api_error_message
+from mlproj.backends.watcher import reap, spawn_watcher
 from mlproj.errors import ExecutionException
 from mlproj.submitted import SubmittedRun
 from mlproj.tracking.base import TrackingStore
@@ -75,6 +74,8 @@ class KubernetesSubmittedRun(SubmittedRun):
         self._reason: str | None = None
         self._recorded = False
         self._record_lock = threading.Lock()
+        #: The detached watcher of an asynchronous submission (see mlproj.backends.watcher).
+        self.watcher_pid: int | None = None
 
     @property
     def run_id(self) -> str:
@@ -89,6 +90,7 @@ class KubernetesSubmittedRun(SubmittedRun):
     def wait(self) -> bool:
         while self.get_status() not in TERMINAL_STATUSES:
             time.sleep(self._poll_interval)
+        reap(self.watcher_pid)
         return self._status == "FINISHED"
 
     def _refresh(self) -> None:
@@ -239,17 +241,7 @@ def job_status(status: Any) -> tuple[str, str | None]:
 # -- re-attaching (detached watcher for asynchronous runs) -----------------------------------
 def start_watcher(tracking_uri: str, run_id: str) -> int:
     """Start a detached process that waits for the run and records its end; return its pid."""
-    log_dir = Path(tempfile.gettempdir())
-    with (log_dir / f"mlproj-k8s-watch-{run_id}.log").open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlproj.backends.kubernetes_run", tracking_uri, run_id],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=dict(os.environ),
-        )
-    return proc.pid
+    return spawn_watcher("mlproj.backends.kubernetes_run", tracking_uri, run_id)
 
 
 def reattach(store: TrackingStore, run_id: str) -> KubernetesSubmittedRun:

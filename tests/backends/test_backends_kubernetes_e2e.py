@@ -1,0 +1,264 @@
+"""Kubernetes runs end to end: real image build in the local Docker daemon, real push to a
+loopback registry, the real ``kubernetes`` client against the API stand-in (see
+backends_k8s_standin.py for what it replaces), containers run by the stand-in's kubelet."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from backends_k8s_standin import KubernetesStandin
+from backends_servers import Registry
+
+import mlproj
+from mlproj.backends.kubernetes_client import api_client
+from mlproj.envs.docker_image import push_image
+from mlproj.errors import ExecutionException
+from mlproj.tracking import get_store
+
+pytestmark = pytest.mark.docker
+
+TEMPLATE = """\
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: replaced-by-mlproj
+  namespace: ml
+spec:
+  backoffLimit: {backoff}
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: replaced
+          image: replaced
+          env:
+            - name: FROM_TEMPLATE
+              value: template-value
+"""
+
+
+def _project(tmp_path: Path, image: str, command: str, extra_docker: str = "") -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "MLproject").write_text(
+        "name: K8s Demo\n"
+        "docker_env:\n"
+        f"  image: {image}\n"
+        f"{extra_docker}"
+        "entry_points:\n"
+        "  main:\n"
+        "    parameters:\n"
+        "      name: {type: string, default: world}\n"
+        f"    command: {command}\n"
+    )
+    (project / "code.txt").write_text("project code\n")
+    return project
+
+
+def _config(tmp_path: Path, registry: Registry, backoff: int = 0, **extra: object) -> dict:
+    template = tmp_path / "job.yaml"
+    template.write_text(TEMPLATE.format(backoff=backoff))
+    return {
+        "kube-job-template-path": str(template),
+        "repository-uri": f"{registry.address}/mlproj-test/k8s-demo",
+        "kube-context": "standin",
+        "poll-interval": 0.2,
+        **extra,
+    }
+
+
+def _artifact_log(run_id: str) -> str:
+    store = get_store()
+    folder = store.local_artifact_dir(run_id)
+    assert folder is not None
+    return (folder / "mlproj" / "output.log").read_text()
+
+
+def test_project_runs_as_a_job_and_its_log_is_kept(
+    tmp_path: Path,
+    k8s: KubernetesStandin,
+    registry: Registry,
+    docker_ready: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "input.txt").write_text("mounted data\n")
+    monkeypatch.setenv("MLPROJ_TEST_FROM_HOST", "host-value")
+    project = _project(
+        tmp_path,
+        docker_ready,
+        '"echo $GREETING {name} $MLPROJ_TEST_FROM_HOST $FROM_TEMPLATE; '
+        'cat /data/input.txt code.txt; echo run=$MLFLOW_RUN_ID"',
+        extra_docker=(
+            "  environment: [[GREETING, hello], MLPROJ_TEST_FROM_HOST]\n"
+            f"  volumes: ['{data}:/data:ro']\n"
+        ),
+    )
+    submitted = mlproj.run(
+        str(project),
+        parameters={"name": "k8s world"},
+        backend="kubernetes",
+        backend_config=_config(tmp_path, registry),
+    )
+    run_id = submitted.run_id
+    assert submitted.get_status() == "FINISHED"
+
+    run = get_store().get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.tags["mlflow.project.env"] == "docker"
+    assert run.tags["mlflow.project.backend"] == "kubernetes"
+    uri = run.tags["mlflow.docker.image.uri"]
+    repository, tag = uri.rsplit(":", 1)
+    assert repository == f"{registry.address}/mlproj-test/k8s-demo"
+    assert tag in registry.tags("mlproj-test/k8s-demo")
+    digest = run.tags["mlflow.docker.image.id"]
+    assert digest.startswith("sha256:")
+    job_name = run.tags["mlproj.kubernetes.job"]
+    assert job_name.startswith("k8s-demo-")
+
+    log = _artifact_log(run_id)
+    assert "hello k8s world host-value template-value" in log
+    assert "mounted data" in log
+    assert "project code" in log  # the code was baked into the image
+    assert f"run={run_id}" in log
+
+    created = k8s.state.created_jobs[-1]
+    assert created["metadata"]["namespace"] == "ml"
+    container = created["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"{repository}@{digest}"
+    assert container["command"][:2] == ["/bin/sh", "-c"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MLFLOW_RUN_ID"] == run_id
+    assert env["GREETING"] == "hello"
+    assert env["FROM_TEMPLATE"] == "template-value"
+
+
+def test_failing_container_marks_the_run_failed_with_the_reason(
+    tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
+) -> None:
+    project = _project(tmp_path, docker_ready, '"echo about to fail {name}; exit 3"')
+    with pytest.raises(ExecutionException, match=r"Run \(ID '(\w+)'\) failed") as caught:
+        mlproj.run(
+            str(project),
+            backend="kubernetes",
+            backend_config=_config(tmp_path, registry, backoff=1),
+        )
+    run_id = caught.value.message.split("'")[1]
+    run = get_store().get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.tags["mlproj.error"].startswith("BackoffLimitExceeded")
+    log = _artifact_log(run_id)
+    # backoffLimit 1: the pod ran twice and both logs are kept.
+    assert log.count("about to fail world") == 2
+    assert log.count("=== pod ") == 2
+
+
+def test_cancel_deletes_the_job_and_its_pods_and_marks_the_run_killed(
+    tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
+) -> None:
+    project = _project(tmp_path, docker_ready, '"echo started {name}; sleep 300"')
+    submitted = mlproj.run(
+        str(project),
+        backend="kubernetes",
+        backend_config=_config(tmp_path, registry),
+        synchronous=False,
+    )
+    deadline = time.monotonic() + 60
+    while submitted.get_status() != "RUNNING":
+        assert time.monotonic() < deadline, "the Job never started"
+        time.sleep(0.2)
+    k8s.wait_for(lambda s: any(p["status"]["phase"] == "Running" for p in s.pods.values()))
+    containers = list(k8s.state.containers.values())
+    time.sleep(0.5)  # let the container print its first line
+    submitted.cancel()
+
+    assert submitted.get_status() == "KILLED"
+    assert not submitted.wait()
+    assert get_store().get_run(submitted.run_id).info.status == "KILLED"
+    assert k8s.state.jobs == {}
+    assert k8s.state.pods == {}
+    assert ("DELETE", f"/apis/batch/v1/namespaces/ml/jobs/{submitted.job_name}") in (  # type: ignore[attr-defined]
+        k8s.state.requests
+    )
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"name={containers[0]}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert left.stdout.strip() == ""
+    assert "started world" in _artifact_log(submitted.run_id)
+
+
+def test_async_run_is_recorded_by_the_detached_watcher(
+    tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
+) -> None:
+    project = _project(tmp_path, docker_ready, "echo async {name}")
+    submitted = mlproj.run(
+        str(project),
+        backend="kubernetes",
+        backend_config=_config(tmp_path, registry),
+        synchronous=False,
+    )
+    # Nobody calls wait(): the watcher process records the end on its own.
+    store = get_store()
+    deadline = time.monotonic() + 60
+    while store.get_run(submitted.run_id).info.status != "FINISHED":
+        assert time.monotonic() < deadline, "the watcher never recorded the end"
+        time.sleep(0.2)
+    created = k8s.state.created_jobs[-1]
+    assert created["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "echo",
+        "async",
+        "world",
+    ]
+    deadline = time.monotonic() + 10
+    while True:  # the artifact is written just before the status
+        try:
+            assert _artifact_log(submitted.run_id) == "async world\n"
+            break
+        except FileNotFoundError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+
+def test_unknown_namespace_fails_the_run_with_the_api_message(
+    tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
+) -> None:
+    project = _project(tmp_path, docker_ready, "echo hi")
+    config = _config(tmp_path, registry)
+    Path(config["kube-job-template-path"]).write_text(
+        TEMPLATE.format(backoff=0).replace("namespace: ml", "namespace: nope")
+    )
+    with pytest.raises(ExecutionException, match='404 Not Found namespaces "nope" not found'):
+        mlproj.run(str(project), backend="kubernetes", backend_config=config)
+    runs = get_store().search_runs(["0"])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert "namespaces" in runs[0].tags["mlproj.error"]
+
+
+def test_push_errors_are_reported(docker_ready: str, registry: Registry) -> None:
+    with pytest.raises(ExecutionException, match="Pushing Docker image .*absent:nope failed"):
+        push_image(f"{registry.address}/mlproj-test/absent:nope")
+    # A registry that is down.
+    subprocess.run(["docker", "tag", docker_ready, "127.0.0.1:9/mlproj-test/down:1"], check=True)
+    try:
+        with pytest.raises(ExecutionException, match="Pushing Docker image 127.0.0.1:9/"):
+            push_image("127.0.0.1:9/mlproj-test/down:1")
+    finally:
+        subprocess.run(["docker", "rmi", "127.0.0.1:9/mlproj-test/down:1"], check=False)
+
+
+def test_no_kubeconfig_and_not_in_a_cluster_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ExecutionException, match="not running inside a cluster"):
+        api_client(None)
+    with pytest.raises(ExecutionException, match="kube-context 'prod'"):
+        api_client("prod")
