@@ -66,6 +66,27 @@ def series(label: str, runs: list[float]) -> float:
     return median
 
 
+def bench_prepare(project: Path, home: Path, repeat: int = 200) -> tuple[float, float]:
+    """Median milliseconds of validate() + prepare() for a cached env, and for local."""
+    os.environ["MLPROJ_HOME"] = str(home)  # a benchmark script, not library code
+    from mlproj.envs import EnvRequest, get_manager
+    from mlproj.spec import load_project
+
+    loaded = load_project(project)
+    request = EnvRequest(loaded, "true", dict(os.environ), "r", "0", "file:///x", "file:///y")
+    out = []
+    for name in ("uv", "local"):
+        manager = get_manager(name)
+        samples = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            manager.validate(loaded)
+            manager.prepare(request)
+            samples.append((time.perf_counter() - started) * 1000)
+        out.append(statistics.median(samples))
+    return out[0], out[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cold", type=int, default=3, help="cold runs per tool")
@@ -134,6 +155,10 @@ def main() -> None:
                 [timed(mlflow_argv(project), mlflow_env(root), work)
                  for _ in range(max(3, args.warm // 2))],
             )  # fmt: skip
+
+        prepare_ms, local_ms = bench_prepare(project, home)
+        print("in-process, warm (load-robust; no interpreter start-up):")
+        print(f"  UvManager.prepare() median {prepare_ms:.2f} ms; LocalManager {local_ms:.2f} ms")
 
         print("results:")
         overhead_ms = (warm_mlproj - warm_local) * 1000
