@@ -130,7 +130,10 @@ class BuildLog:
             text = self.path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return "  (build log unreadable)"
-        return "\n".join("  " + line for line in text.rstrip("\n").splitlines()[-lines:])
+        all_lines = text.rstrip("\n").splitlines()
+        # The header (title, key inputs) is for the log reader, not for the error message.
+        first_step = next((i for i, line in enumerate(all_lines) if line.startswith("## ")), 0)
+        return "\n".join("  " + line for line in all_lines[first_step:][-lines:])
 
 
 def _is_tty(stream: TextIO) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -49,7 +50,8 @@ def load_python_env(path: Path) -> PythonEnvSpec:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except OSError as exc:
         raise ExecutionException(f"{path}: cannot read the file: {exc.strerror}") from None
     except yaml.YAMLError as exc:
@@ -66,21 +68,23 @@ def load_python_env(path: Path) -> PythonEnvSpec:
             f"{path}: unknown key(s) {', '.join(unknown)}; valid keys are {', '.join(_KEYS)}"
         )
     return PythonEnvSpec(
-        python=_python_value(path, data.get("python")),
+        python=_python_value(path, data.get("python"), text),
         build_dependencies=_requirement_list(path, "build_dependencies", data),
         dependencies=_requirement_list(path, "dependencies", data),
         source=str(path),
     )
 
 
-def _python_value(path: Path, value: object) -> str | None:
+def _python_value(path: Path, value: object, text: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, float):
         # YAML reads 3.10 as the float 3.1: the intended version is lost, so refuse it.
+        written = re.search(r"^python:\s*([0-9][0-9.]*)\s*(#.*)?$", text, re.MULTILINE)
+        literal = written.group(1) if written else str(value)
         raise ExecutionException(
-            f"{path}: python: {value!r} was read as a number; quote the version, "
-            f'for example python: "{value}" (write "3.10", not 3.10)'
+            f"{path}: python: {literal} is read by YAML as the number {value!r}; quote the "
+            f'version: python: "{literal}"'
         )
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
