@@ -73,7 +73,9 @@ def make_repo(base: Path, commits: int) -> Path:
         input=fast_import_stream(commits, files=200),
         check=True,
     )
-    subprocess.run(["git", "--git-dir", str(bare), "symbolic-ref", "HEAD", "refs/heads/main"])
+    subprocess.run(
+        ["git", "--git-dir", str(bare), "symbolic-ref", "HEAD", "refs/heads/main"], check=True
+    )
     subprocess.run(["git", "--git-dir", str(bare), "gc", "-q"], check=True)
     return bare
 
@@ -141,13 +143,24 @@ def main() -> None:
         rows: dict[str, list[float]] = {
             "mlproj run git (first, empty cache)": [time_command(mlproj_git, env=mlproj_env)],
             "mlproj run git (cached)": [],
+            "mlproj run git -v <full sha> (cached)": [],
             "mlproj run local folder": [],
         }
+        head = subprocess.run(
+            ["git", "--git-dir", str(bare), "rev-parse", "main"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        mlproj_sha = [*mlproj_git, "-v", head]
         if mlflow_cli:
             rows["mlflow run git (first)"] = [time_command(mlflow_git, env=mlflow_env)]
             rows["mlflow run git (repeated)"] = []
         for _ in range(args.runs):
             rows["mlproj run git (cached)"].append(time_command(mlproj_git, env=mlproj_env))
+            rows["mlproj run git -v <full sha> (cached)"].append(
+                time_command(mlproj_sha, env=mlproj_env)
+            )
             rows["mlproj run local folder"].append(time_command(mlproj_local, env=mlproj_env))
             if mlflow_cli:
                 rows["mlflow run git (repeated)"].append(time_command(mlflow_git, env=mlflow_env))
