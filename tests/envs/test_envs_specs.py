@@ -312,3 +312,25 @@ def test_validate_catches_a_float_python_before_any_run(tmp_path: Path) -> None:
     manager = choose_manager(project(tmp_path, "python_env", "python_env.yaml"), None)
     with pytest.raises(ExecutionException, match="quote the version"):
         manager.validate(project(tmp_path, "python_env", "python_env.yaml"))
+
+
+def test_pyenv_root_and_uv_managed_interpreters_are_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Folder names state the version, so these are found without running them."""
+    pyenv = tmp_path / "pyenv"
+    uv_dir = tmp_path / "uv-python"
+    for exe in (
+        pyenv / "versions" / "3.97.2" / "bin" / "python3",
+        uv_dir / "cpython-3.98.4-linux-x86_64-gnu" / "bin" / "python3",
+    ):
+        exe.parent.mkdir(parents=True)
+        exe.write_text("#!/bin/sh\nexit 1\n")  # never run: the version comes from the folder
+        exe.chmod(0o755)
+    monkeypatch.setenv("PYENV_ROOT", str(pyenv))
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(uv_dir))
+    cache = tmp_path / "probes.json"
+    found = find_interpreter("3.97", cache)
+    assert found is not None and (found.version, found.source) == ((3, 97, 2), "pyenv")
+    found = find_interpreter(">=3.98", cache)
+    assert found is not None and (found.version, found.source) == ((3, 98, 4), "uv")
