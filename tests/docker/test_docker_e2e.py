@@ -74,7 +74,9 @@ def test_cancelled_docker_run_is_killed_and_its_container_removed(
     while not docker("ps", "-q", "--filter", f"name=^{name}$").stdout.strip():
         assert time.monotonic() < deadline, "container never started"
         time.sleep(0.2)
+    started = time.monotonic()
     submitted.cancel()
+    assert time.monotonic() - started < 8, "cancel waited for the grace period"
     assert submitted.get_status() == "KILLED"
     assert client.get_run(submitted.run_id).info.status == "KILLED"
     deadline = time.monotonic() + 30

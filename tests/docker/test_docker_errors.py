@@ -75,6 +75,11 @@ def test_docker_args_translation_and_bad_names() -> None:
     assert docker_arg_options(
         {"gpus": "all", "memory": "1g", "privileged": True, "m": "2g", "t": True, "x": False}
     ) == ["--gpus", "all", "--memory", "1g", "--privileged", "-m", "2g", "-t"]
+    assert docker_arg_options({"init": "false", "cpus": "-1", "k": "True"}) == [
+        "--init=false",
+        "--cpus=-1",
+        "-k=True",
+    ]
     with pytest.raises(ExecutionException, match=r"docker_args: invalid option name '--evil'"):
         docker_arg_options({"--evil": "1"})
     with pytest.raises(ExecutionException, match="invalid option name 'a b'"):

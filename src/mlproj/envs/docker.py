@@ -71,6 +71,7 @@ class DockerManager(EnvironmentManager):
             shell=image_shell(cli, shell_image_id),
             command=request.command,
             labels={"mlproj.run_id": request.run_id},
+            init="init" not in request.docker_args,  # -A init=false turns it off
             extra_args=options,
         )
         if not request.build_image:

@@ -71,6 +71,9 @@ class ContainerSpec:
     mounts: list[Mount] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # the container's variables
     network: str | None = None
+    # A tiny init as PID 1 forwards SIGTERM to the command (a shell or program as PID 1 ignores
+    # it), so cancel stops the container at once instead of after the grace period.
+    init: bool = True
     labels: dict[str, str] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)  # from docker_args, last: they win
 
@@ -90,6 +93,8 @@ class ContainerSpec:
         args = [docker, "run", "--rm", "--name", self.name]
         for key, value in self.labels.items():
             args += ["--label", f"{key}={value}"]
+        if self.init:
+            args.append("--init")
         args += ["-w", self.workdir]
         if self.network:
             args += ["--network", self.network]
@@ -113,7 +118,7 @@ def _inline(name: str) -> bool:
 # -- docker_args -------------------------------------------------------------------------------
 def docker_arg_options(docker_args: Mapping[str, object]) -> list[str]:
     """``-A name=value`` -> ``--name value``; ``-A flag`` -> ``--flag``; one letter -> ``-k``.
-    A False value leaves the flag out."""
+    A False value leaves the flag out; "true"/"false" strings go as ``--name=value``."""
     args: list[str] = []
     for key, value in docker_args.items():
         if not _OPTION_NAME.match(str(key)):
@@ -126,6 +131,10 @@ def docker_arg_options(docker_args: Mapping[str, object]) -> list[str]:
             args.append(flag)
         elif value is False:
             continue
+        elif str(value).lower() in ("true", "false") or str(value).startswith("-"):
+            # One token: `--init=false` is how a boolean option takes a value, and a value
+            # starting with "-" must not be read as the next option.
+            args.append(f"{flag}={value}")
         else:
             args += [flag, str(value)]
     return args
