@@ -129,7 +129,7 @@ def test_changed_requirement_file_gives_a_new_env(tmp_path: Path) -> None:
     assert second != first
     assert Path(first).is_dir()  # the old env is left for other users; prune removes it
     # The user is told why a new environment is built.
-    assert any("changed since uv-" in line and "files" in line for line in logs), logs
+    assert any("changed since uv-" in line and "requirements.txt changed" in line for line in logs)
 
 
 def test_concurrent_runs_build_one_env_once(tmp_path: Path) -> None:

@@ -241,10 +241,35 @@ def explain_new(root: Path, key: EnvKey, project_dir: Path) -> str:
     if previous is None:
         return ""
     old = previous[1].get("inputs") or {}
-    changed = [k for k in sorted(set(old) | set(key.inputs)) if old.get(k) != key.inputs.get(k)]
-    if not changed:
+    changes = [
+        _describe_change(k, old.get(k), key.inputs.get(k))
+        for k in sorted(set(old) | set(key.inputs))
+        if old.get(k) != key.inputs.get(k)
+    ]
+    if not changes:
         return ""
-    return f"changed since {previous[1].get('name')}: {', '.join(changed)}"
+    return f"changed since {previous[1].get('name')}: {'; '.join(changes)}"
+
+
+def _describe_change(name: str, old: Any, new: Any) -> str:
+    """One readable clause: which dependencies, files or interpreter differ."""
+    if name == "spec" and isinstance(old, dict) and isinstance(new, dict):
+        parts = []
+        for field in sorted(set(old) | set(new)):
+            before, after = old.get(field) or [], new.get(field) or []
+            added = [x for x in after if x not in before]
+            removed = [x for x in before if x not in after]
+            if added or removed:
+                items = [f"+{x}" for x in added] + [f"-{x}" for x in removed]
+                parts.append(f"{field} {' '.join(items)}")
+        return ", ".join(parts) or "spec"
+    if name == "files" and isinstance(old, list) and isinstance(new, list):
+        before, after = dict(map(tuple, old)), dict(map(tuple, new))
+        touched = [f for f in sorted(set(before) | set(after)) if before.get(f) != after.get(f)]
+        return f"file(s) {', '.join(touched)} changed"
+    if name == "interpreter" and isinstance(old, list) and isinstance(new, list):
+        return f"Python {old[-1]} -> {new[-1]}"
+    return name
 
 
 def folder_size(path: Path) -> int:
