@@ -175,6 +175,35 @@ def dumb_http(repos: Repos) -> Iterator[int]:
     server.server_close()
 
 
+@pytest.fixture(scope="module")
+def private_http(repos: Repos) -> Iterator[int]:
+    """Dumb HTTP that answers 401 unless Basic auth is alice:s3cr3tTOKENvalue (a private repo)."""
+    import base64
+
+    expected = "Basic " + base64.b64encode(b"alice:s3cr3tTOKENvalue").decode()
+
+    class Private(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="private"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            super().do_GET()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Private, directory=str(repos.base))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
 def home() -> Path:
     return Path(os.environ["MLPROJ_HOME"])
 
@@ -420,3 +449,34 @@ def test_sources_cli_lists_and_clears(daemon: GitDaemon) -> None:
     assert (mirrors / f"{cache_key(daemon.url('sub.git'))}.git").exists()  # only that URL
     assert runner.invoke(sources_group, ["clear", "--yes"]).exit_code == 0
     assert "No cached sources" in runner.invoke(sources_group, ["list"]).output
+
+
+def test_private_repository_never_prompts(
+    private_http: int, repos: Repos, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A credential helper that would save tokens: it must not be handed the URL's token.
+    saved = tmp_path / "saved-credentials"
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    (tmp_path / "gitconfig").write_text(f"[credential]\n\thelper = store --file {saved}\n")
+    base = f"127.0.0.1:{private_http}/proj.git"
+    started = time.monotonic()
+    with pytest.raises(ExecutionException) as info:
+        fetch_project(f"http://{base}")  # no credentials at all: git would normally prompt
+    assert time.monotonic() - started < 30
+    assert "Cannot reach Git repository" in str(info.value)
+    assert "never prompts" in str(info.value)
+
+    with pytest.raises(ExecutionException) as info:
+        fetch_project(f"http://alice:wrongTOKEN99@{base}")
+    assert "wrongTOKEN99" not in str(info.value)
+    assert f"http://{base}" in str(info.value)
+
+    fetched = fetch_project(f"http://alice:s3cr3tTOKENvalue@{base}", version="feature")
+    assert fetched.git_commit == repos.feature
+    assert fetched.git_repo_url == f"http://{base}"
+    # private submodules on the same server got the token too (command line only)
+    assert (fetched.directory / "vendor" / "deep" / "leaf.txt").is_file()
+    assert not saved.exists() or "s3cr3t" not in saved.read_text()
+    for path in home().rglob("*"):
+        if path.is_file():
+            assert b"s3cr3tTOKEN" not in path.read_bytes(), path

@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from mlproj.errors import ExecutionException
 from mlproj.home import home_subdir
@@ -318,8 +319,8 @@ class GitCache:
         Each submodule URL (relative ones resolved against origin) gets a mirror in this cache,
         so a new commit of the parent does not clone its submodules from the network again.
         For a local repository, submodules the user already cloned are used instead.
-        Credentials in the parent's URL are not handed on (they would be written into the
-        submodules' config): private submodules authenticate through helpers or ssh agents.
+        Credentials in the parent's URL are lent (on git's command line only) to submodules on
+        the same server; others authenticate through helpers or ssh agents.
         """
         if depth > _MAX_SUBMODULE_DEPTH:
             raise ExecutionException(
@@ -354,7 +355,8 @@ class GitCache:
         own_clone = self.local_git_dir / "modules" / name if self.local_git_dir else None
         if own_clone is not None and not _has_commit(own_clone, sha):
             own_clone = None  # the user's clone of it is older: use the mirror
-        sub = GitCache(url, root=self.root, local_git_dir=own_clone, log=self.log)
+        fetch_url = _lend_credentials(self.url, url)
+        sub = GitCache(fetch_url, root=self.root, local_git_dir=own_clone, log=self.log)
         if sub.local_git_dir is not None:
             source = str(sub.local_git_dir)
         else:
@@ -415,6 +417,22 @@ class _Lock:
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
+
+
+def _lend_credentials(parent_url: str, url: str) -> str:
+    """``url`` with the parent's URL credentials when both are on the same server.
+
+    They only ever reach git's command line (the cache stores URLs without them), so a private
+    repository with private submodules on the same host works with one token.
+    """
+    parent = urlsplit(parent_url)
+    child = urlsplit(url)
+    if "@" not in parent.netloc or "@" in child.netloc:
+        return url
+    userinfo, _, parent_host = parent.netloc.rpartition("@")
+    if (parent.scheme, parent_host) != (child.scheme, child.netloc):
+        return url
+    return urlunsplit(child._replace(netloc=f"{userinfo}@{child.netloc}"))
 
 
 def _has_commit(git_dir: Path, sha: str) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
-from mlproj.sources.uris import scrub_text
+from mlproj.sources.uris import scrub_text, strip_credentials
 
 # Seconds `git ls-remote` (the first contact with a remote) may take before we give up: an
 # unreachable host must fail, never hang. Override with MLPROJ_GIT_TIMEOUT.
@@ -81,6 +81,9 @@ def run_git(
         argv += ["--git-dir", str(git_dir)]
     if network:
         argv += list(_NETWORK_CONFIG)
+    if secret_url and strip_credentials(secret_url) != secret_url:
+        # The URL carries its own credentials: keep helpers (e.g. `store`) from saving them.
+        argv += ["-c", "credential.helper="]
     argv += list(args)
     timeout = network_timeout() if network else None
     if timeout is not None and transfer:
