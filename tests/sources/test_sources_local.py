@@ -146,17 +146,23 @@ def test_bad_paths_and_subdirs(tmp_path: Path) -> None:
         fetch_project(str(tmp_path / "file.txt"))
 
 
-def test_local_git_folder_is_cheap(tmp_path: Path) -> None:
-    """The hot path of every local run: reading a few files, no git process."""
-    repo = tmp_path / "repo"
-    make_repo(repo)
-    target = str(repo / "v1.2")
+def _median_ms(target: str) -> float:
     fetch_project(target)
     timings = []
     for _ in range(50):
         started = time.perf_counter()
         fetch_project(target)
         timings.append(time.perf_counter() - started)
-    median_ms = statistics.median(timings) * 1000
-    print(f"local git folder fetch: median {median_ms:.2f} ms")
-    assert median_ms < 20  # target 5 ms; loose bound for a busy 2-core CI box
+    return statistics.median(timings) * 1000
+
+
+def test_local_git_folder_is_cheap(tmp_path: Path) -> None:
+    """The hot path of every local run: at the repository root, a few file reads, no process."""
+    repo = tmp_path / "repo"
+    make_repo(repo)
+    at_root = _median_ms(str(repo))
+    in_subdir = _median_ms(str(repo / "v1.2"))  # + one `git check-ignore`
+    print(f"local git folder fetch: root {at_root:.2f} ms, subfolder {in_subdir:.2f} ms")
+    # targets: well under 1 ms and 5 ms; loose bounds for a busy 2-core CI machine
+    assert at_root < 5
+    assert in_subdir < 30
