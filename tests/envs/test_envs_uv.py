@@ -111,6 +111,12 @@ def test_python_310_env_is_built_then_reused(tmp_path: Path) -> None:
     assert warm_logs == []
     assert elapsed < 0.5, elapsed
 
+    # "3.10.13" resolves to the same interpreter as "3.10": the same environment serves both.
+    text = (project.directory / "python_env.yaml").read_text()
+    (project.directory / "python_env.yaml").write_text(text.replace('"3.10"', '"3.10.13"'))
+    exact = UvManager().prepare(env_request(project, []))
+    assert exact.env["VIRTUAL_ENV"] == prefix
+
 
 def test_changed_requirement_file_gives_a_new_env(tmp_path: Path) -> None:
     project = make_project(

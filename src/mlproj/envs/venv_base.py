@@ -127,6 +127,11 @@ class VenvManager(EnvironmentManager):
         interpreter: Interpreter,
         env: dict[str, str],
     ) -> dict[str, Any]:
+        if resolved.from_conda:
+            blog.log(
+                f"Converting {project.env_file} for {self.title}: conda packages are installed "
+                "from PyPI where they exist"
+            )
         self.create(env_dir, interpreter, blog, env)
         dropped = self.install_spec(env_dir, blog, project.directory, resolved.spec, env)
         return {"dropped": [*resolved.dropped, *dropped]}
@@ -139,18 +144,15 @@ class VenvManager(EnvironmentManager):
     def prepare(self, request: EnvRequest) -> LaunchPlan:
         project = request.project
         resolved = self.resolve(project)
-        if resolved.from_conda:
-            request.log(
-                f"Converting {project.env_file} for {self.title}: conda packages are installed "
-                "from PyPI where they exist"
-            )
         build_env = self.build_env(request.env)
         interpreter = self.interpreter(self.python_request(project, resolved), resolved, request)
         spec = resolved.spec
         lines = (*spec.build_dependencies, *spec.dependencies, *spec.optional_dependencies)
         inputs: dict[str, Any] = {
+            # The version request is not part of the key: "3.10" and "3.10.13" that resolve
+            # to one interpreter share an environment.
             "spec": {k: v for k, v in spec.as_dict().items() if k != "python"},
-            "python_request": spec.python,
+            "conda_dropped": list(resolved.dropped),
             "interpreter": [str(interpreter.path), interpreter.version_text],
             "files": files_digest(referenced_files(lines, project.directory), project.directory),
             **self.extra_inputs(project, resolved),
