@@ -17,12 +17,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
 from mlproj.errors import ExecutionException
 from mlproj.tracking.base import TrackingStore
-from mlproj.tracking.entities import TERMINAL_STATUSES, Experiment, Run
+from mlproj.tracking.entities import TERMINAL_STATUSES, Experiment, Run, RunInfo
 
 LOG_ARTIFACT = "mlproj/output.log"
 STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED", "ORPHANED")
@@ -73,13 +74,13 @@ def format_time(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def duration_s(run: Run, now_ms: int | None = None) -> float | None:
-    start = run.info.start_time
+def duration_s(info: RunInfo, now_ms: int | None = None) -> float | None:
+    start = info.start_time
     if not start:
         return None
-    end = run.info.end_time
+    end = info.end_time
     if end is None:
-        if run.info.status in TERMINAL_STATUSES:
+        if info.status in TERMINAL_STATUSES:
             return None
         end = now_ms if now_ms is not None else int(time.time() * 1000)
     return max(0.0, (end - start) / 1000)
@@ -100,8 +101,8 @@ def format_duration(seconds: float | None) -> str:
     return f"{days}d{hours:02d}h"
 
 
-def shown_status(run: Run, orphaned: bool) -> str:
-    return f"{run.info.status} (orphaned)" if orphaned else run.info.status
+def shown_status(status: str, orphaned: bool) -> str:
+    return f"{status} (orphaned)" if orphaned else status
 
 
 def run_record(run: Run, orphaned: bool, experiment_name: str | None = None) -> dict[str, Any]:
@@ -116,7 +117,7 @@ def run_record(run: Run, orphaned: bool, experiment_name: str | None = None) -> 
         "orphaned": orphaned,
         "start_time": run.info.start_time,
         "end_time": run.info.end_time,
-        "duration_s": duration_s(run),
+        "duration_s": duration_s(run.info),
         "user_id": run.info.user_id,
         "artifact_uri": run.info.artifact_uri,
         "source": tags.get("mlflow.source.name"),
@@ -158,14 +159,6 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     )
     click.echo("\n".join(lines))
-
-
-def _source_label(run: Run) -> str:
-    source = run.tags.get("mlflow.source.name", "")
-    if source:
-        source = source.rstrip("/").rsplit("/", 1)[-1] or source
-    entry = run.tags.get("mlflow.project.entryPoint")
-    return f"{source}:{entry}" if source and entry else source or entry or "-"
 
 
 # -- experiments selection ------------------------------------------------------------------------
@@ -243,23 +236,36 @@ def list_runs(
         names = {e.experiment_id: e.name for e in experiments}
         wanted = status.upper() if status else None
         orphans_only = wanted == "ORPHANED"
-        found = store.search_runs(
-            list(names),
-            status="RUNNING" if orphans_only else wanted,
-            params=params or None,
-            max_results=ALL_RUNS if orphans_only else max_results,
-        )
+        search_status = "RUNNING" if orphans_only else wanted
+        limit = ALL_RUNS if orphans_only else max_results
         check = _orphan_check()
-        listed: list[tuple[Run, bool]] = []
-        for run in _newest_first(found):
-            orphaned = _is_orphan(run, check)
+        listed: list[tuple[RunInfo, Run | None, bool]] = []
+        if as_json or params:
+            found = store.search_runs(
+                list(names), status=search_status, params=params or None, max_results=limit
+            )
+            candidates: list[tuple[RunInfo, Run | None]] = [(r.info, r) for r in found]
+        else:
+            # A table needs only the run records, not every param, metric and tag.
+            infos = _run_infos(store, list(names), status=search_status, max_results=limit)
+            candidates = [(info, None) for info in infos]
+        candidates.sort(key=lambda c: (c[0].start_time, c[0].run_id), reverse=True)
+        for info, loaded in candidates:
+            full = loaded
+            orphaned = False
+            if info.status == "RUNNING":
+                # The orphan check needs the identity tags: fetch them for live runs only.
+                full = loaded or store.get_run(info.run_id)
+                orphaned = check(full)
             if orphans_only and not orphaned:
                 continue
-            listed.append((run, orphaned))
+            listed.append((info, full, orphaned))
             if len(listed) >= max_results:
                 break
     if as_json:
-        records = [run_record(r, o, names.get(r.info.experiment_id)) for r, o in listed]
+        records = [
+            run_record(r, o, names.get(i.experiment_id)) for i, r, o in listed if r is not None
+        ]
         click.echo(json.dumps(records, indent=2, allow_nan=False))
         return
     if not listed:
@@ -268,17 +274,36 @@ def list_runs(
     now = int(time.time() * 1000)
     rows = [
         (
-            run.run_id,
-            names.get(run.info.experiment_id, run.info.experiment_id),
-            run.info.run_name,
-            shown_status(run, orphaned),
-            format_time(run.info.start_time),
-            format_duration(duration_s(run, now)),
-            _source_label(run),
+            info.run_id,
+            names.get(info.experiment_id, info.experiment_id),
+            info.run_name,
+            shown_status(info.status, orphaned),
+            format_time(info.start_time),
+            format_duration(duration_s(info, now)),
+            info.user_id or "-",
         )
-        for run, orphaned in listed
+        for info, _, orphaned in listed
     ]
-    print_table(("RUN ID", "EXPERIMENT", "NAME", "STATUS", "STARTED", "DURATION", "SOURCE"), rows)
+    print_table(("RUN ID", "EXPERIMENT", "NAME", "STATUS", "STARTED", "DURATION", "USER"), rows)
+
+
+def _run_infos(
+    store: TrackingStore, experiment_ids: list[str], *, status: str | None, max_results: int
+) -> list[RunInfo]:
+    """Run records without params/metrics/tags, from the cheapest source the store offers."""
+    fast = getattr(store, "search_run_infos", None)
+    if callable(fast):
+        infos: list[RunInfo] = fast(experiment_ids, status=status, max_results=max_results)
+        return infos
+    if urlsplit(store.tracking_uri).scheme == "file":
+        from mlproj.tracking import local_store_root
+        from mlproj.tracking.file_listing import scan_run_infos
+
+        root = local_store_root(store.tracking_uri)
+        assert root is not None
+        return scan_run_infos(root, experiment_ids, status=status, max_results=max_results)
+    found = store.search_runs(experiment_ids, status=status, max_results=max_results)
+    return [r.info for r in found]
 
 
 @runs.command("show")
@@ -300,10 +325,10 @@ def show_run(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
     fields = [
         ("Run", f"{run.run_id} ({run.info.run_name})"),
         ("Experiment", exp_label),
-        ("Status", shown_status(run, orphaned)),
+        ("Status", shown_status(run.info.status, orphaned)),
         ("Started", format_time(run.info.start_time)),
         ("Ended", format_time(run.info.end_time)),
-        ("Duration", format_duration(duration_s(run))),
+        ("Duration", format_duration(duration_s(run.info))),
         ("User", run.info.user_id or "-"),
         ("Source", record["source"] or "-"),
         ("Version", record["version"] or "-"),

@@ -95,10 +95,10 @@ def test_list_table_is_readable_plain_text(seeded: dict[str, Any]) -> None:
         "STATUS",
         "STARTED",
         "DURATION",
-        "SOURCE",
+        "USER",
     ]
     assert lines[1].startswith(seeded["ids"][2]) and "RUNNING" in lines[1]
-    assert "demo:main" in lines[1]
+    assert lines[1].endswith("alice")
     assert "FAILED" in lines[2] and "1m05s" in lines[2]
     assert "\x1b[" not in done.stdout  # no colour codes when not on a terminal
 
@@ -289,3 +289,23 @@ def test_cli_over_a_real_server(mlflow_server: Any, tmp_path: Path) -> None:
         for r in json.loads(invoke("experiments", "list", "--tracking-uri", url, "--json").stdout)
     ]
     assert "cli-over-rest" in names
+
+
+def test_table_listing_reads_the_same_records_as_the_store(store: TrackingStore) -> None:
+    """The meta.yaml-only fast path of `runs list` agrees with the full FileStore read."""
+    from mlproj.tracking import local_store_root
+    from mlproj.tracking.file_listing import scan_run_infos
+
+    exp = store.create_experiment("names")
+    names = ["it's", "true", "a: b", "#hash", "x" * 120, "ünï", "- dash", "123", "null", "plain"]
+    for i, name in enumerate(names):
+        info = store.create_run(exp, run_name=name, tags={}, user_id="u", start_time=1000 + i)
+        if i % 3 == 0:
+            store.set_terminated(info.run_id, "FAILED", end_time=5000 + i)
+    root = local_store_root(store.tracking_uri)
+    assert root is not None
+    full = [r.info for r in store.search_runs([exp])]
+    assert scan_run_infos(root, [exp]) == full
+    assert [i.run_name for i in full] == names[::-1]
+    failed = [r.info for r in store.search_runs([exp], status="FAILED")]
+    assert scan_run_infos(root, [exp], status="FAILED", max_results=2) == failed[:2]
