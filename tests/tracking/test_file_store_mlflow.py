@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -193,3 +194,64 @@ def test_mlflow_logs_into_our_run_and_its_own_runs_are_readable(store: FileStore
     store.set_terminated(out["failed"], "KILLED")
     assert store.get_run(out["own"]).info.run_name == "renamed-by-mlproj"
     assert store.get_run(out["failed"]).info.status == "KILLED"
+
+
+def test_mlflow_2_reads_and_writes_the_same_store(store: FileStore, tmp_path: Path) -> None:
+    """MLflow 2.x (which needs ``run_uuid`` in meta.yaml), from PyPI into a uv virtualenv."""
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not on PATH; it builds the MLflow 2.x environment")
+    venv = tmp_path / "mlflow2"
+    subprocess.run([uv, "venv", "-q", "-p", sys.executable, str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [uv, "pip", "install", "-q", "-p", str(python), "mlflow-skinny>=2.20,<3"],
+        check=True,
+        timeout=300,
+    )
+    experiment_id = store.create_experiment("two")
+    ours = store.create_run(
+        experiment_id, run_name="r2", tags={"nested/key": "v"}, user_id="u", start_time=5
+    )
+    store.log_batch(ours.run_id, params={"alpha": "0.5"}, metrics=[Metric("m", 1.5, 6, 2)])
+    store.set_terminated(ours.run_id, "FINISHED", end_time=9)
+    code = textwrap.dedent(
+        """
+        import json, sys
+        import mlflow
+        from mlflow import MlflowClient
+        exp_id, run_id = sys.argv[1:3]
+        client = MlflowClient()
+        r = client.get_run(run_id)
+        found = client.search_runs([exp_id], filter_string="params.alpha = '0.5'")
+        with mlflow.start_run(experiment_id=exp_id, run_name="by-mlflow2") as own:
+            mlflow.log_param("x", "1")
+        print(json.dumps({"version": mlflow.__version__, "status": r.info.status,
+                          "name": r.info.run_name, "times": [r.info.start_time, r.info.end_time],
+                          "params": r.data.params, "metrics": r.data.metrics,
+                          "nested": r.data.tags.get("nested/key"),
+                          "found": [x.info.run_id for x in found], "own": own.info.run_id}))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_TRACKING_URI"] = store.tracking_uri
+    done = subprocess.run(
+        [str(python), "-c", code, experiment_id, ours.run_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["version"].startswith("2.")
+    assert (out["status"], out["name"], out["times"]) == ("FINISHED", "r2", [5, 9])
+    assert (out["params"], out["metrics"], out["nested"]) == ({"alpha": "0.5"}, {"m": 1.5}, "v")
+    assert out["found"] == [ours.run_id]
+    own = store.get_run(out["own"])
+    assert (own.info.run_name, own.info.status, own.params) == (
+        "by-mlflow2",
+        "FINISHED",
+        {"x": "1"},
+    )
