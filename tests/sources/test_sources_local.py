@@ -119,6 +119,22 @@ def test_unborn_branch_and_ignored_folder_have_no_commit(tmp_path: Path) -> None
     assert ignored.source_name == str((repo / "scratch" / "proj").resolve())
 
 
+def test_tracked_untracked_and_index_versions(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    head = make_repo(repo)
+    (repo / ".gitignore").write_text("build/\n")
+    (repo / "fresh").mkdir()  # untracked, not ignored: git is asked, tags stay
+    assert fetch_project(str(repo / "fresh")).git_commit == head
+    (repo / "v1.2" / "extra.txt").write_text("x")
+    git("add", "-N", "v1.2/extra.txt", cwd=repo)  # intent-to-add: an index v3 entry
+    assert (repo / ".git" / "index").read_bytes()[4:8] == b"\x00\x00\x00\x03"
+    assert fetch_project(str(repo / "v1.2")).git_commit == head
+    git("update-index", "--index-version", "4", cwd=repo)  # compressed paths: git answers
+    assert fetch_project(str(repo / "v1.2")).git_commit == head
+    (repo / "build" / "proj").mkdir(parents=True)
+    assert fetch_project(str(repo / "build" / "proj")).git_commit is None
+
+
 def test_version_on_non_git_folder_is_rejected(tmp_path: Path) -> None:
     project = tmp_path / "plain"
     project.mkdir()
@@ -161,8 +177,8 @@ def test_local_git_folder_is_cheap(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     make_repo(repo)
     at_root = _median_ms(str(repo))
-    in_subdir = _median_ms(str(repo / "v1.2"))  # + one `git check-ignore`
+    in_subdir = _median_ms(str(repo / "v1.2"))  # tracked files: no `git check-ignore`
     print(f"local git folder fetch: root {at_root:.2f} ms, subfolder {in_subdir:.2f} ms")
-    # targets: well under 1 ms and 5 ms; loose bounds for a busy 2-core CI machine
+    # target 5 ms; a loose bound for a busy 2-core CI machine
     assert at_root < 5
-    assert in_subdir < 30
+    assert in_subdir < 5

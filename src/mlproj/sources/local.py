@@ -48,9 +48,42 @@ def git_facts(directory: Path) -> GitFacts | None:
         facts = _ask_git(directory)
     if facts is None:
         return None
-    if directory != facts.root and _is_ignored(directory, facts.root):
+    # Only a folder without tracked files can be git-ignored: ask git about that case alone.
+    if (
+        directory != facts.root
+        and not _has_tracked_files(facts.root, directory)
+        and _is_ignored(directory, facts.root)
+    ):
         return None
     return facts
+
+
+def _has_tracked_files(root: Path, directory: Path) -> bool:
+    """True when the index (v2/v3) lists a file under ``directory``; False when unsure.
+
+    Index entries end with 2 bytes of flags (low 12 bits: path length), v3 entries with the
+    extended bit add 2 more, then the path and NUL padding. Finding ``<relative>/`` right after
+    such a header is a cheap exact test that saves spawning `git check-ignore`.
+    """
+    try:
+        relative = directory.relative_to(root).as_posix().encode("utf-8") + b"/"
+        data = (root / ".git" / "index").read_bytes()
+    except (ValueError, OSError):
+        return False
+    if data[:4] != b"DIRC" or data[4:8] not in (b"\x00\x00\x00\x02", b"\x00\x00\x00\x03"):
+        return False  # v4 compresses paths: let git answer
+    start = data.find(relative, 12)
+    while start != -1:
+        end = data.find(b"\x00", start)
+        length = min(end - start, 0xFFF) if end != -1 else -1
+        for offset, extended in ((2, False), (4, True)):
+            if start - offset < 12:
+                continue
+            flags = int.from_bytes(data[start - offset : start - offset + 2], "big")
+            if flags & 0xFFF == length and bool(flags & 0x4000) == extended:
+                return True
+        start = data.find(relative, start + 1)
+    return False
 
 
 def _read_plain_git_dir(root: Path, git_dir: Path) -> GitFacts | None:
