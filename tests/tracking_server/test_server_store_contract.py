@@ -166,3 +166,27 @@ def test_output_log_artifact_is_visible_to_mlflow(
     run = store.get_run(info.run_id)
     assert read_artifact(store, run, "mlproj/output.log") == b"line 1\nline 2\n"
     assert read_artifact(store, run, "mlproj/missing.log") is None
+
+
+def test_relative_sqlite_uri_becomes_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = get_store("sqlite:///rel.db")
+    # Children start in the project folder: they must find the same database.
+    assert store.tracking_uri == f"sqlite:///{tmp_path}/rel.db"
+    assert store.get_experiment("0") is not None
+    assert (tmp_path / "rel.db").is_file()
+
+
+def test_sql_uri_without_mlflow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes `import mlflow...` raise ImportError, as when it is not installed.
+    import sys
+
+    for name in ("mlflow", "mlflow.tracking"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ExecutionException) as caught:
+        get_store("postgresql://user:pw@db/mlflow")
+    message = str(caught.value)
+    assert "pip install 'mlproj[mlflow]'" in message and "http(s)://" in message
+    assert "\n" not in message and "pw" not in message
