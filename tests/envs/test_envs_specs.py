@@ -334,3 +334,22 @@ def test_pyenv_root_and_uv_managed_interpreters_are_found(
     assert found is not None and (found.version, found.source) == ((3, 97, 2), "pyenv")
     found = find_interpreter(">=3.98", cache)
     assert found is not None and (found.version, found.source) == ((3, 98, 4), "uv")
+
+
+def test_pip_index_settings_carry_over_to_uv() -> None:
+    from mlproj.envs.uv_manager import UvManager
+
+    env = UvManager.build_env(
+        {
+            "PIP_INDEX_URL": "https://mirror.example/simple",
+            "PIP_FIND_LINKS": "/opt/wheels /srv/wheels",
+            "PIP_EXTRA_INDEX_URL": "https://a.example/simple",
+            "UV_EXTRA_INDEX_URL": "https://uv.example/simple",
+            "VIRTUAL_ENV": "/somewhere/.venv",
+        }
+    )
+    assert env["UV_INDEX_URL"] == "https://mirror.example/simple"
+    assert env["UV_FIND_LINKS"] == "/opt/wheels,/srv/wheels"
+    assert env["UV_EXTRA_INDEX_URL"] == "https://uv.example/simple"  # uv's own setting wins
+    assert "VIRTUAL_ENV" not in env  # builds never target the caller's venv
+    assert env["UV_PYTHON_DOWNLOADS"] == "never"

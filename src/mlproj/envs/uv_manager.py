@@ -3,6 +3,7 @@ python_env projects, and for conda projects when no conda is installed)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,6 +15,11 @@ from mlproj.errors import ExecutionException
 from mlproj.spec import Project
 
 _LOCK_FILES = ("uv.lock", "pyproject.toml", ".python-version")
+_PIP_TO_UV = {
+    "PIP_INDEX_URL": "UV_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS": "UV_FIND_LINKS",
+}
 
 
 class UvManager(VenvManager):
@@ -27,6 +33,18 @@ class UvManager(VenvManager):
                 "uv was not found: install it with `pip install uv` (it is a dependency of mlproj)"
             )
         super().validate(project)
+
+    @staticmethod
+    def build_env(base: Mapping[str, str]) -> dict[str, str]:
+        """pip's index settings from the environment also apply to uv (a user moving from
+        virtualenv + pip keeps their mirror) unless uv's own are set."""
+        env = VenvManager.build_env(base)
+        for pip_name, uv_name in _PIP_TO_UV.items():
+            if pip_name in env and uv_name not in env:
+                value = env[pip_name]
+                # pip separates find-links with spaces, uv with commas.
+                env[uv_name] = ",".join(value.split()) if uv_name == "UV_FIND_LINKS" else value
+        return env
 
     @staticmethod
     def lock_file(project: Project) -> Path | None:
