@@ -218,6 +218,7 @@ class Kubelet(threading.Thread):
         self.interval = interval
         self.stopped = threading.Event()
         self.docker_runs: list[list[str]] = []  # argv of every `docker run`, for assertions
+        self.started: dict[tuple[str, str], float] = {}  # Job -> monotonic start time
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
@@ -236,6 +237,8 @@ class Kubelet(threading.Thread):
                 continue
             if _terminal(job):
                 continue
+            if self._past_deadline(namespace, job):
+                continue
             pods = state.pods_of(namespace, name)
             running = [p for p in pods if p["status"]["phase"] in ("Pending", "Running")]
             if running:
@@ -248,6 +251,30 @@ class Kubelet(threading.Thread):
             doomed = [k for k, p in state.pods.items() if p["metadata"].get("deletionTimestamp")]
         for key in doomed:
             self._delete_pod(*key)
+
+    def _past_deadline(self, namespace: str, job: dict[str, Any]) -> bool:
+        """activeDeadlineSeconds: stop the running pods (logs kept) and fail the Job."""
+        deadline = job["spec"].get("activeDeadlineSeconds")
+        started = self.started.get((namespace, job["metadata"]["name"]))
+        if deadline is None or started is None or time.monotonic() - started <= deadline:
+            return False
+        for pod in self.state.pods_of(namespace, job["metadata"]["name"]):
+            docker_name = self.state.containers.get((namespace, pod["metadata"]["name"]))
+            if docker_name and pod["status"]["phase"] in ("Pending", "Running"):
+                subprocess.run(["docker", "kill", docker_name], capture_output=True, check=False)
+                pod["status"]["phase"] = "Failed"
+        with self.state.lock:
+            job["status"]["active"] = 0
+            job["status"]["conditions"] = [
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "DeadlineExceeded",
+                    "message": "Job was active longer than specified deadline",
+                    "lastTransitionTime": _now(),
+                }
+            ]
+        return True
 
     def _start_pod(self, namespace: str, job: dict[str, Any]) -> None:
         job_name = job["metadata"]["name"]
@@ -269,6 +296,7 @@ class Kubelet(threading.Thread):
         }
         with self.state.lock:
             self.state.pods[(namespace, pod_name)] = pod
+            self.started.setdefault((namespace, job_name), time.monotonic())
             job["status"].setdefault("startTime", _now())
             job["status"]["active"] = 1
         container = pod["spec"]["containers"][0]

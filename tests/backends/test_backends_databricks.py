@@ -82,6 +82,9 @@ def test_config_shapes_and_errors() -> None:
         parse_config({"new_cluster": CLUSTER, "libraries": "sklearn"})
     with pytest.raises(ExecutionException, match="'poll-interval' must be a positive"):
         parse_config({**CLUSTER, "poll-interval": -1})
+    timed = parse_config({**CLUSTER, "timeout": 59.5})
+    assert timed.timeout == 60
+    assert timed.new_cluster == CLUSTER
 
 
 def test_tracking_uri_must_reach_the_cluster() -> None:
@@ -154,7 +157,10 @@ def test_run_uploads_once_submits_and_records_the_outcome(
 ) -> None:
     project = _project(tmp_path)
     submitted = mlproj.run(
-        str(project), parameters={"alpha": "1.5"}, backend="databricks", backend_config=_config()
+        str(project),
+        parameters={"alpha": "1.5"},
+        backend="databricks",
+        backend_config=_config(timeout=600),
     )
     assert submitted.get_status() == "FINISHED"
     run = get_store().get_run(submitted.run_id)
@@ -169,6 +175,7 @@ def test_run_uploads_once_submits_and_records_the_outcome(
     assert "training with alpha=1.5" in _download_log(remote, submitted.run_id, tmp_path)
 
     (body,) = databricks.calls("POST", "/api/2.2/jobs/runs/submit")
+    assert body["timeout_seconds"] == 600
     task = body["tasks"][0]
     assert task["new_cluster"] == CLUSTER
     assert task["libraries"] == [

@@ -262,3 +262,50 @@ def test_no_kubeconfig_and_not_in_a_cluster_is_a_clear_error(
         api_client(None)
     with pytest.raises(ExecutionException, match="kube-context 'prod'"):
         api_client("prod")
+
+
+def _cli(project: Path, config: dict, *extra: str) -> subprocess.Popen[str]:
+    import json
+    import os
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlproj", "run", str(project), "-b", "kubernetes"]
+        + ["-c", json.dumps(config), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+
+
+def test_cli_timeout_becomes_the_job_deadline(
+    tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
+) -> None:
+    project = _project(tmp_path, docker_ready, '"echo slow {name}; sleep 300"')
+    proc = _cli(project, _config(tmp_path, registry), "--timeout", "2")
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "failed" in err
+    (run,) = get_store().search_runs(["0"])
+    assert run.info.status == "FAILED"
+    assert run.tags["mlproj.error"].startswith("DeadlineExceeded")
+    assert k8s.state.created_jobs[-1]["spec"]["activeDeadlineSeconds"] == 2
+    assert "slow world" in _artifact_log(run.info.run_id)
+
+
+def test_ctrl_c_on_the_cli_cancels_the_job(
+    tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
+) -> None:
+    import signal
+
+    project = _project(tmp_path, docker_ready, '"echo waiting {name}; sleep 300"')
+    proc = _cli(project, _config(tmp_path, registry))
+    k8s.wait_for(lambda s: any(p["status"]["phase"] == "Running" for p in s.pods.values()))
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (run,) = get_store().search_runs(["0"])
+    assert run.info.status == "KILLED"
+    assert k8s.state.jobs == {}
+    assert k8s.state.pods == {}

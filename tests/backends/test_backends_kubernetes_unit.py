@@ -267,3 +267,21 @@ def test_validate_checks_the_kube_context_exists(
         ExecutionException, match=r"'staging' is not in the kubeconfig \(contexts: 'prod'\)"
     ):
         KubernetesBackend().validate(project, _config(tmp_path, **{"kube-context": "staging"}))
+
+
+def test_timeout_becomes_active_deadline_seconds(tmp_path: Path) -> None:
+    config = parse_config(_config(tmp_path, timeout=1.5))
+    assert config.timeout == 2
+    job = render_job(
+        config.job_template(),
+        name="n",
+        container="c",
+        image="i",
+        command=["true"],
+        env=[],
+        run_id="r",
+        timeout=config.timeout,
+    )
+    assert job["spec"]["activeDeadlineSeconds"] == 2
+    with pytest.raises(ExecutionException, match="'timeout' must be a positive number"):
+        parse_config(_config(tmp_path, timeout="soon"))

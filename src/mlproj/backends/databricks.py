@@ -169,7 +169,7 @@ def submit_run(
         libraries=[Library.from_dict(lib) for lib in libraries_with_mlflow(config.libraries)],
     )
     try:
-        waiter = client.jobs.submit(run_name=run_name, tasks=[task])
+        waiter = client.jobs.submit(run_name=run_name, tasks=[task], timeout_seconds=config.timeout)
     except DatabricksError as exc:
         raise ExecutionException(f"Submitting the Databricks run failed: {exc}") from exc
     run_id = waiter.response.run_id if waiter.response is not None else None

@@ -3,6 +3,7 @@ run is opened: config given, new cluster only, remote tracking URI, no docker pr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,9 +13,10 @@ from mlproj.errors import ExecutionException
 from mlproj.spec import Project
 
 POLL_KEY = "poll-interval"
+TIMEOUT_KEY = "timeout"
 DEFAULT_POLL_SECONDS = 30.0
 # Keys mlproj reads itself; they are never sent to Databricks as part of the cluster spec.
-OWN_KEYS = (POLL_KEY,)
+OWN_KEYS = (POLL_KEY, TIMEOUT_KEY)
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class DatabricksConfig:
     new_cluster: dict[str, Any]
     libraries: list[dict[str, Any]] = field(default_factory=list)
     poll_interval: float = DEFAULT_POLL_SECONDS
+    timeout: int | None = None  # seconds; the run's timeout_seconds
 
 
 def parse_config(backend_config: Mapping[str, Any] | None) -> DatabricksConfig:
@@ -37,6 +40,13 @@ def parse_config(backend_config: Mapping[str, Any] | None) -> DatabricksConfig:
     if isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0:
         raise ExecutionException(
             f"backend_config: {POLL_KEY!r} must be a positive number of seconds, got {poll!r}"
+        )
+    timeout = config.pop(TIMEOUT_KEY, None)
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        raise ExecutionException(
+            f"backend_config: {TIMEOUT_KEY!r} must be a positive number of seconds, got {timeout!r}"
         )
     if "new_cluster" in config:
         cluster = config["new_cluster"]
@@ -58,7 +68,10 @@ def parse_config(backend_config: Mapping[str, Any] | None) -> DatabricksConfig:
             '{"package": "scikit-learn"}}]'
         )
     return DatabricksConfig(
-        new_cluster=dict(cluster), libraries=list(libraries), poll_interval=float(poll)
+        new_cluster=dict(cluster),
+        libraries=list(libraries),
+        poll_interval=float(poll),
+        timeout=math.ceil(timeout) if timeout is not None else None,
     )
 
 

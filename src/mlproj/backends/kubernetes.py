@@ -94,6 +94,7 @@ class KubernetesBackend(Backend):
             ),
             volumes=project.docker_env.volumes,
             run_id=run_id,
+            timeout=config.timeout,
         )
         client = api_client(config.context)
         _create_job(client, config.namespace, manifest)

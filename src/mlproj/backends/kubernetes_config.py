@@ -4,6 +4,7 @@ tracking run is opened. Every problem names the key (or template field) and what
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ TEMPLATE_KEY = "kube-job-template-path"
 CONTEXT_KEY = "kube-context"
 REPOSITORY_KEY = "repository-uri"
 POLL_KEY = "poll-interval"
-KNOWN_KEYS = (TEMPLATE_KEY, CONTEXT_KEY, REPOSITORY_KEY, POLL_KEY)
+TIMEOUT_KEY = "timeout"
+KNOWN_KEYS = (TEMPLATE_KEY, CONTEXT_KEY, REPOSITORY_KEY, POLL_KEY, TIMEOUT_KEY)
 
 DEFAULT_POLL_SECONDS = 5.0
 
@@ -30,6 +32,7 @@ class KubernetesConfig:
     repository: str
     context: str | None
     poll_interval: float
+    timeout: int | None = None  # seconds; becomes the Job's activeDeadlineSeconds
 
     def job_template(self) -> dict[str, Any]:
         return copy.deepcopy(self.template)
@@ -67,6 +70,13 @@ def parse_config(
         raise ExecutionException(
             f"backend_config: {POLL_KEY!r} must be a positive number of seconds, got {poll!r}"
         )
+    timeout = backend_config.get(TIMEOUT_KEY)
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        raise ExecutionException(
+            f"backend_config: {TIMEOUT_KEY!r} must be a positive number of seconds, got {timeout!r}"
+        )
     template_path = _find_template(template_value, project_dir)
     template = load_template(template_path)
     namespace = template["metadata"]["namespace"]
@@ -77,6 +87,7 @@ def parse_config(
         repository=repository,
         context=context or None,
         poll_interval=float(poll),
+        timeout=math.ceil(timeout) if timeout is not None else None,
     )
 
 

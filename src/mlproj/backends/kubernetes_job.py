@@ -118,6 +118,7 @@ def render_job(
     env: list[dict[str, str]],
     volumes: Sequence[str] = (),
     run_id: str,
+    timeout: int | None = None,
 ) -> dict[str, Any]:
     """Fill ``template`` (changed in place and returned) for one run.
 
@@ -144,4 +145,6 @@ def render_job(
         pod_spec["volumes"] = [*(pod_spec.get("volumes") or []), *pod_volumes]
         first["volumeMounts"] = [*(first.get("volumeMounts") or []), *mounts]
     pod_spec.setdefault("restartPolicy", "Never")
+    if timeout is not None:  # Kubernetes stops the Job and marks it Failed (DeadlineExceeded)
+        template["spec"]["activeDeadlineSeconds"] = timeout
     return template

@@ -88,8 +88,13 @@ class KubernetesSubmittedRun(SubmittedRun):
         return self._status
 
     def wait(self) -> bool:
-        while self.get_status() not in TERMINAL_STATUSES:
-            time.sleep(self._poll_interval)
+        try:
+            while self.get_status() not in TERMINAL_STATUSES:
+                time.sleep(self._poll_interval)
+        except KeyboardInterrupt:
+            # Ctrl-C while waiting stops the remote run too, and records it as KILLED.
+            self.cancel()
+            raise
         reap(self.watcher_pid)
         return self._status == "FINISHED"
 
