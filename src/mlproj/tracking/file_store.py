@@ -12,9 +12,12 @@ Layout (section 11 of the behaviour reference), readable by MLflow 2.x and 3.x::
 
 Concurrency: a run is built in a hidden folder and renamed into place, so readers see all of it
 or nothing; every later write is atomic (see :mod:`mlproj.tracking.atomic`); experiments are
-created under a lock at the root, so concurrent creators never duplicate a name. ``meta.yaml``
-is read by a small parser for the flat ``key: value`` form every MLflow writes, with PyYAML as
-the fallback for anything unusual, so listing 10,000 runs stays well under a second.
+created under a lock at the root, so concurrent creators never duplicate a name; meta.yaml
+updates (status, rename) hold a per-run lock.
+
+Speed: ``meta.yaml`` is read by a small parser for the flat ``key: value`` form every MLflow
+writes, with PyYAML only for anything unusual; a search decodes just the fields it filters and
+sorts on, and reads params, tags and metrics only for the runs it returns.
 """
 
 from __future__ import annotations
