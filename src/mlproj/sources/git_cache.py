@@ -445,11 +445,4 @@ def _has_commit(git_dir: Path, sha: str) -> bool:
     return True
 
 
-def clear_cache(root: Path | None = None) -> None:
-    """Delete every mirror and checkout (``mlproj`` re-fetches on the next run)."""
-    base = root if root is not None else home_subdir("git")
-    for name in ("mirrors", "checkouts"):
-        shutil.rmtree(base / name, ignore_errors=True)
-
-
-__all__ = ["Checkout", "GitCache", "Resolved", "cache_key", "clear_cache"]
+__all__ = ["Checkout", "GitCache", "Resolved", "cache_key"]
