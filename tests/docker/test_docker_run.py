@@ -261,3 +261,44 @@ def test_cancel_stops_and_removes_the_container(
         if process.poll() is None:
             process.kill()
         docker("rm", "-f", name)
+
+
+def test_sqlite_store_folder_is_mounted_and_uri_made_absolute(
+    tmp_path: Path, docker_daemon: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "mlflow.db").write_text("not really a database")
+    file_store = (tmp_path / "mlruns").as_uri()
+    run = open_run(file_store)
+    run.tracking_uri = "sqlite:///db/mlflow.db"  # relative to the caller's folder
+    project = write_project(tmp_path / "proj", image=docker_daemon, command="unused")
+    plan = DockerManager().prepare(
+        make_request(
+            project,
+            run,
+            command='echo "$MLFLOW_TRACKING_URI"; cat "${MLFLOW_TRACKING_URI#sqlite:///}"',
+        )
+    )
+    result = execute(plan)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"sqlite:///{tmp_path}/db/mlflow.db\nnot really a database"
+
+
+def test_container_name_from_docker_args_is_used_for_cancel(
+    tmp_path: Path, docker_daemon: str, tracking_uri: str
+) -> None:
+    project = write_project(tmp_path / "proj", image=docker_daemon, command="true")
+    recorder = Recorder()
+    plan = DockerManager().prepare(
+        make_request(
+            project,
+            open_run(tracking_uri),
+            recorder=recorder,
+            docker_args={"network": "none", "name": "my-container"},
+        )
+    )
+    assert plan.argv.count("--name") == 1
+    assert plan.argv[plan.argv.index("--name") + 1] == "my-container"
+    assert plan.on_cancel == [[plan.argv[0], "rm", "-f", "my-container"]]
+    assert recorder.tags["mlproj.docker.container"] == "my-container"
