@@ -108,7 +108,7 @@ def submit(options: RunOptions) -> SubmittedRun:
     log = options.log or _log_to_stderr
     backend_config = load_backend_config(options.backend_config)
     backend = get_backend(options.backend)
-    fetched = fetch_project(options.uri, options.version)
+    fetched = fetch_project(options.uri, options.version, log=log)
     project = load_project(fetched.directory)
     entry_point = project.get_entry_point(options.entry_point)
     params = resolve_parameters(

@@ -20,6 +20,10 @@ _LAZY_COMMANDS = {
     "runs": ("mlproj.runs_cli:runs", "List, inspect, follow, cancel and reap runs."),
     "experiments": ("mlproj.runs_cli:experiments", "List experiments."),
     "envs": ("mlproj.envs.cli:envs_group", "List and prune cached environments."),
+    "sources": (
+        "mlproj.sources.cli:sources_group",
+        "List and clear cached Git repositories and archives.",
+    ),
 }
 
 
