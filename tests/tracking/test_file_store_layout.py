@@ -6,6 +6,7 @@ import math
 import random
 import re
 import string
+import threading
 from pathlib import Path
 
 import pytest
@@ -447,3 +448,21 @@ def test_log_artifact_errors(store: FileStore, tmp_path: Path) -> None:
     for bad in ("../escape", "/abs", "a/../../b"):
         with pytest.raises(ExecutionException, match="Invalid artifact path"):
             store.log_artifact(run_id, source, bad)
+
+
+def test_rewrite_waits_out_a_half_written_meta(store: FileStore, root: Path) -> None:
+    """MLflow rewrites meta.yaml in place; a status change must not keep a truncated copy."""
+    run_id = _new_run(store, run_name="keep-me")
+    meta_path = root / "0" / run_id / "meta.yaml"
+    whole = meta_path.read_text()
+    meta_path.write_text(whole.split("run_name")[0])  # cut short, as mid-write
+    restore = threading.Timer(0.03, lambda: meta_path.write_text(whole))
+    restore.start()
+    store.set_terminated(run_id, "FINISHED")
+    restore.join()
+    meta = yaml.safe_load(meta_path.read_text())
+    assert (meta["status"], meta["run_name"], meta["user_id"]) == (3, "keep-me", "alice")
+
+    meta_path.write_text("")
+    with pytest.raises(ExecutionException, match=r"meta.yaml is empty or not valid YAML"):
+        store.get_run(run_id)

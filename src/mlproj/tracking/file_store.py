@@ -584,10 +584,15 @@ class FileStore(TrackingStore):
                 return candidate
         raise self._not_found(run_id)
 
-    def _read_run_meta(self, run_dir: Path) -> dict[str, object]:
-        # A writer that is not atomic (MLflow rewriting meta.yaml) can show an empty file for
-        # an instant: retry briefly before calling the record broken.
-        for attempt in range(4):
+    def _read_run_meta(self, run_dir: Path, *, whole: bool = False) -> dict[str, object]:
+        """The run's meta.yaml; ``whole`` waits out a half-written file before a rewrite.
+
+        MLflow rewrites meta.yaml in place (truncate, then write), so a reader can catch it
+        empty or cut short for an instant. Retry briefly; before a read-modify-write, also wait
+        for ``user_id``, the last key every writer puts in the file, so no key is lost.
+        """
+        meta: dict[str, object] = {}
+        for attempt in range(5):
             text = _read_text_or_none(run_dir / META)
             if text is None:
                 raise self._not_found(run_dir.name)
@@ -595,9 +600,11 @@ class FileStore(TrackingStore):
                 meta = parse_meta(text)
             except ValueError:
                 meta = {}
-            if meta:
+            if meta and (not whole or "user_id" in meta):
                 return meta
             time.sleep(0.01 * (attempt + 1))
+        if meta:
+            return meta  # an old or hand-written file without user_id
         raise ExecutionException(
             f"Run '{run_dir.name}': {run_dir / META} is empty or not valid YAML. Repair or "
             "remove that run folder."
@@ -779,7 +786,7 @@ class FileStore(TrackingStore):
 
     def _rewrite_run_meta(self, run_dir: Path, **changes: object) -> None:
         """Apply ``changes``, keeping keys mlproj does not know (call with the run's lock)."""
-        meta = self._read_run_meta(run_dir)
+        meta = self._read_run_meta(run_dir, whole=True)
         meta.update(changes)
         write_atomic(run_dir / META, dump_meta(meta), tmp_dir=run_dir)
 
