@@ -338,6 +338,14 @@ def test_search_runs_order_filters_and_limit(store: FileStore) -> None:
     assert len(both) == 7 and other_run in {r.run_id for r in both}
     assert store.search_runs([]) == []
 
+    # The meta.yaml-only variant `mlproj runs list` uses: same runs, same order, same infos.
+    assert store.search_run_infos(["0"]) == [r.info for r in runs]
+    assert [i.run_id for i in store.search_run_infos(["0"], status="FINISHED")] == [
+        ids[4],
+        ids[1],
+    ]
+    assert [i.run_id for i in store.search_run_infos(["0", other], max_results=1)] == [other_run]
+
 
 def test_search_skips_non_runs_and_uses_the_fast_parser(
     store: FileStore, root: Path, monkeypatch: pytest.MonkeyPatch

@@ -815,28 +815,12 @@ class FileStore(TrackingStore):
         params: Mapping[str, str] | None = None,
         max_results: int = 1000,
     ) -> list[Run]:
-        wanted_status: str | None = None
-        if status is not None:
-            wanted_status = str(status).upper()
-            if wanted_status not in STATUS_TO_INT:
-                raise ExecutionException(
-                    f"Invalid run status {status!r}: use one of {', '.join(STATUS_TO_INT)}."
-                )
         wanted_params = {str(k): _as_value(v) for k, v in (params or {}).items()}
         for key in wanted_params:
             validate_key("param", key)
-
-        # Pass 1: every run's meta.yaml only (cheap), filtered by status and sorted.
-        found: list[tuple[int, str, str, str]] = []
-        for experiment_id in dict.fromkeys(str(e) for e in experiment_ids):
-            folder = self._experiment_dir(experiment_id)
-            if folder is not None:
-                found.extend(self._scan_runs(folder, wanted_status))
-        found.sort(key=lambda item: (-item[0], item[1]))
-
-        # Pass 2: param filter and full load, only until max_results runs are found.
         runs: list[Run] = []
-        for _, run_id, run_folder, text in found:
+        # Params, tags and metrics are read only for the runs returned, newest first.
+        for run_id, run_folder, text in self._newest_runs(experiment_ids, status):
             if len(runs) >= max_results:
                 break
             if wanted_params and any(
@@ -852,6 +836,43 @@ class FileStore(TrackingStore):
             self._run_dirs[run_id] = run_dir
             runs.append(self._load_run(run_dir, meta))
         return runs
+
+    def search_run_infos(
+        self, experiment_ids: Sequence[str], *, status: str | None = None, max_results: int = 1000
+    ) -> list[RunInfo]:
+        """Like :meth:`search_runs` without params, tags and metrics: one file read per run.
+
+        ``mlproj runs list`` uses it for its table when the store offers it.
+        """
+        infos: list[RunInfo] = []
+        for _, run_folder, text in self._newest_runs(experiment_ids, status):
+            if len(infos) >= max_results:
+                break
+            try:
+                meta = _select_fields(text, _RUN_INFO_KEYS)
+            except ValueError:
+                continue
+            infos.append(self._run_info(meta, Path(run_folder)))
+        return infos
+
+    def _newest_runs(
+        self, experiment_ids: Sequence[str], status: str | None
+    ) -> list[tuple[str, str, str]]:
+        """(run id, run folder, meta.yaml text) of the active runs, newest first."""
+        wanted_status: str | None = None
+        if status is not None:
+            wanted_status = str(status).upper()
+            if wanted_status not in STATUS_TO_INT:
+                raise ExecutionException(
+                    f"Invalid run status {status!r}: use one of {', '.join(STATUS_TO_INT)}."
+                )
+        found: list[tuple[int, str, str, str]] = []
+        for experiment_id in dict.fromkeys(str(e) for e in experiment_ids):
+            folder = self._experiment_dir(experiment_id)
+            if folder is not None:
+                found.extend(self._scan_runs(folder, wanted_status))
+        found.sort(key=lambda item: (-item[0], item[1]))
+        return [(run_id, run_folder, text) for _, run_id, run_folder, text in found]
 
     @staticmethod
     def _scan_runs(folder: Path, wanted_status: str | None) -> Iterator[tuple[int, str, str, str]]:
