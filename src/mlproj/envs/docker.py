@@ -53,18 +53,20 @@ class DockerManager(EnvironmentManager):
     def prepare(self, request: EnvRequest) -> LaunchPlan:
         project = request.project
         docker_env = _docker_env(project)
+        # User mistakes first, before any pull or build.
+        user_env = user_environment(docker_env.environment, request.env)
+        options = docker_arg_options(request.docker_args)
         cli = DockerCli(request.env)
         image, shell_image_id = self._image(cli, request, docker_env)
         request.set_tags(
             {"mlflow.docker.image.uri": image.uri, "mlflow.docker.image.id": image.image_id}
         )
 
-        options = docker_arg_options(request.docker_args)
-        name = str(request.docker_args.get("name") or "") or container_name(
-            request.run_id, secrets.token_hex(3)
-        )
-        if "name" in request.docker_args:
+        name = str(request.docker_args.get("name") or "")
+        if name:
             options = _without_option(options, "--name")
+        else:
+            name = container_name(request.run_id, secrets.token_hex(3))
         spec = ContainerSpec(
             name=name,
             image=image.uri,
@@ -72,7 +74,7 @@ class DockerManager(EnvironmentManager):
             command=request.command,
             labels={"mlproj.run_id": request.run_id},
             init="init" not in request.docker_args,  # -A init=false turns it off
-            extra_args=options,
+            extra_args=[*(a for v in docker_env.volumes for a in ("-v", v)), *options],
         )
         if not request.build_image:
             # Deliberate difference from MLflow (which mounts nothing): the code is the project
@@ -81,26 +83,16 @@ class DockerManager(EnvironmentManager):
         container_uri, wants_host_network = add_tracking(spec, request.tracking_uri, request.env)
         add_artifacts(spec, request.artifact_uri, request.env)
         add_path_parameters(spec, request.local_paths)
-        spec.extra_args[:0] = [arg for volume in docker_env.volumes for arg in ("-v", volume)]
-        user_network = any(key in request.docker_args for key in _NETWORK_KEYS)
-        if wants_host_network and not user_network:
-            # The host's loopback is only the container's loopback with the host network.
-            request.log(f"Tracking server {container_uri} is on loopback: using --network host")
-            spec.network = "host"
-        elif wants_host_network:
-            request.log(
-                f"Warning: tracking server {container_uri} is on the host's loopback; with the "
-                "network from docker_args the container may not reach it"
-            )
+        self._network(spec, request, container_uri, wants_host_network)
         spec.env.update(
             {
                 "MLFLOW_RUN_ID": request.run_id,
                 "MLFLOW_EXPERIMENT_ID": request.experiment_id,
                 "MLFLOW_TRACKING_URI": container_uri,
                 "MLFLOW_ALLOW_FILE_STORE": "true",
+                **user_env,
             }
         )
-        spec.env.update(user_environment(docker_env.environment, request.env))
         request.set_tags({"mlproj.docker.container": name})
         return LaunchPlan(
             argv=spec.argv(cli.executable),
@@ -108,6 +100,22 @@ class DockerManager(EnvironmentManager):
             cwd=project.directory,
             on_cancel=[[cli.executable, "rm", "-f", name]],
         )
+
+    @staticmethod
+    def _network(
+        spec: ContainerSpec, request: EnvRequest, tracking_uri: str, on_loopback: bool
+    ) -> None:
+        """The host's loopback is the container's loopback only with the host network."""
+        if not on_loopback:
+            return
+        if any(key in request.docker_args for key in _NETWORK_KEYS):
+            request.log(
+                f"Warning: tracking server {tracking_uri} is on the host's loopback; with the "
+                "network from docker_args the container may not reach it"
+            )
+        else:
+            request.log(f"Tracking server {tracking_uri} is on loopback: using --network host")
+            spec.network = "host"
 
     def _image(
         self, cli: DockerCli, request: EnvRequest, docker_env: DockerEnv
