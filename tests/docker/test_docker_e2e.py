@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -74,6 +76,9 @@ def test_cancelled_docker_run_is_killed_and_its_container_removed(
     while not docker("ps", "-q", "--filter", f"name=^{name}$").stdout.strip():
         assert time.monotonic() < deadline, "container never started"
         time.sleep(0.2)
+    # docker_args reach asynchronous runs too (MLflow issue 3562 dropped them).
+    network = docker("inspect", "--format", "{{.HostConfig.NetworkMode}}", name).stdout.strip()
+    assert network == "none"
     started = time.monotonic()
     submitted.cancel()
     assert time.monotonic() - started < 8, "cancel waited for the grace period"
@@ -83,3 +88,27 @@ def test_cancelled_docker_run_is_killed_and_its_container_removed(
     while docker("ps", "-aq", "--filter", f"name=^{name}$").stdout.strip():
         assert time.monotonic() < deadline, f"container {name} still exists after cancel"
         time.sleep(0.2)
+
+
+def test_cli_run_with_docker_args(tmp_path: Path, docker_daemon: str, tracking_uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    write_project(
+        tmp_path / "proj",
+        image=docker_daemon,
+        command="echo value={value}; echo pid=$$; echo $MLFLOW_EXPERIMENT_ID",
+        parameters={"value": {"type": "string"}},
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mlproj", "run", str(tmp_path / "proj"), "-P", "value=a;b c",
+         "-A", "network=none", "-A", "init=false", "--experiment-name", "docker-cli"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("docker-cli")
+    assert experiment is not None
+    assert result.stdout.splitlines() == ["value=a;b c", "pid=1", experiment.experiment_id]
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.docker.image.uri"] == docker_daemon
