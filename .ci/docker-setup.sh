@@ -78,7 +78,10 @@ build_busybox_image() {
     mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/root"
     chmod 1777 "$root/tmp"
     cp "$(command -v busybox)" "$root/bin/busybox"
-    chroot "$root" /bin/busybox --install -s /bin
+    # One symlink per applet (what `busybox --install -s` does, without needing chroot/root).
+    for applet in $(busybox --list); do
+        [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
+    done
     echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
     echo 'root:x:0:' >"$root/etc/group"
     tar -C "$root" -c . | docker import \
