@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
@@ -291,17 +290,11 @@ def _run_infos(
     store: TrackingStore, experiment_ids: list[str], *, status: str | None, max_results: int
 ) -> list[RunInfo]:
     """Run records without params/metrics/tags, from the cheapest source the store offers."""
+    # Optional store method, same arguments as search_runs (FileStore: one file read per run).
     fast = getattr(store, "search_run_infos", None)
     if callable(fast):
         infos: list[RunInfo] = fast(experiment_ids, status=status, max_results=max_results)
         return infos
-    if urlsplit(store.tracking_uri).scheme == "file":
-        from mlproj.tracking import local_store_root
-        from mlproj.tracking.file_listing import scan_run_infos
-
-        root = local_store_root(store.tracking_uri)
-        assert root is not None
-        return scan_run_infos(root, experiment_ids, status=status, max_results=max_results)
     found = store.search_runs(experiment_ids, status=status, max_results=max_results)
     return [r.info for r in found]
 
