@@ -302,3 +302,31 @@ def test_container_name_from_docker_args_is_used_for_cancel(
     assert plan.argv[plan.argv.index("--name") + 1] == "my-container"
     assert plan.on_cancel == [[plan.argv[0], "rm", "-f", "my-container"]]
     assert recorder.tags["mlproj.docker.container"] == "my-container"
+
+
+def test_remove_run_containers_finds_them_by_label(
+    tmp_path: Path, docker_daemon: str, tracking_uri: str
+) -> None:
+    """What `runs cancel` / `runs reap` can use when no supervisor is left to cancel."""
+    from mlproj.envs.docker import remove_run_containers
+
+    project = write_project(tmp_path / "proj", image=docker_daemon, command="sleep 300")
+    run = open_run(tracking_uri)
+    plan = DockerManager().prepare(make_request(project, run))
+    name = plan.argv[plan.argv.index("--name") + 1]
+    process = subprocess.Popen(
+        plan.argv, env=plan.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not docker("ps", "-q", "--filter", f"name=^{name}$").stdout.strip():
+            assert time.monotonic() < deadline, "container never started"
+            time.sleep(0.2)
+        assert remove_run_containers(run.run_id) == [name]
+        process.wait(timeout=30)
+        assert docker("ps", "-aq", "--filter", f"name=^{name}$").stdout.strip() == ""
+        assert remove_run_containers(run.run_id) == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+        docker("rm", "-f", name)

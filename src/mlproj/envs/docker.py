@@ -8,6 +8,7 @@ artifacts, path parameters, user volumes) -> environment -> the ``docker run`` a
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -173,3 +174,21 @@ def _without_option(options: list[str], flag: str) -> list[str]:
             continue
         out.append(item)
     return out
+
+
+def remove_run_containers(run_id: str, env: Mapping[str, str] | None = None) -> list[str]:
+    """Force-remove every container of a run (found by its ``mlproj.run_id`` label) and return
+    their names: for ``runs cancel`` / ``runs reap`` when the supervising process is gone.
+    Returns [] when Docker is not installed or not reachable."""
+    try:
+        cli = DockerCli(env)
+    except ExecutionException:
+        return []
+    found = cli.run(
+        ["ps", "-a", "--filter", f"label=mlproj.run_id={run_id}", "--format", "{{.Names}}"],
+        timeout=60,
+    )
+    names = found.stdout.split() if found.returncode == 0 else []
+    if names:
+        cli.run(["rm", "-f", *names], timeout=120)
+    return names
