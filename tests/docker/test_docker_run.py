@@ -330,3 +330,28 @@ def test_remove_run_containers_finds_them_by_label(
         if process.poll() is None:
             process.kill()
         docker("rm", "-f", name)
+
+
+def test_variables_the_docker_client_reads_are_passed_inline(
+    tmp_path: Path, docker_daemon: str, tracking_uri: str
+) -> None:
+    """A container PATH or DOCKER_HOST must not redirect or break the docker client."""
+    project = write_project(
+        tmp_path / "proj",
+        image=docker_daemon,
+        command='echo "$PATH|$DOCKER_HOST|$PLAIN"',
+        docker_env={
+            "environment": [
+                ["PATH", "/bin:/custom"],
+                ["DOCKER_HOST", "tcp://inside:2375"],
+                ["PLAIN", "by name"],
+            ]
+        },
+    )
+    plan = DockerManager().prepare(make_request(project, open_run(tracking_uri)))
+    assert "PATH=/bin:/custom" in plan.argv and "DOCKER_HOST=tcp://inside:2375" in plan.argv
+    assert "PLAIN" in plan.argv and plan.env["PLAIN"] == "by name"
+    assert plan.env.get("DOCKER_HOST") != "tcp://inside:2375"
+    result = execute(plan)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "/bin:/custom|tcp://inside:2375|by name\n"

@@ -27,7 +27,11 @@ from mlproj.tracking import local_store_root
 _OPTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Variables the docker client itself reads: passing them by name would redirect or break the
 # client, so these go inline (-e NAME=value) instead.
-_CLIENT_VARS = frozenset({"PATH", "HOME", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"})
+_CLIENT_VARS = frozenset(
+    {"PATH", "HOME", "SSH_AUTH_SOCK", "TMPDIR"}
+    | {f"{name}_PROXY" for name in ("HTTP", "HTTPS", "NO", "ALL")}
+    | {f"{name}_proxy" for name in ("http", "https", "no", "all")}
+)
 _LOOPBACK_HOSTS = frozenset({"localhost", "::1", "ip6-localhost"})
 # Credentials and settings MLflow clients read, passed through by name when set on the host.
 _PASS_THROUGH = {
