@@ -64,8 +64,8 @@ def write_atomic(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
 def create_once(path: Path, data: bytes, tmp_dir: Path | None = None) -> bool:
     """Create ``path`` with ``data`` unless it exists; True when this call created it."""
     tmp = temp_path(tmp_dir or path.parent, path.name)
-    _write_new(tmp, data)
     try:
+        _write_new(tmp, data)
         os.link(tmp, path)
     except FileExistsError:
         return False
