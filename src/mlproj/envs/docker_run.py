@@ -28,7 +28,7 @@ _OPTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Variables the docker client itself reads: passing them by name would redirect or break the
 # client, so these go inline (-e NAME=value) instead.
 _CLIENT_VARS = frozenset(
-    {"PATH", "HOME", "SSH_AUTH_SOCK", "TMPDIR"}
+    {"PATH", "HOME", "SSH_AUTH_SOCK", "TMPDIR", "GODEBUG", "GOMAXPROCS", "GOGC"}
     | {f"{name}_PROXY" for name in ("HTTP", "HTTPS", "NO", "ALL")}
     | {f"{name}_proxy" for name in ("http", "https", "no", "all")}
 )
@@ -116,7 +116,7 @@ class ContainerSpec:
 
 
 def _inline(name: str) -> bool:
-    return name in _CLIENT_VARS or name.startswith("DOCKER_")
+    return name in _CLIENT_VARS or name.startswith(("DOCKER_", "LD_"))
 
 
 # -- docker_args -------------------------------------------------------------------------------
