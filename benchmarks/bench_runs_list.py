@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,14 @@ from pathlib import Path
 from _common import median_ms, report, time_command
 
 EXPERIMENTS = 4
+
+
+def cpu_seconds(argv: list[str], env: dict[str, str]) -> float:
+    """User + system CPU of one child process: steadier than wall time on a busy machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def write_store(root: Path, runs: int) -> list[str]:
@@ -152,6 +161,11 @@ def main() -> None:
             f"list {args.runs} runs of a file store",
             rows,
             baseline="MlflowClient.search_runs (call only)",
+        )
+        cpu = [cpu_seconds(listing, env) for _ in range(args.repeat)]
+        print(
+            f"\nmlproj runs list CPU (user+sys) median {median_ms(cpu):.0f} ms; "
+            f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
         )
         ours = median_ms(rows["mlproj runs list (whole CLI process)"])
         theirs = median_ms(rows["MlflowClient.search_runs (call only)"])

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -167,3 +170,56 @@ def test_non_numeric_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "soon")
     with pytest.raises(ExecutionException, match="MLFLOW_HTTP_REQUEST_TIMEOUT='soon'"):
         RestStore("http://127.0.0.1:1")
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The scripted server behind real TLS with a self-signed certificate made by openssl."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = Scripted()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    server.replies = [(200, {}, EXPERIMENT)] * 10
+    yield server.url.replace("http://", "https://"), cert
+    server.close()
+
+
+def test_tls_verification_and_its_settings(
+    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, cert = tls_server
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    started = time.monotonic()
+    with pytest.raises(ExecutionException, match="TLS verification .* failed; set MLFLOW_TRACK"):
+        RestStore(url).get_experiment("7")
+    assert time.monotonic() - started < 5  # not retried
+
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert))
+    assert RestStore(url).get_experiment("7") is not None
+
+    monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
+    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
+    assert RestStore(url).get_experiment("7") is not None  # and no warning (warnings are errors)

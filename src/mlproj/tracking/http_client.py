@@ -14,6 +14,7 @@ import contextlib
 import os
 import random
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -136,9 +137,14 @@ class HttpClient:
         attempt = 0
         while True:
             try:
-                response = self.session.request(
-                    method, url, timeout=self.settings.timeout_s, **kwargs
-                )
+                response = self._send(method, url, **kwargs)
+            except requests.exceptions.SSLError:
+                # Not transient: retrying cannot fix a certificate the client does not trust.
+                raise ExecutionException(
+                    f"TLS verification of MLflow tracking server {self.display_url} failed; "
+                    "set MLFLOW_TRACKING_SERVER_CERT_PATH to its CA bundle (PEM), or "
+                    "MLFLOW_TRACKING_INSECURE_TLS=true to skip verification"
+                ) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.settings.max_retries:
                     raise ExecutionException(
@@ -156,6 +162,20 @@ class HttpClient:
                 _rewind(kwargs)
                 continue
             return response
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        session = self.session
+        # Passed per request: requests lets REQUESTS_CA_BUNDLE override the session's setting.
+        kwargs = {**kwargs, "timeout": self.settings.timeout_s, "verify": session.verify}
+        if session.verify is not False:
+            return session.request(method, url, **kwargs)
+        # The user asked for no verification (MLFLOW_TRACKING_INSECURE_TLS): do not warn on
+        # every request about it.
+        from urllib3.exceptions import InsecureRequestWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureRequestWarning)
+            return session.request(method, url, **kwargs)
 
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
         delay = self.settings.backoff_factor * (2**attempt)
