@@ -474,3 +474,17 @@ def test_rewrite_waits_out_a_half_written_meta(store: FileStore, root: Path) -> 
     meta_path.write_text("")
     with pytest.raises(ExecutionException, match=r"meta.yaml is empty or not valid YAML"):
         store.get_run(run_id)
+
+
+def test_store_path_with_spaces_and_unicode(tmp_path: Path) -> None:
+    root = tmp_path / "my runs é" / "mlruns"
+    store = get_store(str(root))
+    assert isinstance(store, FileStore) and "%20" in store.tracking_uri
+    run_id = _new_run(store)
+    artifacts = store.local_artifact_dir(run_id)
+    assert artifacts == root / "0" / run_id / "artifacts" and artifacts.is_dir()
+    source = tmp_path / "out.txt"
+    source.write_text("x")
+    store.log_artifact(run_id, source)
+    assert (artifacts / "out.txt").read_text() == "x"
+    assert store.get_run(run_id).info.artifact_uri == f"{root.as_uri()}/0/{run_id}/artifacts"
