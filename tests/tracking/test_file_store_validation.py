@@ -104,7 +104,9 @@ def test_key_that_is_also_a_folder(store: FileStore, run_id: str) -> None:
     with pytest.raises(ExecutionException, match="is both a key and the folder"):
         store.create_run("0", run_name=None, tags={"a": "1", "a/b": "2"}, user_id="u")
     assert [r.run_id for r in store.search_runs(["0"])] == [run_id]  # no half-made run
-    store.log_batch(run_id, tags={"a/b": "1"})
+    store.log_batch(run_id, tags={"a/b": "1"}, params={"p/q": "1"})
+    with pytest.raises(ExecutionException, match=r"params/p is both a key and the folder"):
+        store.log_batch(run_id, params={"p": "2"})
     with pytest.raises(ExecutionException, match=r"is both a key and the folder.*'a' and 'a/b'"):
         store.log_batch(run_id, tags={"a": "2"})
 

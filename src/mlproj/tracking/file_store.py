@@ -23,6 +23,7 @@ sorts on, and reads params, tags and metrics only for the runs it returns.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import os
@@ -775,6 +776,10 @@ class FileStore(TrackingStore):
         target = self._key_path(run_dir, "params", key)
         if create_once(target, value.encode("utf-8"), tmp_dir=run_dir):
             return
+        if target.is_dir():
+            raise _write_error(
+                f"Cannot write to run '{run_id}'", IsADirectoryError(errno.EISDIR, "", str(target))
+            )
         existing = _read_text_or_none(target)
         if existing != value:  # another process logged a different value first
             raise _param_conflict(run_id, key, existing or "", value)
