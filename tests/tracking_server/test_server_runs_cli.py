@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -309,3 +310,21 @@ def test_table_and_json_listings_agree_on_awkward_names(store: TrackingStore) ->
     assert [line.split()[0] for line in failed.splitlines()[1:]] == [
         r["run_id"] for r in records if r["status"] == "FAILED"
     ][:2]
+
+
+def test_terminal_tables_use_rich(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from mlproj.runs_cli import print_table
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("COLUMNS", "120")
+    print_table(("RUN ID", "STATUS"), [("abc", "RUNNING (orphaned)"), ("defgh", "FINISHED")])
+    out = capsys.readouterr().out
+    assert "\x1b[1m" in out  # rich's bold header: the terminal path
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", out).splitlines()
+    assert lines[0].split() == ["RUN", "ID", "STATUS"]
+    assert lines[1].split() == ["abc", "RUNNING", "(orphaned)"]
+    assert lines[2].split() == ["defgh", "FINISHED"]
