@@ -315,8 +315,6 @@ def test_table_and_json_listings_agree_on_awkward_names(store: TrackingStore) ->
 def test_terminal_tables_use_rich(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sys
-
     from mlproj.runs_cli import print_table
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
