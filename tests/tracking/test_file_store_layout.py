@@ -6,6 +6,8 @@ import math
 import random
 import re
 import string
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -488,3 +490,28 @@ def test_store_path_with_spaces_and_unicode(tmp_path: Path) -> None:
     store.log_artifact(run_id, source)
     assert (artifacts / "out.txt").read_text() == "x"
     assert store.get_run(run_id).info.artifact_uri == f"{root.as_uri()}/0/{run_id}/artifacts"
+
+
+def test_hot_path_needs_no_yaml_and_imports_nothing_heavy(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """create_run + log_batch + set_terminated run on every `mlproj run`: keep them lean."""
+    code = (
+        "import sys, mlproj.tracking.file_store; "
+        "print(sorted(m for m in ('yaml', 'filelock', 'uuid', 'mlflow') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+    store.get_experiment("0")  # creating an experiment uses filelock, once per store
+
+    def no_yaml(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the run hot path must not need PyYAML")
+
+    monkeypatch.setattr(fs_module, "_parse_meta_yaml", no_yaml)
+    monkeypatch.setattr(yaml, "safe_dump", no_yaml)
+    info = store.create_run("0", run_name=None, tags={"mlflow.user": "u"}, user_id="u")
+    store.log_batch(info.run_id, params={"a": "1"}, metrics=[Metric("m", 1.0, 1, 0)])
+    store.set_tag(info.run_id, "mlflow.runName", "renamed")
+    store.set_terminated(info.run_id, "FINISHED")
+    assert store.get_run(info.run_id).info.status == "FINISHED"
