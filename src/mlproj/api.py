@@ -24,6 +24,8 @@ from mlproj.supervision import TAG_ERROR, identity_tags
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import TERMINAL_STATUSES
 
+ENV_MANAGER_VAR = "MLPROJ_ENV_MANAGER"
+
 
 def run(
     uri: str,
@@ -122,7 +124,10 @@ def submit(options: RunOptions) -> SubmittedRun:
     for key in params.extra:
         # MLflow's key rules hold for every store; say so before any run exists.
         validate_key("param", key)
-    manager = choose_manager(project, options.env_manager)
+    # A manager the user chose also applies to runs the project starts itself (nested
+    # mlproj.run calls in a multistep workflow: MLflow issue 6611).
+    env_manager = options.env_manager or os.environ.get(ENV_MANAGER_VAR) or None
+    manager = choose_manager(project, env_manager)
     manager.validate(project)
     backend.validate(project, backend_config)
     store = get_store(options.tracking_uri)
@@ -164,6 +169,7 @@ def submit(options: RunOptions) -> SubmittedRun:
                 storage_dir=Path(options.storage_dir) if options.storage_dir else None,
                 log=log,
                 artifact_uri=artifact_uri,
+                extra_env={ENV_MANAGER_VAR: env_manager} if env_manager else {},
             )
         )
     if options.synchronous and not submitted.wait():

@@ -348,3 +348,35 @@ def test_example_project_runs(store: TrackingStore) -> None:
     (run,) = _runs(store)
     assert run.info.status == "FINISHED"
     assert "loss" in run.metrics
+
+
+def test_nested_runs_inherit_env_manager_and_parent(make_project: MakeProject, store: TrackingStore, tmp_path: Path) -> None:
+    """A multistep driver calling mlproj.run inside a project: the inner run uses the manager
+    the user chose for the outer one (MLflow issue 6611) and records its parent."""
+    inner = make_project(
+        """
+        python_env: python_env.yaml
+        entry_points:
+          main:
+            command: "echo inner"
+        """,
+        name="inner",
+        python_env__yaml='python: "3.11"\ndependencies: [definitely-not-a-real-package-xyz]\n',
+    )
+    outer = make_project(
+        """
+        entry_points:
+          main:
+            parameters: {inner: path}
+            command: "python driver.py {inner}"
+        """,
+        name="outer",
+        driver__py="import sys, mlproj\nmlproj.run(sys.argv[1])\n",
+    )
+    done = run_cli("run", str(outer), "--env-manager", "local", "-P", f"inner={inner}")
+    assert done.returncode == 0, done.stderr
+    runs = {r.tags["mlflow.source.name"]: r for r in _runs(store)}
+    inner_run, outer_run = runs[str(inner)], runs[str(outer)]
+    assert inner_run.info.status == "FINISHED"
+    assert "mlflow.project.env" not in inner_run.tags  # local, not a uv build of a bogus package
+    assert inner_run.tags["mlflow.parentRunId"] == outer_run.run_id

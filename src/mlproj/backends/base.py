@@ -41,6 +41,7 @@ class SubmitRequest:
     storage_dir: Path | None = None
     log: Callable[[str], None] = _ignore
     artifact_uri: str = ""  # the run's artifact root, as the store reported it
+    extra_env: Mapping[str, str] = field(default_factory=dict)  # more variables for the child
 
     @property
     def tracking_uri(self) -> str:

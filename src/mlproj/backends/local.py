@@ -20,9 +20,11 @@ from mlproj.supervisor import LOG_ARTIFACT_DIR, LOG_ARTIFACT_NAME, Job, Supervis
 from mlproj.tracking.base import TrackingStore
 
 
-def run_environment(store: TrackingStore, run_id: str, experiment_id: str) -> dict[str, str]:
+def run_environment(
+    store: TrackingStore, run_id: str, experiment_id: str, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The child's environment: ours plus the variables that bind MLflow clients to the run."""
-    env = dict(os.environ)
+    env = {**os.environ, **(extra or {})}
     env["MLFLOW_RUN_ID"] = run_id
     env["MLFLOW_TRACKING_URI"] = store.tracking_uri
     env["MLFLOW_EXPERIMENT_ID"] = experiment_id
@@ -68,7 +70,7 @@ class LocalBackend(Backend):
             EnvRequest(
                 project=request.project,
                 command=request.command,
-                env=run_environment(store, run_id, request.experiment_id),
+                env=run_environment(store, run_id, request.experiment_id, request.extra_env),
                 run_id=run_id,
                 experiment_id=request.experiment_id,
                 tracking_uri=store.tracking_uri,
