@@ -515,3 +515,13 @@ def test_hot_path_needs_no_yaml_and_imports_nothing_heavy(
     store.set_tag(info.run_id, "mlflow.runName", "renamed")
     store.set_terminated(info.run_id, "FINISHED")
     assert store.get_run(info.run_id).info.status == "FINISHED"
+
+
+def test_get_run_status_reads_the_status_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mlproj.tracking.file_store import FileStore
+
+    store = FileStore((tmp_path / "store").as_uri())
+    info = store.create_run(store.resolve_experiment(), run_name=None, tags={}, user_id="u")
+    assert store.get_run_status(info.run_id) == "RUNNING"
+    store.set_terminated(info.run_id, "KILLED")
+    assert store.get_run_status(info.run_id) == "KILLED" == store.get_run(info.run_id).info.status

@@ -718,6 +718,10 @@ class FileStore(TrackingStore):
         run_dir = self._run_dir(run_id)
         return self._load_run(run_dir, self._read_run_meta(run_dir))
 
+    def get_run_status(self, run_id: str) -> str:
+        # meta.yaml alone: no params, tags or metrics to read on the hot path.
+        return _status_name(self._read_run_meta(self._run_dir(run_id)).get("status"))
+
     def log_batch(
         self,
         run_id: str,
