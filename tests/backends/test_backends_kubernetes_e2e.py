@@ -309,3 +309,30 @@ def test_ctrl_c_on_the_cli_cancels_the_job(
     assert run.info.status == "KILLED"
     assert k8s.state.jobs == {}
     assert k8s.state.pods == {}
+
+
+def test_another_process_can_find_and_cancel_the_job_from_the_run_tags(
+    tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
+) -> None:
+    from mlproj.backends.remote import remote_handle
+
+    project = _project(tmp_path, docker_ready, '"echo remote {name}; sleep 300"')
+    submitted = mlproj.run(
+        str(project),
+        backend="kubernetes",
+        backend_config=_config(tmp_path, registry),
+        synchronous=False,
+    )
+    k8s.wait_for(lambda s: any(p["status"]["phase"] == "Running" for p in s.pods.values()))
+    store = get_store()  # a fresh store object: only the tags connect it to the Job
+    handle = remote_handle(store, store.get_run(submitted.run_id))
+    assert handle is not None
+    assert handle.get_status() == "RUNNING"
+    handle.cancel()
+    assert store.get_run(submitted.run_id).info.status == "KILLED"
+    assert k8s.state.jobs == {}
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "MLproject").write_text("name: plain\nentry_points:\n  main:\n    command: 'true'\n")
+    local = mlproj.run(str(plain), env_manager="local")
+    assert remote_handle(store, store.get_run(local.run_id)) is None
