@@ -9,6 +9,7 @@ are recorded with it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -23,6 +24,8 @@ TAG_HOST = "mlproj.host"
 TAG_BOOT_ID = "mlproj.boot_id"
 TAG_PID = "mlproj.supervisor.pid"
 TAG_START = "mlproj.supervisor.start"
+TAG_CHILD_PID = "mlproj.child.pid"  # leader of the command's process group
+TAG_CHILD_START = "mlproj.child.start"
 TAG_LOG = "mlproj.log"
 TAG_ERROR = "mlproj.error"
 
@@ -45,6 +48,11 @@ def process_start_ticks(pid: int) -> str | None:
     # The command name (field 2) may contain spaces; fields after it are plain.
     fields = stat[stat.rfind(")") + 2 :].split()
     return fields[19] if len(fields) > 19 else None
+
+
+def child_tags(pid: int) -> dict[str, str]:
+    """Tags that identify the command's process group, to stop it if its supervisor dies."""
+    return {TAG_CHILD_PID: str(pid), TAG_CHILD_START: process_start_ticks(pid) or ""}
 
 
 def identity_tags(pid: int | None = None) -> dict[str, str]:
@@ -83,14 +91,34 @@ def is_orphaned(run: Run) -> bool:
 
 
 def reap(store: TrackingStore, run: Run) -> None:
-    """Mark an orphaned run FAILED, saying why."""
+    """Stop what an orphaned run left behind (its process group, its containers) and mark
+    it FAILED, saying why."""
     if not is_orphaned(run):
         raise ExecutionException(f"Run '{run.run_id}' is not an orphaned run of this host")
+    _kill_leftover_group(run)
+    if "mlproj.docker.container" in run.tags:
+        from mlproj.envs.docker import remove_run_containers
+
+        remove_run_containers(run.run_id)
     store.set_tags(
         run.run_id,
         {TAG_ERROR: "supervisor process disappeared (crash, kill or reboot); reaped"},
     )
     store.set_terminated(run.run_id, "FAILED")
+
+
+def _kill_leftover_group(run: Run) -> None:
+    """SIGKILL the command's process group if it still runs (same pid *and* start time: a
+    reused pid is left alone). Only meaningful on the same boot."""
+    if run.tags.get(TAG_BOOT_ID, "") != boot_id():
+        return
+    try:
+        pid = int(run.tags.get(TAG_CHILD_PID, ""))
+    except ValueError:
+        return
+    if process_start_ticks(pid) == run.tags.get(TAG_CHILD_START):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def request_cancel(store: TrackingStore, run: Run, timeout: float = 30.0) -> str:
@@ -99,8 +127,7 @@ def request_cancel(store: TrackingStore, run: Run, timeout: float = 30.0) -> str
         raise ExecutionException(f"Run '{run.run_id}' is already {run.info.status}")
     if TAG_PID not in run.tags:
         raise ExecutionException(
-            f"Run '{run.run_id}' was not started by mlproj's local backend; "
-            "cancel it where it runs"
+            f"Run '{run.run_id}' was not started by mlproj's local backend; cancel it where it runs"
         )
     if not _on_this_host(run):
         raise ExecutionException(

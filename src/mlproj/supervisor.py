@@ -22,7 +22,7 @@ from typing import Any
 from mlproj.envs.base import LaunchPlan
 from mlproj.errors import ExecutionException
 from mlproj.execution import ProcessRunner
-from mlproj.supervision import TAG_ERROR
+from mlproj.supervision import TAG_ERROR, child_tags
 from mlproj.tracking import get_store
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import TERMINAL_STATUSES
@@ -171,6 +171,7 @@ def main() -> int:
         supervisor.store.set_tag(job.run_id, TAG_ERROR, str(exc))
         supervisor.store.set_terminated(job.run_id, "FAILED")
         return 1
+    supervisor.store.set_tags(job.run_id, child_tags(supervisor.runner.pid))
     try:
         return 0 if supervisor.wait() else 1
     except Cancelled:

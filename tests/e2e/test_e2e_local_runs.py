@@ -380,3 +380,27 @@ def test_nested_runs_inherit_env_manager_and_parent(make_project: MakeProject, s
     assert inner_run.info.status == "FINISHED"
     assert "mlflow.project.env" not in inner_run.tags  # local, not a uv build of a bogus package
     assert inner_run.tags["mlflow.parentRunId"] == outer_run.run_id
+
+
+def test_reap_stops_what_a_killed_supervisor_left(make_project: MakeProject, store: TrackingStore) -> None:
+    from mlproj import supervision
+
+    project = _project(make_project)
+    proc = subprocess.Popen([sys.executable, "-m", "mlproj", "run", str(project), "-e", "sleep", "-q"])
+    pids = project / "pids"
+    _wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2)
+    children = [int(p) for p in pids.read_text().split()]
+    (run,) = _runs(store)
+    _wait_for(lambda: supervision.TAG_CHILD_PID in store.get_run(run.run_id).tags)
+    proc.kill()  # the supervisor dies without recording anything
+    proc.wait()
+    run = store.get_run(run.run_id)
+    assert run.info.status == "RUNNING"
+    assert supervision.is_orphaned(run)
+    assert all(_alive(p) for p in children)  # the command outlived its supervisor
+    supervision.reap(store, run)
+    run = store.get_run(run.run_id)
+    assert run.info.status == "FAILED"
+    assert "supervisor" in run.tags["mlproj.error"]
+    _wait_for(lambda: not any(_alive(p) for p in children), timeout=10)
+    assert not supervision.is_orphaned(run)

@@ -15,7 +15,7 @@ from mlproj.errors import ExecutionException
 from mlproj.home import home_subdir
 from mlproj.spec import Project
 from mlproj.submitted import LocalSubmittedRun, SubmittedRun
-from mlproj.supervision import TAG_LOG, identity_tags
+from mlproj.supervision import TAG_LOG, child_tags, identity_tags
 from mlproj.supervisor import LOG_ARTIFACT_DIR, LOG_ARTIFACT_NAME, Job, Supervisor
 from mlproj.tracking.base import TrackingStore
 
@@ -94,9 +94,9 @@ class LocalBackend(Backend):
         request.log(f"running {request.command!r} in run {run_id}")
         if request.synchronous:
             # The identity tags of this process were written when the run was created.
-            store.set_tag(run_id, TAG_LOG, str(log_path))
             supervisor = Supervisor(job, store)
             supervisor.start()
+            store.set_tags(run_id, {TAG_LOG: str(log_path), **child_tags(supervisor.runner.pid)})
             return LocalSubmittedRun(run_id, supervisor=supervisor)
         return LocalSubmittedRun(run_id, process=_spawn_supervisor(job, store), store=store)
 
