@@ -223,3 +223,25 @@ def test_tls_verification_and_its_settings(
     monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
     monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
     assert RestStore(url).get_experiment("7") is not None  # and no warning (warnings are errors)
+
+
+def test_a_web_page_instead_of_mlflow_is_explained(scripted: Scripted) -> None:
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<!doctype html>\n<html><body>Not Found</body></html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    scripted.server.RequestHandlerClass = Page
+    # A 404 page is not "no such experiment": the URI is wrong, and the message says so.
+    with pytest.raises(ExecutionException) as caught:
+        RestStore(scripted.url).get_experiment_by_name("x")
+    message = str(caught.value)
+    assert "HTTP 404" in message and "is the tracking URI an MLflow tracking server" in message
+    assert "<html" not in message

@@ -106,10 +106,11 @@ class HttpClient:
     ) -> dict[str, Any] | None:
         """Call ``/api/2.0/mlflow/<endpoint>`` and return its JSON body.
 
-        A status in ``allow_status`` returns None instead of raising (for "not found" lookups).
+        A status in ``allow_status`` with MLflow's JSON error body returns None instead of
+        raising (for "not found" lookups).
         """
         response = self.request(method, self.api_url(endpoint), params=params, json=json)
-        if response.status_code in allow_status:
+        if response.status_code in allow_status and _is_mlflow_error(response):
             return None
         if response.status_code != 200:
             raise self.error(method, endpoint, response)
@@ -200,7 +201,10 @@ class HttpClient:
             code = str(body.get("error_code") or "")
             message = str(body.get("message") or "")
         if not message:
-            message = (response.text or response.reason or "").strip()
+            text = (response.text or "").strip()
+            # An HTML page (a proxy, a login page, another web app) says little in one line.
+            html = text[:1].startswith("<") or "html" in response.headers.get("Content-Type", "")
+            message = (response.reason or "").strip() if html or not text else text
         # Server messages can carry a whole SQL statement; the first line says what went wrong.
         message = message.splitlines()[0].strip() if message else "no details"
         if len(message) > 300:
@@ -211,6 +215,8 @@ class HttpClient:
                 "; check MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME / "
                 "MLFLOW_TRACKING_PASSWORD"
             )
+        elif not code and response.status_code in (404, 405):
+            hint = "; is the tracking URI an MLflow tracking server (without a /api path)?"
         label = f"{code}: " if code else ""
         text = (
             f"MLflow tracking server {self.display_url} rejected {method} {what} "
@@ -222,6 +228,15 @@ class HttpClient:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+def _is_mlflow_error(response: requests.Response) -> bool:
+    """True for MLflow's JSON error body, not a proxy's or another web app's page."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "error_code" in body
 
 
 def _configured_secrets(base_url: str) -> list[str]:
