@@ -195,10 +195,35 @@ class _Handler(BaseHTTPRequestHandler):
         if container is None:
             self._send(400, _status(400, "BadRequest", f"container in pod {name} is waiting"))
             return
+        if (query.get("follow") or [""])[0] == "true":
+            self._follow_log(container)
+            return
         out = subprocess.run(
             ["docker", "logs", container], capture_output=True, text=True, check=False
         )
         self._send(200, out.stdout + out.stderr, "text/plain")
+
+    def _follow_log(self, container: str) -> None:
+        """``follow=true``: stream until the container exits or is removed (HTTP/1.0: the body
+        ends when the connection closes)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        proc = subprocess.Popen(
+            ["docker", "logs", "-f", container], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        assert proc.stdout is not None
+        try:
+            while chunk := proc.stdout.read1(4096):
+                self.wfile.write(chunk)
+                self.wfile.flush()
+        except OSError:
+            proc.kill()
+        finally:
+            proc.stdout.close()
+            proc.wait()
+        self.close_connection = True
 
 
 class _Server(ThreadingHTTPServer):

@@ -4,6 +4,7 @@ backends_k8s_standin.py for what it replaces), containers run by the stand-in's 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -275,6 +276,7 @@ def _cli(project: Path, config: dict, *extra: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        bufsize=0,
         env=dict(os.environ),
     )
 
@@ -336,3 +338,24 @@ def test_another_process_can_find_and_cancel_the_job_from_the_run_tags(
     (plain / "MLproject").write_text("name: plain\nentry_points:\n  main:\n    command: 'true'\n")
     local = mlproj.run(str(plain), env_manager="local")
     assert remote_handle(store, store.get_run(local.run_id)) is None
+
+
+def test_synchronous_cli_run_streams_the_pod_log_live(
+    tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
+) -> None:
+    project = _project(tmp_path, docker_ready, '"echo first {name}; sleep 3; echo second"')
+    proc = _cli(project, _config(tmp_path, registry))
+    assert proc.stdout is not None
+    # Read unbuffered, so communicate() below sees everything after this line.
+    first = os.read(proc.stdout.fileno(), 100)  # arrives while the pod still sleeps
+    assert first == b"first world\n"
+    assert k8s.state.jobs and not any(
+        c.get("type") == "Complete"
+        for j in k8s.state.jobs.values()
+        for c in j["status"].get("conditions") or []
+    )
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert rest == "second\n", err  # printed once: live, not again at the end
+    (run,) = get_store().search_runs(["0"])
+    assert _artifact_log(run.info.run_id) == "first world\nsecond\n"

@@ -73,6 +73,7 @@ class KubernetesSubmittedRun(SubmittedRun):
         self._status = "SCHEDULED"
         self._reason: str | None = None
         self._recorded = False
+        self._log_text: str | None = None
         self._record_lock = threading.Lock()
         #: The detached watcher of an asynchronous submission (see mlproj.backends.watcher).
         self.watcher_pid: int | None = None
@@ -88,6 +89,12 @@ class KubernetesSubmittedRun(SubmittedRun):
         return self._status
 
     def wait(self) -> bool:
+        streamer = None
+        if self._echo_output and self._status not in TERMINAL_STATUSES:
+            from mlproj.backends.kubernetes_logs import PodLogStreamer
+
+            streamer = PodLogStreamer(self._client, self.namespace, self.job_name, self._container)
+            streamer.start()
         try:
             while self.get_status() not in TERMINAL_STATUSES:
                 time.sleep(self._poll_interval)
@@ -95,6 +102,12 @@ class KubernetesSubmittedRun(SubmittedRun):
             # Ctrl-C while waiting stops the remote run too, and records it as KILLED.
             self.cancel()
             raise
+        finally:
+            if streamer is not None:
+                streamer.finish()
+        if streamer is not None and not streamer.streamed_any and self._log_text:
+            sys.stdout.write(self._log_text)  # the pods ended before they could be followed
+            sys.stdout.flush()
         reap(self.watcher_pid)
         return self._status == "FINISHED"
 
@@ -206,10 +219,8 @@ class KubernetesSubmittedRun(SubmittedRun):
             if self._recorded:
                 return
             self._recorded = True
+        self._log_text = log_text
         if log_text is not None:
-            if self._echo_output:
-                sys.stdout.write(log_text)
-                sys.stdout.flush()
             with tempfile.TemporaryDirectory(prefix="mlproj-k8s-log-") as tmp:
                 path = Path(tmp) / LOG_NAME
                 path.write_text(log_text, encoding="utf-8")
