@@ -66,6 +66,11 @@ class KubernetesBackend(Backend):
                 "machine; set KUBE_MLFLOW_TRACKING_URI to a server the cluster can reach"
             )
 
+        if request.docker_args:
+            request.log(
+                "Warning: docker_args do not apply to Kubernetes pods and are ignored; set "
+                "resources and options in the Job template"
+            )
         image = build_and_push(
             project,
             config.repository,
