@@ -47,14 +47,19 @@ class Scripted:
                     (self.command, self.path, dict(self.headers), time.monotonic())
                 )
                 status, headers, body = outer.replies.pop(0) if outer.replies else (200, {}, {})
+                if "X-Test-Sleep" in headers:  # a slow server, for timeouts
+                    time.sleep(float(headers["X-Test-Sleep"]))
                 data = json.dumps(body).encode()
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
 
             do_GET = do_POST = do_PUT = _answer
 
@@ -245,3 +250,16 @@ def test_a_web_page_instead_of_mlflow_is_explained(scripted: Scripted) -> None:
     message = str(caught.value)
     assert "HTTP 404" in message and "is the tracking URI an MLflow tracking server" in message
     assert "<html" not in message
+
+
+def test_slow_server_times_out_with_bounded_retries(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "0.3")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    scripted.replies = [(200, {"X-Test-Sleep": "1.5"}, EXPERIMENT)] * 2
+    started = time.monotonic()
+    with pytest.raises(ExecutionException, match=r"Cannot reach .*ReadTimeout.* 2 attempts"):
+        RestStore(scripted.url).get_experiment("7")
+    assert len(scripted.requests) == 2
+    assert time.monotonic() - started < 1.5
