@@ -58,6 +58,16 @@ def registry(tmp_path_factory: pytest.TempPathFactory, docker_ready: str) -> Ite
     reg = Registry(tmp_path_factory.mktemp("registry")).start()
     yield reg
     reg.stop()
+    # The project images the tests built and pushed: not needed once the registry is gone.
+    listed = subprocess.run(
+        ["docker", "images", "-q", "--filter", f"reference={reg.address}/*/*"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    ids = sorted(set(listed.stdout.split()))
+    if ids:
+        subprocess.run(["docker", "rmi", "-f", *ids], capture_output=True, check=False)
 
 
 @pytest.fixture

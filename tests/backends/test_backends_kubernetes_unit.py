@@ -285,3 +285,39 @@ def test_timeout_becomes_active_deadline_seconds(tmp_path: Path) -> None:
     assert job["spec"]["activeDeadlineSeconds"] == 2
     with pytest.raises(ExecutionException, match="'timeout' must be a positive number"):
         parse_config(_config(tmp_path, timeout="soon"))
+
+
+def test_status_reads_survive_blips_but_not_a_cluster_that_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from mlproj.backends import kubernetes_run
+    from mlproj.backends.kubernetes_client import api_client
+    from mlproj.backends.kubernetes_run import KubernetesSubmittedRun
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "gone", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "gone",
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setattr(kubernetes_run, "MAX_UNREACHABLE_POLLS", 3)
+    client = api_client(None)
+    client.configuration.retries = False  # type: ignore[attr-defined]
+    run = KubernetesSubmittedRun("r", "job", "ns", client, store=None)  # type: ignore[arg-type]
+    assert run.get_status() == "SCHEDULED"  # first failures: keep the last known status
+    assert run.get_status() == "SCHEDULED"
+    with pytest.raises(ExecutionException, match="unreachable for 3 status reads of Job ns/job"):
+        run.get_status()

@@ -38,6 +38,7 @@ POLL_TAG = "mlproj.kubernetes.poll_interval"
 LOG_ARTIFACT_DIR = "mlproj"
 LOG_NAME = "output.log"
 DELETE_TIMEOUT_SECONDS = 120.0
+MAX_UNREACHABLE_POLLS = 30
 
 
 def _ignore(_: str) -> None:
@@ -74,6 +75,7 @@ class KubernetesSubmittedRun(SubmittedRun):
         self._reason: str | None = None
         self._recorded = False
         self._log_text: str | None = None
+        self._unreachable = 0  # consecutive failed status reads
         self._record_lock = threading.Lock()
         #: The detached watcher of an asynchronous submission (see mlproj.backends.watcher).
         self.watcher_pid: int | None = None
@@ -112,11 +114,23 @@ class KubernetesSubmittedRun(SubmittedRun):
         return self._status == "FINISHED"
 
     def _refresh(self) -> None:
+        import urllib3
         from kubernetes.client import BatchV1Api
         from kubernetes.client.exceptions import ApiException
 
         try:
             job = BatchV1Api(self._client).read_namespaced_job(self.job_name, self.namespace)
+            self._unreachable = 0
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # A network blip must not end the wait; a cluster gone for minutes does.
+            self._unreachable += 1
+            if self._unreachable >= MAX_UNREACHABLE_POLLS:
+                raise ExecutionException(
+                    f"The Kubernetes API server has been unreachable for "
+                    f"{self._unreachable} status reads of Job {self.namespace}/{self.job_name}: "
+                    f"{type(exc).__name__}"
+                ) from exc
+            return
         except ApiException as exc:
             if exc.status == 404:
                 # Deleted behind our back (kubectl delete, TTL controller): the run was stopped.
