@@ -32,6 +32,8 @@ class RestStore(TrackingStore):
     def __init__(self, uri: str) -> None:
         self.tracking_uri = uri.rstrip("/")
         self.http = HttpClient(self.tracking_uri)
+        # run id -> artifact URI, so uploading the log costs no extra lookup.
+        self._artifact_uris: dict[str, str] = {}
 
     # -- experiments -------------------------------------------------------------------------
     def get_experiment(self, experiment_id: str) -> Experiment | None:
@@ -90,7 +92,9 @@ class RestStore(TrackingStore):
             payload["run_name"] = run_name
         body = self.http.call("POST", "runs/create", json=payload)
         assert body is not None
-        return _run(body["run"]).info
+        info = _run(body["run"]).info
+        self._artifact_uris[info.run_id] = info.artifact_uri
+        return info
 
     def get_run(self, run_id: str) -> Run:
         body = self.http.call("GET", "runs/get", params={"run_id": run_id}, allow_status=NOT_FOUND)
@@ -98,7 +102,9 @@ class RestStore(TrackingStore):
             raise ExecutionException(
                 f"Run '{run_id}' not found in tracking store {self.http.display_url}"
             )
-        return _run(body["run"])
+        run = _run(body["run"])
+        self._artifact_uris[run_id] = run.info.artifact_uri
+        return run
 
     def log_batch(
         self,
@@ -159,13 +165,13 @@ class RestStore(TrackingStore):
 
     # -- artifacts ---------------------------------------------------------------------------
     def log_artifact(self, run_id: str, local_path: Path, artifact_path: str | None = None) -> None:
-        run = self.get_run(run_id)
+        artifact_uri = self._artifact_uris.get(run_id) or self.get_run(run_id).info.artifact_uri
         dest = _join(artifact_path, local_path.name)
-        proxied = self._proxy_url(run.info.artifact_uri, dest)
+        proxied = self._proxy_url(artifact_uri, dest)
         if proxied is None:
             from mlproj.tracking.artifacts import fsspec_upload
 
-            fsspec_upload(run.info.artifact_uri, local_path, dest)
+            fsspec_upload(artifact_uri, local_path, dest)
             return
         with local_path.open("rb") as body:
             response = self.http.request("PUT", proxied, data=body)
