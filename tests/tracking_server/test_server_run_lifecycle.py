@@ -191,3 +191,25 @@ def test_project_logging_lands_in_the_same_run_on_a_server(
     assert "hello from the project" in Path(log).read_text()
     shown = mlproj_cli("runs", "logs", run.run_id, "--tracking-uri", mlflow_server.url)
     assert "hello from the project" in shown.stdout
+
+
+def test_project_logging_lands_in_the_same_run_in_sqlite(project: Path, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'runs.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "mlproj", "run", str(project), "--tracking-uri", uri],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=tmp_path,  # MLflow puts a SQL store's default artifact root under the cwd
+    )
+    assert done.returncode == 0, done.stderr
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs(["0"])
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics == {"score": 0.75}
+    assert run.data.tags["mlflow.source.type"] == "PROJECT"
+    log = client.download_artifacts(run.info.run_id, "mlproj/output.log", str(tmp_path / "dl"))
+    assert "hello from the project" in Path(log).read_text()
+    shown = mlproj_cli("runs", "show", run.info.run_id, "--tracking-uri", uri, "--json")
+    assert json.loads(shown.stdout)["metrics"] == {"score": 0.75}
