@@ -213,3 +213,29 @@ def test_project_logging_lands_in_the_same_run_in_sqlite(project: Path, tmp_path
     assert "hello from the project" in Path(log).read_text()
     shown = mlproj_cli("runs", "show", run.info.run_id, "--tracking-uri", uri, "--json")
     assert json.loads(shown.stdout)["metrics"] == {"score": 0.75}
+
+
+def test_cancel_an_asynchronous_run(project: Path) -> None:
+    done = mlproj_cli("run", str(project), "-e", "sleep", "--no-wait", "-q")
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.strip().splitlines()[-1]
+    store = get_store()
+    pids_file = project / "pids"
+    supervisor = 0
+    try:
+        _wait_for(lambda: pids_file.exists() and len(pids_file.read_text().split()) >= 2)
+        run = store.get_run(run_id)
+        supervisor = int(run.tags["mlproj.supervisor.pid"])
+        listed = json.loads(mlproj_cli("runs", "list", "--json", "--status", "RUNNING").stdout)
+        assert [(r["run_id"], r["orphaned"]) for r in listed] == [(run_id, False)]
+
+        cancelled = mlproj_cli("runs", "cancel", run_id)
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert store.get_run(run_id).info.status == "KILLED"
+        pids = [int(p) for p in pids_file.read_text().split()]
+        _wait_for(lambda: not any(_alive(p) for p in [*pids, supervisor]), timeout=15)
+    finally:
+        leftovers = pids_file.read_text().split() if pids_file.exists() else []
+        for pid in [supervisor, *map(int, leftovers)]:
+            if pid and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
