@@ -15,6 +15,7 @@ import mlproj
 from mlproj.backends.databricks import DatabricksBackend, libraries_with_mlflow, upload_once
 from mlproj.backends.databricks_client import workspace_client
 from mlproj.backends.databricks_config import check_tracking_uri, parse_config
+from mlproj.backends.databricks_launcher import spark_job_args
 from mlproj.backends.databricks_run import run_status
 from mlproj.errors import ExecutionException
 from mlproj.spec import load_project
@@ -185,8 +186,8 @@ def test_run_uploads_once_submits_and_records_the_outcome(
     params = task["spark_python_task"]["parameters"]
     archive = params[0]
     assert archive.startswith("/dbfs/mlflow-experiments/0/projects-code/")
-    assert params[1:3] == [remote.url, "0"]
-    assert params[3:] == [
+    assert params[1:4] == [remote.url, "0", submitted.run_id]
+    assert params[4:] == [
         "-m", "mlflow", "run", "{project}", "-e", "main", "--run-id", submitted.run_id,
         "--env-manager", "local", "-P", "alpha=1.5",
     ]  # fmt: skip
@@ -247,3 +248,49 @@ def test_cancel_stops_the_databricks_run_and_marks_it_killed(
     (run,) = databricks.runs.values()
     assert run.result_state == "CANCELED"
     assert run.process is not None and run.process.poll() is not None
+
+
+def test_spark_job_arguments() -> None:
+    args, libs = spark_job_args(
+        {"python_file": "job.py", "parameters": ["--n", 3], "python_libraries": ["pandas"]},
+        "python ignored.py",
+        "MLproject",
+    )
+    assert args == ["job.py", "--n", "3"]
+    assert libs == [{"pypi": {"package": "pandas"}}]
+    args, libs = spark_job_args({}, "python job.py --alpha 'a b'", "MLproject")
+    assert (args, libs) == (["job.py", "--alpha", "a b"], [])
+    with pytest.raises(ExecutionException, match="must be 'python FILE ...', got 'bash x.sh'"):
+        spark_job_args({}, "bash x.sh", "MLproject")
+
+
+def test_spark_job_project_runs_its_script_directly(
+    tmp_path: Path, databricks: DatabricksStandin, remote: MlflowServer
+) -> None:
+    project = tmp_path / "spark"
+    project.mkdir()
+    (project / "MLproject").write_text(
+        "name: spark-demo\n"
+        "databricks_spark_job:\n"
+        "  python_file: job.py\n"
+        "  parameters: [--rows, '10']\n"
+        "  python_libraries: [pandas==2.2.3]\n"
+        "entry_points:\n  main:\n    command: python job.py\n"
+    )
+    (project / "job.py").write_text(
+        "import os, sys\nprint('spark job', sys.argv[1:], os.environ['MLFLOW_RUN_ID'])\n"
+    )
+    submitted = mlproj.run(
+        str(project), backend="databricks", backend_config={**CLUSTER, "poll-interval": 0.2}
+    )
+    assert submitted.get_status() == "FINISHED"
+    (body,) = databricks.calls("POST", "/api/2.2/jobs/runs/submit")
+    task = body["tasks"][0]
+    assert task["spark_python_task"]["parameters"][4:] == ["job.py", "--rows", "10"]
+    assert task["libraries"] == [
+        {"pypi": {"package": "pandas==2.2.3"}},
+        {"pypi": {"package": "mlflow"}},
+    ]
+    log = _download_log(remote, submitted.run_id, tmp_path)
+    assert f"spark job ['--rows', '10'] {submitted.run_id}" in log
+    assert get_store().get_run(submitted.run_id).info.status == "FINISHED"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlproj.backends.archive import project_archive, sha256_hex
@@ -28,6 +29,7 @@ from mlproj.backends.databricks_launcher import (
     LAUNCHER_SOURCE,
     describe,
     mlflow_run_args,
+    spark_job_args,
     task_parameters,
 )
 from mlproj.backends.databricks_run import (
@@ -81,12 +83,24 @@ class DatabricksBackend(Backend):
         launcher_path = f"{code_dir}/mlproj-launcher-{sha256_hex(launcher)[:16]}.py"
         upload_once(client, launcher_path, launcher, log=request.log)
 
-        command = mlflow_run_args(
-            entry_point=request.entry_point.name,
-            run_id=run_id,
-            params=request.params.as_logged(),
-            env_manager=request.env_manager.name,
-        )
+        spark_job = request.project.databricks_spark_job
+        if spark_job is not None:
+            command, extra_libraries = spark_job_args(
+                spark_job, request.command, request.project.describe()
+            )
+            if spark_job.get("python_file") is not None and request.params.as_logged():
+                request.log(
+                    "Warning: databricks_spark_job.python_file is set, so the entry point's "
+                    "parameters are not passed (its 'parameters' list is)"
+                )
+            config = replace(config, libraries=[*config.libraries, *extra_libraries])
+        else:
+            command = mlflow_run_args(
+                entry_point=request.entry_point.name,
+                run_id=run_id,
+                params=request.params.as_logged(),
+                env_manager=request.env_manager.name,
+            )
         request.log(f"Submitting to Databricks: python {describe(command)}")
         databricks_run_id = submit_run(
             client,
@@ -97,6 +111,7 @@ class DatabricksBackend(Backend):
                 archive_dbfs_path=archive_path,
                 tracking_uri=cluster_tracking_uri(request.tracking_uri),
                 experiment_id=request.experiment_id,
+                run_id=run_id,
                 command=command,
             ),
         )

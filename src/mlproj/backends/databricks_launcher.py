@@ -3,14 +3,19 @@
 The launcher is a ``spark_python_task`` file on DBFS. It unpacks the project tarball (read
 through the ``/dbfs`` mount), then runs ``python -m mlflow run`` on it so the cluster builds
 the project's environment as MLflow does and logs into the run mlproj already opened
-(``--run-id``). Its text never changes per run, so it is uploaded once (content-addressed);
-everything run-specific travels in the task's ``parameters``.
+(``--run-id``). For an MLproject ``databricks_spark_job`` it runs the script directly with
+``python`` instead, ``MLFLOW_RUN_ID`` pointing at the run. Its text never changes per run, so
+it is uploaded once (content-addressed); everything run-specific travels in the task's
+``parameters``.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
+from typing import Any
+
+from mlproj.errors import ExecutionException
 
 PROJECT_PLACEHOLDER = "{project}"
 ARCHIVE_TOP = "mlproj-project"
@@ -25,8 +30,8 @@ import tempfile
 
 
 def main(argv):
-    archive, tracking_uri, experiment_id = argv[:3]
-    command = argv[3:]
+    archive, tracking_uri, experiment_id, run_id = argv[:4]
+    command = argv[4:]
     target = tempfile.mkdtemp(prefix="mlproj-")
     with tarfile.open(archive) as tar:
         tar.extractall(target)
@@ -34,6 +39,7 @@ def main(argv):
     env = dict(os.environ)
     env["MLFLOW_TRACKING_URI"] = tracking_uri
     env["MLFLOW_EXPERIMENT_ID"] = experiment_id
+    env["MLFLOW_RUN_ID"] = run_id
     argv = [sys.executable] + [project if a == "{PROJECT_PLACEHOLDER}" else a for a in command]
     print("mlproj launcher: " + " ".join(argv), flush=True)
     return subprocess.call(argv, cwd=project, env=env)
@@ -65,11 +71,50 @@ def mlflow_run_args(
     return args
 
 
+def spark_job_args(
+    spark_job: Mapping[str, Any], entry_point_command: str, where: str
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Arguments and extra libraries for an MLproject ``databricks_spark_job``.
+
+    With ``python_file`` the script and its ``parameters`` come from the spec (the entry point
+    and -P values are not used, as in MLflow); without it the rendered entry-point command must
+    be ``python FILE ARGS...``. ``python_libraries`` become PyPI libraries.
+    """
+    python_file = spark_job.get("python_file")
+    if python_file is not None:
+        parameters = spark_job.get("parameters") or []
+        if not isinstance(python_file, str) or not isinstance(parameters, list):
+            raise ExecutionException(
+                f"{where}: databricks_spark_job.python_file must be a file name and "
+                "databricks_spark_job.parameters a list"
+            )
+        args = [python_file, *(str(p) for p in parameters)]
+    else:
+        tokens = shlex.split(entry_point_command)
+        if len(tokens) < 2 or tokens[0] not in ("python", "python3"):
+            raise ExecutionException(
+                f"{where}: with databricks_spark_job and no python_file, the entry point "
+                f"command must be 'python FILE ...', got {entry_point_command!r}"
+            )
+        args = tokens[1:]
+    libraries = spark_job.get("python_libraries") or []
+    if not isinstance(libraries, list) or not all(isinstance(x, str) for x in libraries):
+        raise ExecutionException(
+            f"{where}: databricks_spark_job.python_libraries must be a list of package specs"
+        )
+    return args, [{"pypi": {"package": name}} for name in libraries]
+
+
 def task_parameters(
-    *, archive_dbfs_path: str, tracking_uri: str, experiment_id: str, command: list[str]
+    *,
+    archive_dbfs_path: str,
+    tracking_uri: str,
+    experiment_id: str,
+    run_id: str,
+    command: list[str],
 ) -> list[str]:
     """The spark_python_task parameters: the launcher's argv (no shell involved)."""
-    return ["/dbfs" + archive_dbfs_path, tracking_uri, experiment_id, *command]
+    return ["/dbfs" + archive_dbfs_path, tracking_uri, experiment_id, run_id, *command]
 
 
 def describe(command: list[str]) -> str:
