@@ -55,7 +55,7 @@ def _open_store(tracking_uri: str | None) -> TrackingStore:
     return get_store(tracking_uri)
 
 
-# -- orphan check (lead's supervision module) -----------------------------------------------------
+# -- orphan check (mlproj.supervision) ------------------------------------------------------------
 def _orphan_check() -> Callable[[Run], bool]:
     from mlproj.supervision import is_orphaned
 
