@@ -114,3 +114,19 @@ class MlflowServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait()
+
+
+def wait_for_watcher(pid: int | None, timeout: float = 60.0) -> None:
+    """Wait until a detached watcher (a child of the test process) has exited."""
+    if pid is None:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return  # already reaped
+        if done:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"watcher {pid} did not exit")

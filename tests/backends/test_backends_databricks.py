@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from backends_databricks_standin import DatabricksStandin
-from backends_servers import MlflowServer
+from backends_servers import MlflowServer, wait_for_watcher
 
 import mlproj
 from mlproj.backends.databricks import DatabricksBackend, libraries_with_mlflow, upload_once
@@ -248,6 +248,7 @@ def test_cancel_stops_the_databricks_run_and_marks_it_killed(
     (run,) = databricks.runs.values()
     assert run.result_state == "CANCELED"
     assert run.process is not None and run.process.poll() is not None
+    wait_for_watcher(submitted.watcher_pid)  # type: ignore[attr-defined]
 
 
 def test_spark_job_arguments() -> None:
@@ -281,9 +282,17 @@ def test_spark_job_project_runs_its_script_directly(
         "import os, sys\nprint('spark job', sys.argv[1:], os.environ['MLFLOW_RUN_ID'])\n"
     )
     submitted = mlproj.run(
-        str(project), backend="databricks", backend_config={**CLUSTER, "poll-interval": 0.2}
+        str(project),
+        backend="databricks",
+        backend_config={**CLUSTER, "poll-interval": 0.2},
+        synchronous=False,
     )
-    assert submitted.get_status() == "FINISHED"
+    # Asynchronous and never waited for here: the detached watcher records the end.
+    store = get_store()
+    deadline = time.monotonic() + 90
+    while store.get_run(submitted.run_id).info.status != "FINISHED":
+        assert time.monotonic() < deadline, "the watcher never recorded the end"
+        time.sleep(0.3)
     (body,) = databricks.calls("POST", "/api/2.2/jobs/runs/submit")
     task = body["tasks"][0]
     assert task["spark_python_task"]["parameters"][4:] == ["job.py", "--rows", "10"]
@@ -293,4 +302,5 @@ def test_spark_job_project_runs_its_script_directly(
     ]
     log = _download_log(remote, submitted.run_id, tmp_path)
     assert f"spark job ['--rows', '10'] {submitted.run_id}" in log
-    assert get_store().get_run(submitted.run_id).info.status == "FINISHED"
+    assert store.get_run(submitted.run_id).tags["mlflow.project.backend"] == "databricks"
+    wait_for_watcher(submitted.watcher_pid)  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from backends_k8s_standin import KubernetesStandin
-from backends_servers import Registry
+from backends_servers import Registry, wait_for_watcher
 
 import mlproj
 from mlproj.backends.kubernetes_client import api_client
@@ -193,6 +193,7 @@ def test_cancel_deletes_the_job_and_its_pods_and_marks_the_run_killed(
     )
     assert left.stdout.strip() == ""
     assert "started world" in _artifact_log(submitted.run_id)
+    wait_for_watcher(submitted.watcher_pid)  # type: ignore[attr-defined]
 
 
 def test_async_run_is_recorded_by_the_detached_watcher(
@@ -225,6 +226,7 @@ def test_async_run_is_recorded_by_the_detached_watcher(
         except FileNotFoundError:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+    wait_for_watcher(submitted.watcher_pid)  # type: ignore[attr-defined]
 
 
 def test_unknown_namespace_fails_the_run_with_the_api_message(
@@ -333,6 +335,7 @@ def test_another_process_can_find_and_cancel_the_job_from_the_run_tags(
     handle.cancel()
     assert store.get_run(submitted.run_id).info.status == "KILLED"
     assert k8s.state.jobs == {}
+    wait_for_watcher(submitted.watcher_pid)  # type: ignore[attr-defined]
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "MLproject").write_text("name: plain\nentry_points:\n  main:\n    command: 'true'\n")

@@ -303,6 +303,9 @@ def _main(argv: list[str]) -> int:
     except ExecutionException as exc:
         print(f"mlproj: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - a watcher reports any failure in one line
+        print(f"mlproj: watcher stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":
