@@ -42,7 +42,15 @@ def free_port() -> int:
 class MlflowServer:
     """One ``mlflow server`` process; ``url`` is its tracking URI."""
 
-    def __init__(self, backend_uri: str, workdir: Path, *, file_store: bool = False) -> None:
+    def __init__(
+        self,
+        backend_uri: str,
+        workdir: Path,
+        *,
+        file_store: bool = False,
+        extra_args: tuple[str, ...] = (),
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -51,6 +59,7 @@ class MlflowServer:
         env.pop("MLFLOW_TRACKING_URI", None)
         if file_store:
             env["MLFLOW_ALLOW_FILE_STORE"] = "true"
+        env.update(extra_env or {})
         command = [
             sys.executable,
             "-m",
@@ -67,6 +76,7 @@ class MlflowServer:
             str(self.port),
             "--workers",
             "1",
+            *extra_args,
         ]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
