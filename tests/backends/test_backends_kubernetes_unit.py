@@ -321,3 +321,30 @@ def test_status_reads_survive_blips_but_not_a_cluster_that_is_gone(
     assert run.get_status() == "SCHEDULED"
     with pytest.raises(ExecutionException, match="unreachable for 3 status reads of Job ns/job"):
         run.get_status()
+
+
+def test_render_copes_with_empty_template_sections(tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text(
+        "kind: Job\nmetadata: {namespace: ml, labels: null}\n"
+        "spec:\n  template:\n    metadata: null\n"
+        "    spec:\n      containers: [{name: x, env: null, volumeMounts: null}]\n"
+        "      volumes: null\n"
+    )
+    job = render_job(
+        parse_config(_config(tmp_path)).job_template(),
+        name="n",
+        container="c",
+        image="i",
+        command=["true"],
+        env=[{"name": "A", "value": "1"}],
+        volumes=["/x:/y:ro"],
+        run_id="r",
+    )
+    assert job["metadata"]["labels"] == {"mlproj-run-id": "r"}
+    assert job["spec"]["template"]["metadata"]["labels"] == {"mlproj-run-id": "r"}
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["env"] == [{"name": "A", "value": "1"}]
+    assert container["volumeMounts"] == [
+        {"name": "mlproj-volume-0", "mountPath": "/y", "readOnly": True}
+    ]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"

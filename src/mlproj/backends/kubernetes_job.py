@@ -124,11 +124,12 @@ def render_job(
 
     Template env entries come first; mlproj's replace any template entry of the same name.
     """
-    metadata = template.setdefault("metadata", {})
+    metadata = template["metadata"]
     metadata["name"] = name
-    metadata.setdefault("labels", {})[RUN_ID_LABEL] = run_id
+    _label(metadata, run_id)
     pod_template = template["spec"]["template"]
-    pod_template.setdefault("metadata", {}).setdefault("labels", {})[RUN_ID_LABEL] = run_id
+    pod_template["metadata"] = pod_template.get("metadata") or {}
+    _label(pod_template["metadata"], run_id)
     pod_spec = pod_template["spec"]
     first = pod_spec["containers"][0]
     first["name"] = container
@@ -148,3 +149,8 @@ def render_job(
     if timeout is not None:  # Kubernetes stops the Job and marks it Failed (DeadlineExceeded)
         template["spec"]["activeDeadlineSeconds"] = timeout
     return template
+
+
+def _label(metadata: dict[str, Any], run_id: str) -> None:
+    """Add the run-id label, also when the template writes ``labels:`` with no value."""
+    metadata["labels"] = {**(metadata.get("labels") or {}), RUN_ID_LABEL: run_id}
