@@ -314,7 +314,7 @@ def show_run(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(record, indent=2, allow_nan=False))
         return
-    exp_label = f"{record['experiment_name']} ({run.info.experiment_id})"
+    exp_label = f"{record['experiment_name'] or '-'} ({run.info.experiment_id})"
     fields = [
         ("Run", f"{run.run_id} ({run.info.run_name})"),
         ("Experiment", exp_label),
