@@ -122,18 +122,30 @@ def test_status_mapping() -> None:
     assert run_status(state("INTERNAL_ERROR", None, "boom")) == ("FAILED", "INTERNAL_ERROR: boom")
 
 
-def test_docker_projects_and_local_tracking_are_refused_before_a_run_is_opened(
-    tmp_path: Path, databricks: DatabricksStandin, monkeypatch: pytest.MonkeyPatch
+def test_docker_projects_and_bad_configs_are_refused_before_a_run_is_opened(
+    tmp_path: Path, databricks: DatabricksStandin
 ) -> None:
     with pytest.raises(ExecutionException, match="docker_env projects cannot run on Databricks"):
         DatabricksBackend().validate(load_project(_project(tmp_path / "d", docker=True)), _config())
-    # The test's tracking URI is a local file store: refused, and no run is opened.
     project = _project(tmp_path)
-    with pytest.raises(ExecutionException, match="got 'file:"):
-        mlproj.run(str(project), backend="databricks", backend_config=_config())
     with pytest.raises(ExecutionException, match="needs a backend config"):
         mlproj.run(str(project), backend="databricks")
+    with pytest.raises(ExecutionException, match="'existing_cluster_id' is not supported"):
+        mlproj.run(str(project), backend="databricks", backend_config={"existing_cluster_id": "x"})
     assert get_store().search_runs(["0"]) == []
+    assert databricks.requests == []
+
+
+def test_local_tracking_store_is_refused_and_nothing_is_submitted(
+    tmp_path: Path, databricks: DatabricksStandin
+) -> None:
+    with pytest.raises(ExecutionException, match="got 'file:"):
+        DatabricksBackend().validate_tracking_uri(get_store().tracking_uri)
+    # Through run(): the test's tracking URI is a local file store.
+    with pytest.raises(ExecutionException, match="got 'file:"):
+        mlproj.run(str(_project(tmp_path)), backend="databricks", backend_config=_config())
+    # No run is left RUNNING (none is opened once the core calls validate_tracking_uri).
+    assert all(r.info.status == "FAILED" for r in get_store().search_runs(["0"]))
     assert databricks.requests == []
 
 

@@ -57,15 +57,14 @@ class DatabricksBackend(Backend):
     name: ClassVar[str] = "databricks"
 
     def validate(self, project: Project, backend_config: Mapping[str, Any]) -> None:
-        from mlproj.tracking import resolve_tracking_uri
-
         parse_config(backend_config)
         check_project(project)
-        check_tracking_uri(resolve_tracking_uri())
         import_sdk()
 
     def validate_tracking_uri(self, tracking_uri: str) -> None:
-        """The same check for an explicitly given tracking URI (``--tracking-uri``)."""
+        """The tracking URI must be reachable from the cluster. Call before opening the run:
+        ``validate`` cannot see a URI given with ``--tracking-uri``, so it does not guess from
+        the environment (``submit`` checks again in any case)."""
         check_tracking_uri(tracking_uri)
 
     def submit(self, request: SubmitRequest) -> DatabricksSubmittedRun:
