@@ -326,7 +326,7 @@ class Kubelet(threading.Thread):
             job["status"]["active"] = 1
         container = pod["spec"]["containers"][0]
         docker_name = f"standin-{pod_name}"
-        argv = ["docker", "run", "-d", "--name", docker_name, "--network", "none"]
+        argv = ["docker", "run", "-d", "--name", docker_name, "--network", "host"]
         for volume in pod["spec"].get("volumes") or []:
             mount = next(
                 m for m in container.get("volumeMounts") or [] if m["name"] == volume["name"]

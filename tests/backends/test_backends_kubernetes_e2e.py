@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from backends_k8s_standin import KubernetesStandin
-from backends_servers import Registry, wait_for_watcher
+from backends_servers import MlflowServer, Registry, wait_for_watcher
 
 import mlproj
 from mlproj.backends.kubernetes_client import api_client
@@ -362,3 +362,54 @@ def test_synchronous_cli_run_streams_the_pod_log_live(
     assert rest == "second\n", err  # printed once: live, not again at the end
     (run,) = get_store().search_runs(["0"])
     assert _artifact_log(run.info.run_id) == "first world\nsecond\n"
+
+
+PYTHON_IMAGE = "mlproj-ci/python:3.11"  # Debian + python3 + mlflow-skinny, from .ci/docker-setup.sh
+
+
+def test_code_in_the_pod_logs_into_the_run_through_kube_mlflow_tracking_uri(
+    tmp_path: Path,
+    k8s: KubernetesStandin,
+    registry: Registry,
+    docker_ready: str,
+    mlflow_server: MlflowServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inspect = subprocess.run(
+        ["docker", "image", "inspect", PYTHON_IMAGE], capture_output=True, check=False
+    )
+    if inspect.returncode != 0:
+        pytest.skip(f"{PYTHON_IMAGE} not built (.ci/docker-setup.sh with the Python image)")
+    # The host talks to the server one way, the pod another: the pod gets the KUBE_ one.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    pod_uri = mlflow_server.url.replace("127.0.0.1", "localhost")
+    monkeypatch.setenv("KUBE_MLFLOW_TRACKING_URI", pod_uri)
+    project = _project(tmp_path, PYTHON_IMAGE, "python3 train.py {name}")
+    (project / "train.py").write_text(
+        "import os, sys\n"
+        "import mlflow\n"
+        "print('tracking', mlflow.get_tracking_uri(), flush=True)\n"
+        "mlflow.log_param('who', sys.argv[1])\n"
+        "mlflow.log_metric('loss', 0.25)\n"
+    )
+    submitted = mlproj.run(
+        str(project),
+        parameters={"name": "pod"},
+        backend="kubernetes",
+        backend_config=_config(tmp_path, registry),
+    )
+    run = get_store().get_run(submitted.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.metrics == {"loss": 0.25}
+    assert run.params == {"name": "pod", "who": "pod"}
+    env = {
+        e["name"]: e["value"]
+        for e in k8s.state.created_jobs[-1]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["MLFLOW_TRACKING_URI"] == pod_uri
+    from mlflow.tracking import MlflowClient
+
+    local = MlflowClient(mlflow_server.url).download_artifacts(
+        submitted.run_id, "mlproj/output.log", str(tmp_path)
+    )
+    assert f"tracking {pod_uri}" in Path(local).read_text()
