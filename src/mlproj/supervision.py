@@ -40,14 +40,17 @@ def boot_id() -> str:
 
 
 def process_start_ticks(pid: int) -> str | None:
-    """Start time of ``pid`` in clock ticks since boot, or None if it does not exist."""
+    """Start time of ``pid`` in clock ticks since boot; None if it does not run (a zombie,
+    killed but not yet collected by its parent, counts as not running)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may contain spaces; fields after it are plain.
     fields = stat[stat.rfind(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else None
+    if len(fields) <= 19 or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
 
 
 def child_tags(pid: int) -> dict[str, str]:

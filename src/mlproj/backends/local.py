@@ -39,7 +39,8 @@ def log_location(store: TrackingStore, run_id: str) -> tuple[Path, bool]:
     artifacts = store.local_artifact_dir(run_id)
     if artifacts is not None:
         return artifacts / LOG_ARTIFACT_DIR / LOG_ARTIFACT_NAME, False
-    return home_subdir("logs") / f"{run_id}.log", True
+    # Named like the artifact it becomes: log_artifact keeps the file name.
+    return home_subdir("logs") / run_id / LOG_ARTIFACT_NAME, True
 
 
 def parse_timeout(backend_config: Mapping[str, Any]) -> float | None:
@@ -103,7 +104,8 @@ class LocalBackend(Backend):
 
 def _spawn_supervisor(job: Job, store: TrackingStore) -> subprocess.Popen[bytes]:
     # The supervisor's own errors (not the run's output) go to a file, to debug it if it dies.
-    errors = home_subdir("logs") / f"{job.run_id}.supervisor.log"
+    errors = home_subdir("logs") / job.run_id / "supervisor.log"
+    errors.parent.mkdir(exist_ok=True)
     with errors.open("ab") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "mlproj.supervisor"],
