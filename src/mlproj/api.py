@@ -131,6 +131,7 @@ def submit(options: RunOptions) -> SubmittedRun:
     manager.validate(project)
     backend.validate(project, backend_config)
     store = get_store(options.tracking_uri)
+    backend.validate_tracking_uri(store.tracking_uri)
 
     tags = {
         "mlflow.user": _user(),

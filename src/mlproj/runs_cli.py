@@ -424,13 +424,20 @@ def _wait_terminal(store: TrackingStore, run: Run) -> Run:
     help="Seconds to wait for the run to stop.",
 )
 def cancel_run(run_id: str, tracking_uri: str | None, timeout: float) -> None:
-    """Stop a RUNNING local run started on this machine; it ends KILLED."""
+    """Stop a RUNNING run: a local run started on this machine, or a Kubernetes or
+    Databricks run (found again through its tags); it ends KILLED."""
     with _user_errors():
-        from mlproj.supervision import request_cancel
+        from mlproj.backends.remote import remote_handle
+        from mlproj.supervision import TAG_PID, request_cancel
 
         store = _open_store(tracking_uri)
         run = store.get_run(run_id)
-        final = request_cancel(store, run, timeout=timeout)
+        handle = None if TAG_PID in run.tags else remote_handle(store, run)
+        if handle is not None:
+            handle.cancel()
+            final = store.get_run_status(run_id)
+        else:
+            final = request_cancel(store, run, timeout=timeout)
     click.echo(f"Run {run_id}: {final}")
 
 

@@ -59,5 +59,8 @@ class Backend(ABC):
     ) -> None:
         """Checks run before any tracking run is opened (config keys, files, tools)."""
 
+    def validate_tracking_uri(self, tracking_uri: str) -> None:  # noqa: B027 - optional hook
+        """Refuse a tracking store this backend cannot report to, before any run is opened."""
+
     @abstractmethod
     def submit(self, request: SubmitRequest) -> SubmittedRun: ...
