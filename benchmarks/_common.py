@@ -17,7 +17,7 @@ def time_command(
     started = time.perf_counter()
     done = subprocess.run(
         list(argv),
-        env={**os.environ, **(env or {})},
+        env=bench_env(env),
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -29,6 +29,13 @@ def time_command(
             f"benchmark command failed: {' '.join(argv)}\n{done.stderr.decode()[-2000:]}"
         )
     return elapsed
+
+
+def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment benchmarked commands run with. PYTHONDONTWRITEBYTECODE (set on some
+    machines) is dropped: installed users never recompile every module on every start."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, **(extra or {})}
 
 
 def median_ms(samples: Sequence[float]) -> float:
