@@ -61,6 +61,10 @@ def main() -> None:
                     env={"MLFLOW_TRACKING_URI": mlflow_store, "MLFLOW_ALLOW_FILE_STORE": "true"},
                 )
             )
+    # For scale: what starting the interpreter alone costs on this machine.
+    rows["python -c pass (interpreter start)"] = [
+        time_command([sys.executable, "-c", "pass"]) for _ in range(args.runs)
+    ]
     baseline = "mlflow run --env-manager local" if mlflow_cli else None
     report("no-op project, whole CLI process (wall)", rows, baseline)
     if not mlflow_cli:
@@ -83,9 +87,7 @@ def main() -> None:
         "mlproj.run() in-process, per run",
         {"mlproj.run() total": samples, "bash -c true alone": bare},
     )
-    print(
-        f"mlproj.run() overhead over bare command: {median_ms(samples) - median_ms(bare):.1f} ms"
-    )
+    print(f"mlproj.run() overhead over bare command: {median_ms(samples) - median_ms(bare):.1f} ms")
     shutil.rmtree(work, ignore_errors=True)
 
 
