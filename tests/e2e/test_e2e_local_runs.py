@@ -404,3 +404,13 @@ def test_reap_stops_what_a_killed_supervisor_left(make_project: MakeProject, sto
     assert "supervisor" in run.tags["mlproj.error"]
     _wait_for(lambda: not any(_alive(p) for p in children), timeout=10)
     assert not supervision.is_orphaned(run)
+
+
+def test_python_env_example_runs_in_its_own_environment(store: TrackingStore, tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "python-env"
+    done = run_cli("run", str(example), "-P", "word=from a test")
+    assert done.returncode == 0, done.stderr
+    assert "argument: from a test" in done.stdout
+    assert f"VIRTUAL_ENV={tmp_path / 'mlproj-home' / 'envs'}" in done.stdout
+    (run,) = _runs(store)
+    assert run.tags["mlflow.project.env"] == "uv"
