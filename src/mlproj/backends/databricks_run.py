@@ -11,16 +11,12 @@ and waits: asynchronous submissions start it detached so the end is recorded wit
 from __future__ import annotations
 
 import sys
-import tempfile
-import threading
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlproj.backends.watcher import reap, spawn_watcher
+from mlproj.backends.remote_run import PollingSubmittedRun, ignore, watch_main
+from mlproj.backends.watcher import spawn_watcher
 from mlproj.errors import ExecutionException
-from mlproj.submitted import SubmittedRun
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import TERMINAL_STATUSES
 
@@ -29,15 +25,9 @@ if TYPE_CHECKING:
 
 RUN_ID_TAG = "mlflow.databricks.shellJobRunID"
 POLL_TAG = "mlproj.databricks.poll_interval"
-LOG_ARTIFACT_DIR = "mlproj"
-LOG_NAME = "output.log"
 
 _WAITING = frozenset({"PENDING", "QUEUED", "BLOCKED", "WAITING_FOR_RETRY"})
 _ENDED = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
-
-
-def _ignore(_: str) -> None:
-    return None
 
 
 def run_status(state: Any) -> tuple[str, str | None]:  # noqa: PLR0911 - one line per state
@@ -66,8 +56,10 @@ def _name(value: Any) -> str | None:
     return str(getattr(value, "value", value))
 
 
-class DatabricksSubmittedRun(SubmittedRun):
+class DatabricksSubmittedRun(PollingSubmittedRun):
     """Run ``databricks_run_id`` of the workspace behind ``client``, tracked as ``run_id``."""
+
+    log_tmp_prefix = "mlproj-databricks-log-"
 
     def __init__(
         self,
@@ -77,43 +69,13 @@ class DatabricksSubmittedRun(SubmittedRun):
         store: TrackingStore,
         *,
         poll_interval: float = 30.0,
-        log: Callable[[str], None] = _ignore,
+        log: Callable[[str], None] = ignore,
     ) -> None:
-        self._run_id = run_id
+        super().__init__(run_id, store, poll_interval=poll_interval, log=log)
         self.databricks_run_id = databricks_run_id
         self._client = client
-        self._store = store
-        self._poll_interval = poll_interval
-        self._log = log
-        self._status = "SCHEDULED"
-        self._recorded = False
-        self._record_lock = threading.Lock()
-        #: The detached watcher of an asynchronous submission (see mlproj.backends.watcher).
-        self.watcher_pid: int | None = None
 
-    @property
-    def run_id(self) -> str:
-        return self._run_id
-
-    def get_status(self) -> str:
-        if self._status not in TERMINAL_STATUSES:
-            self._refresh()
-        return self._status
-
-    def wait(self) -> bool:
-        try:
-            while self.get_status() not in TERMINAL_STATUSES:
-                time.sleep(self._poll_interval)
-        except KeyboardInterrupt:
-            # Ctrl-C while waiting stops the remote run too, and records it as KILLED.
-            self.cancel()
-            raise
-        reap(self.watcher_pid)
-        return self._status == "FINISHED"
-
-    def cancel(self) -> None:
-        if self.get_status() in TERMINAL_STATUSES:
-            return
+    def _stop(self) -> None:
         from databricks.sdk.errors.base import DatabricksError
 
         self._log(f"Cancelling Databricks run {self.databricks_run_id}")
@@ -139,8 +101,7 @@ class DatabricksSubmittedRun(SubmittedRun):
             ) from exc
         status, reason = run_status(run.state)
         if status in TERMINAL_STATUSES:
-            self._status = status
-            self._record(status, reason, run)
+            self._set_terminal(status, reason, lambda: self._task_logs(run))
         else:
             self._status = status
 
@@ -159,27 +120,12 @@ class DatabricksSubmittedRun(SubmittedRun):
             )
             return None
         parts = [p for p in (output.logs, output.error, output.error_trace) if p]
-        return "\n".join(parts) if parts else None
+        text = "\n".join(parts)
+        return (text if text.endswith("\n") else text + "\n") if parts else None
 
-    def _record(self, status: str, reason: str | None, run: Any) -> None:
-        with self._record_lock:
-            if self._recorded:
-                return
-            self._recorded = True
-        text = self._task_logs(run)
-        if text is not None:
-            with tempfile.TemporaryDirectory(prefix="mlproj-databricks-log-") as tmp:
-                path = Path(tmp) / LOG_NAME
-                path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-                self._store.log_artifact(self._run_id, path, LOG_ARTIFACT_DIR)
+    def _end_tags(self, status: str) -> dict[str, str]:
         # ``mlflow run --run-id`` on the cluster re-tags the run as a local one; undo that.
-        tags = {"mlflow.project.backend": "databricks"}
-        if status == "FAILED" and reason:
-            tags["mlproj.error"] = reason
-        self._store.set_tags(self._run_id, tags)
-        # The code on the cluster (mlflow run) usually ends the run itself; keep what it wrote.
-        if self._store.get_run(self._run_id).info.status not in TERMINAL_STATUSES:
-            self._store.set_terminated(self._run_id, status)
+        return {"mlflow.project.backend": "databricks", **super()._end_tags(status)}
 
 
 # -- re-attaching (detached watcher for asynchronous runs) -----------------------------------
@@ -205,17 +151,7 @@ def reattach(store: TrackingStore, run_id: str) -> DatabricksSubmittedRun:
 
 
 def _main(argv: list[str]) -> int:
-    from mlproj.tracking import get_store
-
-    tracking_uri, run_id = argv
-    try:
-        return 0 if reattach(get_store(tracking_uri), run_id).wait() else 1
-    except ExecutionException as exc:
-        print(f"mlproj: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - a watcher reports any failure in one line
-        print(f"mlproj: watcher stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 3
+    return watch_main(argv, reattach)
 
 
 if __name__ == "__main__":

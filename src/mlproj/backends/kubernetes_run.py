@@ -12,18 +12,16 @@ recorded even when the submitting process exits.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlproj.backends.kubernetes_client import api_client, api_error_message
-from mlproj.backends.watcher import reap, spawn_watcher
+from mlproj.backends.remote_run import PollingSubmittedRun, ignore, watch_main
+from mlproj.backends.watcher import spawn_watcher
 from mlproj.errors import ExecutionException
-from mlproj.submitted import SubmittedRun
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import TERMINAL_STATUSES
 
@@ -35,19 +33,15 @@ NAMESPACE_TAG = "mlproj.kubernetes.namespace"
 CONTEXT_TAG = "mlproj.kubernetes.context"
 CONTAINER_TAG = "mlproj.kubernetes.container"
 POLL_TAG = "mlproj.kubernetes.poll_interval"
-LOG_ARTIFACT_DIR = "mlproj"
-LOG_NAME = "output.log"
 DELETE_TIMEOUT_SECONDS = 120.0
 MAX_UNREACHABLE_POLLS = 30
 
 
-def _ignore(_: str) -> None:
-    return None
-
-
-class KubernetesSubmittedRun(SubmittedRun):
+class KubernetesSubmittedRun(PollingSubmittedRun):
     """A run executing as Job ``job_name`` in ``namespace``. Not thread-safe beyond the
     guarantee that the final status and log are recorded once."""
+
+    log_tmp_prefix = "mlproj-k8s-log-"
 
     def __init__(
         self,
@@ -59,38 +53,20 @@ class KubernetesSubmittedRun(SubmittedRun):
         *,
         container: str | None = None,
         poll_interval: float = 5.0,
-        log: Callable[[str], None] = _ignore,
+        log: Callable[[str], None] = ignore,
         echo_output: bool = False,
     ) -> None:
-        self._run_id = run_id
+        super().__init__(run_id, store, poll_interval=poll_interval, log=log)
         self.job_name = job_name
         self.namespace = namespace
         self._client = client
-        self._store = store
         self._container = container
-        self._poll_interval = poll_interval
-        self._log = log
         self._echo_output = echo_output
-        self._status = "SCHEDULED"
-        self._reason: str | None = None
-        self._recorded = False
-        self._log_text: str | None = None
         self._unreachable = 0  # consecutive failed status reads
-        self._record_lock = threading.Lock()
-        #: The detached watcher of an asynchronous submission (see mlproj.backends.watcher).
-        self.watcher_pid: int | None = None
-
-    @property
-    def run_id(self) -> str:
-        return self._run_id
 
     # -- status ------------------------------------------------------------------------------
-    def get_status(self) -> str:
-        if self._status not in TERMINAL_STATUSES:
-            self._refresh()
-        return self._status
-
-    def wait(self) -> bool:
+    @contextlib.contextmanager
+    def _following_output(self) -> Iterator[None]:
         streamer = None
         if self._echo_output and self._status not in TERMINAL_STATUSES:
             from mlproj.backends.kubernetes_logs import PodLogStreamer
@@ -98,20 +74,13 @@ class KubernetesSubmittedRun(SubmittedRun):
             streamer = PodLogStreamer(self._client, self.namespace, self.job_name, self._container)
             streamer.start()
         try:
-            while self.get_status() not in TERMINAL_STATUSES:
-                time.sleep(self._poll_interval)
-        except KeyboardInterrupt:
-            # Ctrl-C while waiting stops the remote run too, and records it as KILLED.
-            self.cancel()
-            raise
+            yield
         finally:
             if streamer is not None:
                 streamer.finish()
         if streamer is not None and not streamer.streamed_any and self._log_text:
             sys.stdout.write(self._log_text)  # the pods ended before they could be followed
             sys.stdout.flush()
-        reap(self.watcher_pid)
-        return self._status == "FINISHED"
 
     def _refresh(self) -> None:
         import urllib3
@@ -134,7 +103,11 @@ class KubernetesSubmittedRun(SubmittedRun):
         except ApiException as exc:
             if exc.status == 404:
                 # Deleted behind our back (kubectl delete, TTL controller): the run was stopped.
-                self._set_terminal("KILLED", f"Job {self.namespace}/{self.job_name} was deleted")
+                self._set_terminal(
+                    "KILLED",
+                    f"Job {self.namespace}/{self.job_name} was deleted",
+                    self._collect_log,
+                )
                 return
             raise ExecutionException(
                 f"Reading Job {self.namespace}/{self.job_name} failed: {api_error_message(exc)}"
@@ -143,19 +116,12 @@ class KubernetesSubmittedRun(SubmittedRun):
         if status in ("SCHEDULED", self._status):
             return
         if status in TERMINAL_STATUSES:
-            self._set_terminal(status, reason)
+            self._set_terminal(status, reason, self._collect_log)
         else:
             self._status = status
 
-    def _set_terminal(self, status: str, reason: str | None) -> None:
-        self._status = status
-        self._reason = reason
-        self._record(status, self._collect_log())
-
     # -- cancel ------------------------------------------------------------------------------
-    def cancel(self) -> None:
-        if self.get_status() in TERMINAL_STATUSES:
-            return
+    def _stop(self) -> None:
         from kubernetes.client import BatchV1Api, V1DeleteOptions
         from kubernetes.client.exceptions import ApiException
 
@@ -175,9 +141,7 @@ class KubernetesSubmittedRun(SubmittedRun):
                     f"{api_error_message(exc)}"
                 ) from exc
         self._wait_deleted()
-        self._status = "KILLED"
-        self._reason = "cancelled"
-        self._record("KILLED", log_text)
+        self._set_terminal("KILLED", "cancelled", lambda: log_text)
 
     def _wait_deleted(self) -> None:
         """Foreground deletion keeps the Job until its pods are gone; wait for that."""
@@ -228,24 +192,6 @@ class KubernetesSubmittedRun(SubmittedRun):
             parts.append(text if text.endswith("\n") or not text else text + "\n")
         return "".join(parts) if pods else None
 
-    def _record(self, status: str, log_text: str | None) -> None:
-        with self._record_lock:
-            if self._recorded:
-                return
-            self._recorded = True
-        self._log_text = log_text
-        if log_text is not None:
-            with tempfile.TemporaryDirectory(prefix="mlproj-k8s-log-") as tmp:
-                path = Path(tmp) / LOG_NAME
-                path.write_text(log_text, encoding="utf-8")
-                self._store.log_artifact(self._run_id, path, LOG_ARTIFACT_DIR)
-        if status == "FAILED" and self._reason:
-            self._store.set_tag(self._run_id, "mlproj.error", self._reason)
-        # Another watcher (the detached one, or the caller) may have finished the run first.
-        current = self._store.get_run(self._run_id).info.status
-        if current not in TERMINAL_STATUSES:
-            self._store.set_terminated(self._run_id, status)
-
 
 def job_status(status: Any) -> tuple[str, str | None]:
     """(SCHEDULED | RUNNING | FINISHED | FAILED, reason) from a V1JobStatus.
@@ -293,19 +239,7 @@ def reattach(store: TrackingStore, run_id: str) -> KubernetesSubmittedRun:
 
 
 def _main(argv: list[str]) -> int:
-    from mlproj.tracking import get_store
-
-    tracking_uri, run_id = argv
-    store = get_store(tracking_uri)
-    try:
-        run = reattach(store, run_id)
-        return 0 if run.wait() else 1
-    except ExecutionException as exc:
-        print(f"mlproj: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - a watcher reports any failure in one line
-        print(f"mlproj: watcher stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 3
+    return watch_main(argv, reattach)
 
 
 if __name__ == "__main__":
