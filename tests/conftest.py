@@ -1,10 +1,14 @@
-"""Isolation shared by every test: each test gets its own MLPROJ_HOME and tracking store."""
+"""Shared by every test: isolation (each test gets its own MLPROJ_HOME and tracking store) and
+one real MLflow server per session for the folders that need one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from shared_servers import MlflowServer
 
 
 @pytest.fixture(autouse=True)
@@ -14,3 +18,13 @@ def _isolated_mlproj(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A SQLite-backed ``mlflow server`` on loopback proxying artifacts into a local folder,
+    started once per session. Tests share it: each uses its own experiments or run ids."""
+    workdir = tmp_path_factory.mktemp("mlflow-server")
+    server = MlflowServer(f"sqlite:///{workdir / 'mlflow.db'}", workdir)
+    yield server
+    server.stop()

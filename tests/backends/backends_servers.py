@@ -1,21 +1,16 @@
-"""Real servers the backend tests run on loopback: a Docker registry and an MLflow server."""
+"""A real Docker registry the backend tests run on loopback, and a wait for detached watchers
+(the MLflow server is the shared ``mlflow_server`` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from shared_servers import free_port
 
 
 class Registry:
@@ -61,59 +56,6 @@ class Registry:
     def tags(self, repository: str) -> list[str]:
         with urllib.request.urlopen(f"http://{self.address}/v2/{repository}/tags/list") as r:
             return list(json.load(r).get("tags") or [])
-
-
-class MlflowServer:
-    """A real ``mlflow server`` (SQLite, proxied artifacts) the Databricks "cluster" logs to."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "server.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mlflow",
-                    "server",
-                    "--backend-store-uri",
-                    f"sqlite:///{workdir / 'mlflow.db'}",
-                    "--artifacts-destination",
-                    str(workdir / "artifacts"),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--workers",
-                    "1",
-                ],
-                cwd=workdir,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"mlflow server did not start: {self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
 
 
 def wait_for_watcher(pid: int | None, timeout: float = 60.0) -> None:

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from backends_databricks_standin import TOKEN as DATABRICKS_TOKEN  # noqa: E402
 from backends_databricks_standin import DatabricksStandin  # noqa: E402
 from backends_k8s_standin import KubernetesStandin  # noqa: E402
-from backends_servers import MlflowServer, Registry  # noqa: E402
+from backends_servers import Registry  # noqa: E402
 
 BUSYBOX_IMAGE = "mlproj-ci/busybox:1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -80,13 +80,6 @@ def k8s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubernetesS
     monkeypatch.delenv("KUBE_MLFLOW_TRACKING_URI", raising=False)
     yield standin
     standin.stop()
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    server = MlflowServer(tmp_path_factory.mktemp("backends-mlflow-server"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture

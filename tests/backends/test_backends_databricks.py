@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from backends_databricks_standin import DatabricksStandin
-from backends_servers import MlflowServer, wait_for_watcher
+from backends_servers import wait_for_watcher
 
 import mlproj
 from mlproj.backends.databricks import DatabricksBackend, libraries_with_mlflow, upload_once
@@ -20,6 +20,7 @@ from mlproj.backends.databricks_run import run_status
 from mlproj.errors import ExecutionException
 from mlproj.spec import load_project
 from mlproj.tracking import get_store
+from shared_servers import MlflowServer
 
 CLUSTER = {"spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge", "num_workers": 1}
 

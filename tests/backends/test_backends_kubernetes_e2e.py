@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 from backends_k8s_standin import KubernetesStandin
-from backends_servers import MlflowServer, Registry, wait_for_watcher
+from backends_servers import Registry, wait_for_watcher
 
 import mlproj
 from mlproj.backends.kubernetes_client import api_client
 from mlproj.envs.docker_image import push_image
 from mlproj.errors import ExecutionException
 from mlproj.tracking import get_store
+from shared_servers import MlflowServer
 
 pytestmark = pytest.mark.docker
 

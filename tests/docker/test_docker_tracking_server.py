@@ -3,63 +3,24 @@ a real ``mlflow server`` on 127.0.0.1 and the real mlflow client inside the Pyth
 
 from __future__ import annotations
 
-import os
 import shlex
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from docker_support import OpenRun, Recorder, execute, make_request, write_project
 
 from mlproj.envs.docker import DockerManager
+from shared_servers import MlflowServer
 
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture
-def loopback_server(tmp_path: Path) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    workdir = tmp_path / "server"
-    workdir.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    log = (workdir / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}", "--serve-artifacts",
-         "--artifacts-destination", str(workdir / "artifacts"), "--workers", "1"],
-        cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, (workdir / "server.log").read_text()[-2000:]
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "mlflow server did not start"
-            time.sleep(0.3)
-        yield url
-    finally:
-        os.killpg(process.pid, 9)
-        process.wait()
-        log.close()
-
-
 def test_container_logs_to_a_loopback_tracking_server(
-    tmp_path: Path, python_image: str, loopback_server: str
+    tmp_path: Path, python_image: str, mlflow_server: MlflowServer
 ) -> None:
     from mlflow.tracking import MlflowClient
 
+    loopback_server = mlflow_server.url  # the session's server, on 127.0.0.1
     client = MlflowClient(tracking_uri=loopback_server)
     created = client.create_run("0")
     run = OpenRun(created.info.run_id, "0", created.info.artifact_uri, loopback_server)

@@ -1,0 +1,99 @@
+"""Real servers on loopback shared by the test folders: a free port and a real
+``mlflow server`` process.
+
+Importable as ``shared_servers`` from every test folder: pytest's default "prepend" import
+mode puts tests/ on sys.path when it loads tests/conftest.py (tests/ has no __init__.py).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MlflowServer:
+    """One ``mlflow server`` process (artifacts proxied into ``workdir``); ``url`` is its
+    tracking URI. No MLFLOW_* variable of the test process reaches it, only ``extra_env``."""
+
+    def __init__(
+        self,
+        backend_uri: str,
+        workdir: Path,
+        *,
+        file_store: bool = False,
+        extra_args: tuple[str, ...] = (),
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / "server.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        if file_store:
+            env["MLFLOW_ALLOW_FILE_STORE"] = "true"
+        env.update(extra_env or {})
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            backend_uri,
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(workdir / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            *extra_args,
+        ]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_healthy()
+
+    def _wait_healthy(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"mlflow server did not start:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            # The server runs uvicorn workers in its session: stop the whole group. A graceful
+            # shutdown can linger on idle keep-alive connections; a test server need not wait.
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait()
