@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlproj.envs.pyspec import PythonEnvSpec
+from mlproj.envs.pyspec import PythonEnvSpec, read_yaml_file
 from mlproj.errors import ExecutionException
 
 # Native / runtime packages that `conda env export` lists; not installable from PyPI as-is.
@@ -49,16 +49,7 @@ class ConvertedConda:
 
 
 def convert_conda_file(path: Path) -> ConvertedConda:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ExecutionException(f"{path}: cannot read the file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ExecutionException(f"{path}: not valid YAML: {exc}") from None
-    if data is None:
-        data = {}
+    _, data = read_yaml_file(path)
     if not isinstance(data, dict):
         raise ExecutionException(f"{path}: expected a conda environment mapping")
     deps = data.get("dependencies") or []

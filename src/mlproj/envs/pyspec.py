@@ -45,8 +45,11 @@ def current_python_version() -> str:
     return ".".join(str(n) for n in sys.version_info[:3])
 
 
-def load_python_env(path: Path) -> PythonEnvSpec:
-    """Parse a python_env.yaml file; every mistake becomes one clear ExecutionException."""
+def read_yaml_file(path: Path) -> tuple[str, Any]:
+    """The text of an environment file and its YAML data ({} when empty).
+
+    A file that cannot be read or is not YAML is an ExecutionException naming it.
+    """
     import yaml
 
     try:
@@ -56,8 +59,12 @@ def load_python_env(path: Path) -> PythonEnvSpec:
         raise ExecutionException(f"{path}: cannot read the file: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ExecutionException(f"{path}: not valid YAML: {exc}") from None
-    if data is None:
-        data = {}
+    return text, {} if data is None else data
+
+
+def load_python_env(path: Path) -> PythonEnvSpec:
+    """Parse a python_env.yaml file; every mistake becomes one clear ExecutionException."""
+    text, data = read_yaml_file(path)
     if not isinstance(data, dict):
         raise ExecutionException(
             f"{path}: expected a mapping with keys {', '.join(_KEYS)}, got {type(data).__name__}"
