@@ -6,15 +6,9 @@ import time
 
 import click
 
+from mlproj.cli_support import human_size, size_option
+
 DEFAULT_PRUNE_DAYS = 30.0
-
-
-def _size(num: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if num < 1024 or unit == "GB":
-            return f"{num:.0f} {unit}" if unit == "B" else f"{num:.1f} {unit}"
-        num /= 1024
-    return f"{num:.1f} GB"
 
 
 def _age(seconds: float) -> str:
@@ -33,7 +27,7 @@ def envs_group() -> None:
 
 
 @envs_group.command("list")
-@click.option("--size/--no-size", "show_size", default=True, help="Compute folder sizes.")
+@size_option
 def list_command(show_size: bool) -> None:
     """List cached environments, most recently used first."""
     from mlproj.envs.cache import envs_root, folder_size, iter_entries
@@ -53,7 +47,7 @@ def list_command(show_size: bool) -> None:
                 entry.name,
                 str(interpreter[1]) if len(interpreter) > 1 else "-",
                 _age(now - entry.last_used()),
-                _size(folder_size(entry.folder)) if show_size else "-",
+                human_size(folder_size(entry.folder)) if show_size else "-",
                 "ready" if meta is not None else "incomplete",
                 str((meta or {}).get("project", "-")),
             )
@@ -87,8 +81,8 @@ def prune_command(older_than: float | None, remove_all: bool, dry_run: bool) -> 
     freed = 0
     for result in results:
         verb = "would remove" if dry_run else ("removed" if result.removed else "kept")
-        click.echo(f"{verb} {result.entry.name} ({_size(result.size)}; {result.reason})")
+        click.echo(f"{verb} {result.entry.name} ({human_size(result.size)}; {result.reason})")
         if result.removed or dry_run:
             freed += result.size
     total = "would free" if dry_run else "freed"
-    click.echo(f"{len(results)} environment(s) considered, {total} {_size(freed)}")
+    click.echo(f"{len(results)} environment(s) considered, {total} {human_size(freed)}")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from mlproj.cli_support import human_size, size_option
+
 
 def _size(path: Path) -> int:
     total = 0
@@ -18,14 +20,6 @@ def _size(path: Path) -> int:
         except OSError:
             continue
     return total
-
-
-def _human(num: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if num < 1024 or unit == "GB":
-            return f"{num:.0f} {unit}" if unit == "B" else f"{num:.1f} {unit}"
-        num /= 1024
-    return f"{num:.1f} GB"
 
 
 def _mirror_url(mirror: Path) -> str:
@@ -42,7 +36,7 @@ def sources_group() -> None:
 
 
 @sources_group.command("list")
-@click.option("--size/--no-size", "show_size", default=True, help="Compute folder sizes.")
+@size_option
 def list_command(show_size: bool) -> None:
     """List cached Git repositories and extracted archives."""
     from mlproj.home import mlproj_home
@@ -59,10 +53,10 @@ def list_command(show_size: bool) -> None:
         checkouts_dir = home / "git" / "checkouts" / key
         checkouts = [p for p in checkouts_dir.glob("*") if not p.name.startswith(".")]
         size = _size(mirror) + (_size(checkouts_dir) if checkouts_dir.exists() else 0)
-        shown = _human(size) if show_size else "-"
+        shown = human_size(size) if show_size else "-"
         click.echo(f"git      {_mirror_url(mirror)}  ({len(checkouts)} checkouts, {shown})")
     for folder in archives:
-        shown = _human(_size(folder)) if show_size else "-"
+        shown = human_size(_size(folder)) if show_size else "-"
         click.echo(f"archive  {folder.name}  ({shown})")
 
 
