@@ -1,5 +1,5 @@
-"""Real servers on loopback shared by the test folders: a free port and a real
-``mlflow server`` process.
+"""Real servers on loopback shared by the test folders: a free port, a folder served over HTTP
+by a thread, and a real ``mlflow server`` process.
 
 Importable as ``shared_servers`` from every test folder: pytest's default "prepend" import
 mode puts tests/ on sys.path when it loads tests/conftest.py (tests/ has no __init__.py).
@@ -7,11 +7,16 @@ mode puts tests/ on sys.path when it loads tests/conftest.py (tests/ has no __in
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -21,6 +26,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files without writing a line per request to stderr."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serve_folder(
+    root: Path, handler: type[http.server.SimpleHTTPRequestHandler] = QuietHandler
+) -> Iterator[str]:
+    """Serve ``root`` over http://127.0.0.1:<port> from a thread; yields that base URL."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class MlflowServer:

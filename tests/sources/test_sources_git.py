@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +15,7 @@ import pytest
 from mlproj.errors import ExecutionException
 from mlproj.sources import fetch_project
 from mlproj.sources.git_cache import cache_key
+from shared_servers import QuietHandler, free_port, serve_folder
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",
@@ -40,12 +38,6 @@ def git(*args: str, cwd: Path | None = None) -> str:
         check=True,
     )
     return done.stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
@@ -161,18 +153,8 @@ def daemon(repos: Repos) -> Iterator[GitDaemon]:
 @pytest.fixture(scope="module")
 def dumb_http(repos: Repos) -> Iterator[int]:
     """Git's dumb HTTP protocol: plain files under the bare repos (after update-server-info)."""
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(repos.base))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with serve_folder(repos.base) as base:
+        yield _port(base)
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +164,7 @@ def private_http(repos: Repos) -> Iterator[int]:
 
     expected = "Basic " + base64.b64encode(b"alice:s3cr3tTOKENvalue").decode()
 
-    class Private(http.server.SimpleHTTPRequestHandler):
+    class Private(QuietHandler):
         def do_GET(self) -> None:
             if self.headers.get("Authorization") != expected:
                 self.send_response(401)
@@ -192,16 +174,12 @@ def private_http(repos: Repos) -> Iterator[int]:
                 return
             super().do_GET()
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+    with serve_folder(repos.base, Private) as base:
+        yield _port(base)
 
-    handler = functools.partial(Private, directory=str(repos.base))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+
+def _port(base_url: str) -> int:
+    return int(base_url.rsplit(":", 1)[1])
 
 
 def home() -> Path:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -13,6 +10,7 @@ import pytest
 from mlproj.errors import ExecutionException
 from mlproj.params import ResolvedParameters, resolve_parameters
 from mlproj.spec import EntryPoint, Parameter, load_project
+from shared_servers import serve_folder
 
 SPEC = """\
 entry_points:
@@ -317,20 +315,8 @@ def test_bad_values_are_found_before_any_download(project_dir: Path, tmp_path: P
 def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root = tmp_path / "served"
     root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_folder(root) as base:
+        yield base, root
 
 
 def test_remote_path_is_downloaded_into_storage_dir(
