@@ -1,5 +1,5 @@
 """Shared by every test: isolation (each test gets its own MLPROJ_HOME and tracking store) and
-one real MLflow server per session for the folders that need one."""
+loopback servers: a folder over HTTP, one real MLflow server per session."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_servers import MlflowServer
+from shared_servers import MlflowServer, serve_folder
 
 
 @pytest.fixture(autouse=True)
@@ -18,6 +18,15 @@ def _isolated_mlproj(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+
+
+@pytest.fixture
+def http_folder(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A folder served over http://127.0.0.1:<port>/ by a thread: (folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    with serve_folder(root) as base:
+        yield root, base
 
 
 @pytest.fixture(scope="session")

@@ -50,8 +50,8 @@ def extracted_entries() -> list[str]:
 @pytest.mark.parametrize(
     ("name", "mode"), [("p.zip", None), ("p.tar.gz", "w:gz"), ("p.tgz", "w:gz"), ("p.tar", "w")]
 )
-def test_archive_over_http(served: tuple[Path, str], name: str, mode: str | None) -> None:
-    root, base = served
+def test_archive_over_http(http_folder: tuple[Path, str], name: str, mode: str | None) -> None:
+    root, base = http_folder
     if mode is None:
         make_zip(root / name)
     else:
@@ -84,8 +84,8 @@ def test_archive_with_top_folder_and_local_paths(tmp_path: Path) -> None:
         fetch_project(str(archive), version="main")
 
 
-def test_credentials_stripped_and_http_errors(served: tuple[Path, str]) -> None:
-    root, base = served
+def test_credentials_stripped_and_http_errors(http_folder: tuple[Path, str]) -> None:
+    root, base = http_folder
     make_zip(root / "p.zip")
     secret_uri = base.replace("http://", "http://bob:pa55wordSECRET@") + "/p.zip"
     fetched = fetch_project(secret_uri)

@@ -12,8 +12,8 @@ from mlproj.errors import ExecutionException
 from mlproj.sources.remote import fetch_remote_path
 
 
-def test_http_file(served: tuple[Path, str], tmp_path: Path) -> None:
-    root, base = served
+def test_http_file(http_folder: tuple[Path, str], tmp_path: Path) -> None:
+    root, base = http_folder
     (root / "data.csv").write_text("a,b\n1,2\n")
     dest = tmp_path / "storage" / "param_0"
     local = fetch_remote_path(f"{base}/data.csv", dest)
@@ -22,9 +22,9 @@ def test_http_file(served: tuple[Path, str], tmp_path: Path) -> None:
 
 
 def test_http_errors_name_the_uri_without_credentials(
-    served: tuple[Path, str], tmp_path: Path
+    http_folder: tuple[Path, str], tmp_path: Path
 ) -> None:
-    _, base = served
+    _, base = http_folder
     uri = base.replace("http://", "http://ann:t0pSECRET@") + "/missing.csv"
     with pytest.raises(ExecutionException) as info:
         fetch_remote_path(uri, tmp_path / "p")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,6 @@ import pytest
 from mlproj.errors import ExecutionException
 from mlproj.params import ResolvedParameters, resolve_parameters
 from mlproj.spec import EntryPoint, Parameter, load_project
-from shared_servers import serve_folder
 
 SPEC = """\
 entry_points:
@@ -311,22 +310,14 @@ def test_bad_values_are_found_before_any_download(project_dir: Path, tmp_path: P
     assert not storage.exists()
 
 
-@pytest.fixture
-def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    root = tmp_path / "served"
-    root.mkdir()
-    with serve_folder(root) as base:
-        yield base, root
-
-
 def test_remote_path_is_downloaded_into_storage_dir(
-    tmp_path: Path, http_root: tuple[str, Path]
+    tmp_path: Path, http_folder: tuple[Path, str]
 ) -> None:
     """Real download through mlproj.sources.remote from a local HTTP server."""
     pytest.importorskip(
         "mlproj.sources.remote", reason="remote fetching is another engineer's module"
     )
-    url, served = http_root
+    served, url = http_folder
     (served / "train.csv").write_text("a,b\n1,2\n")
     entry = EntryPoint(
         "e",
@@ -350,11 +341,11 @@ def test_remote_path_is_downloaded_into_storage_dir(
     assert again.download_dir != resolved.download_dir
 
 
-def test_failed_download_is_one_clear_error(tmp_path: Path, http_root: tuple[str, Path]) -> None:
+def test_failed_download_is_one_clear_error(tmp_path: Path, http_folder: tuple[Path, str]) -> None:
     pytest.importorskip(
         "mlproj.sources.remote", reason="remote fetching is another engineer's module"
     )
-    url, _ = http_root
+    _, url = http_folder
     entry = EntryPoint("e", "cat {data}", {"data": Parameter("data", "path")})
     with pytest.raises(ExecutionException) as info:
         resolve_parameters(
