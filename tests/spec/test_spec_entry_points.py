@@ -7,25 +7,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from spec_mlflow_example import GREETER_ENTRY_POINTS
 
 from mlproj.errors import ExecutionException
 from mlproj.params import render_command, resolve_parameters
 from mlproj.spec import EntryPoint, load_project
 
-GREETER = """\
-entry_points:
-  main:
-    command: "echo 'Main entry point'"
-  greeter:
-    parameters:
-      greeting: {type: string, default: "hi"}
-      name: string
-    command: "python greeter.py {greeting} {name}"
-"""
-
 
 def test_declared_entry_point(tmp_path: Path) -> None:
-    (tmp_path / "MLproject").write_text(GREETER)
+    (tmp_path / "MLproject").write_text(GREETER_ENTRY_POINTS)
     project = load_project(tmp_path)
     entry = project.get_entry_point("greeter")
     assert entry.command == "python greeter.py {greeting} {name}"
@@ -33,7 +23,7 @@ def test_declared_entry_point(tmp_path: Path) -> None:
 
 
 def test_greeter_example_renders_like_mlflow(tmp_path: Path) -> None:
-    (tmp_path / "MLproject").write_text(GREETER)
+    (tmp_path / "MLproject").write_text(GREETER_ENTRY_POINTS)
     project = load_project(tmp_path)
     entry = project.get_entry_point("greeter")
     resolved = resolve_parameters(
@@ -60,7 +50,7 @@ def test_greeter_example_renders_like_mlflow(tmp_path: Path) -> None:
 @pytest.mark.parametrize("with_spec", [False, True])
 def test_scripts_are_entry_points(tmp_path: Path, name: str, command: str, with_spec: bool) -> None:
     if with_spec:
-        (tmp_path / "MLproject").write_text(GREETER)
+        (tmp_path / "MLproject").write_text(GREETER_ENTRY_POINTS)
     script = tmp_path / name
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text("")
@@ -87,7 +77,7 @@ def test_script_entry_point_really_runs(tmp_path: Path) -> None:
 
 
 def test_missing_script_is_reported(tmp_path: Path) -> None:
-    (tmp_path / "MLproject").write_text(GREETER)
+    (tmp_path / "MLproject").write_text(GREETER_ENTRY_POINTS)
     project = load_project(tmp_path)
     with pytest.raises(ExecutionException) as info:
         project.get_entry_point("trian.py")
@@ -109,7 +99,7 @@ def test_script_outside_the_project_is_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_entry_point(tmp_path: Path) -> None:
-    (tmp_path / "MLproject").write_text(GREETER)
+    (tmp_path / "MLproject").write_text(GREETER_ENTRY_POINTS)
     with pytest.raises(ExecutionException) as info:
         load_project(tmp_path).get_entry_point("train")
     assert str(info.value) == (

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from spec_mlflow_example import MLFLOW_EXAMPLE_ENTRY_POINTS
 
 from mlproj.errors import ExecutionException
 from mlproj.spec import DockerEnv, Parameter, load_project
@@ -124,30 +125,7 @@ def test_databricks_spark_job_is_kept_raw(tmp_path: Path) -> None:
 
 def test_mlflow_example_project_loads(tmp_path: Path) -> None:
     """The layout of MLflow's own test project (greeter, path, uri, int parameters)."""
-    spec = """\
-        conda_env: conda.yaml
-
-        entry_points:
-          main:
-            command: "echo 'Main entry point'"
-          greeter:
-            parameters:
-              greeting: {type: string, default: "hi"}
-              name: string
-            command: "python greeter.py {greeting} {name}"
-          line_count:
-            parameters:
-              path: path
-            command: "cat {path} | wc -l"
-          download_uri:
-            parameters:
-              uri: uri
-            command: "curl {uri} | wc -l"
-          sleep:
-            parameters:
-              duration: int
-            command: "sleep {duration}"
-        """
+    spec = "conda_env: conda.yaml\n\n" + MLFLOW_EXAMPLE_ENTRY_POINTS
     project = load_project(write_project(tmp_path, spec, "conda.yaml"))
     assert list(project.entry_points) == ["main", "greeter", "line_count", "download_uri", "sleep"]
     greeter = project.entry_points["greeter"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from spec_mlflow_example import MLFLOW_EXAMPLE_ENTRY_POINTS
 
 from mlproj.params import render_command, resolve_parameters
 from mlproj.spec import load_project
@@ -29,20 +30,7 @@ PROJECTS = {
         {"main": {"alpha": "0.3"}},
     ),
     "greeter": (
-        """\
-        entry_points:
-          main:
-            command: "echo 'Main entry point'"
-          greeter:
-            parameters:
-              greeting: {type: string, default: "hi"}
-              name: string
-            command: "python greeter.py {greeting} {name}"
-          sleep:
-            parameters:
-              duration: int
-            command: "sleep {duration}"
-        """,
+        MLFLOW_EXAMPLE_ENTRY_POINTS,
         [],
         {
             "main": {},
