@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import yaml
+from tracking_mlflow_child import run_mlflow
 
 from mlproj.tracking.file_store import FileStore
 
@@ -112,10 +111,8 @@ def test_concurrent_processes_lose_nothing(tmp_path: Path) -> None:
     assert together.info.run_name.startswith("last-writer-")
 
     # And MLflow itself sees the same store.
-    code = textwrap.dedent(
+    seen_by_mlflow = run_mlflow(
         """
-        import json, sys
-        from mlflow import MlflowClient
         client = MlflowClient()
         ids = sys.argv[1:]
         names = sorted(e.name for e in client.search_experiments())
@@ -123,20 +120,11 @@ def test_concurrent_processes_lose_nothing(tmp_path: Path) -> None:
         proc3 = client.search_runs(ids, filter_string="params.proc = '3'")
         print(json.dumps({"names": names, "runs": len(runs), "proc3": len(proc3),
                           "statuses": sorted({r.info.status for r in runs})}))
-        """
+        """,
+        store.tracking_uri,
+        shared.experiment_id,
+        *own_ids,
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(MLFLOW_ALLOW_FILE_STORE="true", MLFLOW_TRACKING_URI=store.tracking_uri)
-    done = subprocess.run(
-        [sys.executable, "-c", code, shared.experiment_id, *own_ids],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen_by_mlflow = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen_by_mlflow == {
         "names": sorted(names),
         "runs": PROCESSES * RUNS_EACH,

@@ -6,39 +6,16 @@ MLflow runs in child processes, as it does inside a project run, with
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
+from tracking_mlflow_child import run_mlflow
 
 from mlproj.tracking.entities import Metric
 from mlproj.tracking.file_store import FileStore
-
-
-def run_mlflow(code: str, tracking_uri: str, *args: str, run_id: str | None = None) -> Any:
-    """Run ``code`` in a child Python with MLflow pointed at the store; return its JSON output."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(MLFLOW_ALLOW_FILE_STORE="true", MLFLOW_TRACKING_URI=tracking_uri)
-    if run_id is not None:
-        env["MLFLOW_RUN_ID"] = run_id
-    script = "import json, os, sys\nimport mlflow\nfrom mlflow import MlflowClient\n"
-    script += textwrap.dedent(code)
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture
@@ -215,11 +192,8 @@ def test_mlflow_2_reads_and_writes_the_same_store(store: FileStore, tmp_path: Pa
     )
     store.log_batch(ours.run_id, params={"alpha": "0.5"}, metrics=[Metric("m", 1.5, 6, 2)])
     store.set_terminated(ours.run_id, "FINISHED", end_time=9)
-    code = textwrap.dedent(
+    out = run_mlflow(
         """
-        import json, sys
-        import mlflow
-        from mlflow import MlflowClient
         exp_id, run_id = sys.argv[1:3]
         client = MlflowClient()
         r = client.get_run(run_id)
@@ -231,20 +205,13 @@ def test_mlflow_2_reads_and_writes_the_same_store(store: FileStore, tmp_path: Pa
                           "params": r.data.params, "metrics": r.data.metrics,
                           "nested": r.data.tags.get("nested/key"),
                           "found": [x.info.run_id for x in found], "own": own.info.run_id}))
-        """
+        """,
+        store.tracking_uri,
+        experiment_id,
+        ours.run_id,
+        python=python,
+        allow_file_store=False,
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MLFLOW_TRACKING_URI"] = store.tracking_uri
-    done = subprocess.run(
-        [str(python), "-c", code, experiment_id, ours.run_id],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["version"].startswith("2.")
     assert (out["status"], out["name"], out["times"]) == ("FINISHED", "r2", [5, 9])
     assert (out["params"], out["metrics"], out["nested"]) == ({"alpha": "0.5"}, {"m": 1.5}, "v")
