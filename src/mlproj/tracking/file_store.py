@@ -33,7 +33,6 @@ import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from mlproj.errors import ExecutionException
 from mlproj.tracking.atomic import (
@@ -44,6 +43,7 @@ from mlproj.tracking.atomic import (
     write_atomic,
 )
 from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.common import local_folder, now_ms, run_not_found
 from mlproj.tracking.entities import (
     DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
@@ -382,10 +382,6 @@ def _latest_metrics(folder: str) -> dict[str, float]:
     return latest
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def _new_run_id() -> str:
     """A uuid4 as 32 hex digits, without importing :mod:`uuid` on the hot path."""
     raw = bytearray(os.urandom(16))
@@ -397,16 +393,6 @@ def _new_run_id() -> str:
 def _new_experiment_id() -> str:
     """18 random digits, no leading zero, like the ids MLflow's file store makes."""
     return str(10**17 + int.from_bytes(os.urandom(8), "big") % (9 * 10**17))
-
-
-def _local_path(uri: str) -> Path | None:
-    """The folder of a ``file:`` URI or plain path; None for remote URIs."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
-        return Path(unquote(parsed.path))
-    if parsed.scheme == "" and uri.startswith("/"):
-        return Path(uri)
-    return None
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -528,7 +514,7 @@ class FileStore(TrackingStore):
                     )
                 return existing.experiment_id
             folder = self._new_experiment_folder(name)
-            now = _now_ms()
+            now = now_ms()
             meta = {
                 "artifact_location": f"{self._root_uri}/{folder.name}",
                 "creation_time": now,
@@ -570,7 +556,7 @@ class FileStore(TrackingStore):
 
     # -- runs --------------------------------------------------------------------------------
     def _not_found(self, run_id: str) -> ExecutionException:
-        return ExecutionException(f"Run '{run_id}' not found in tracking store {self.tracking_uri}")
+        return run_not_found(run_id, self.tracking_uri)
 
     def _run_dir(self, run_id: str) -> Path:
         if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
@@ -688,7 +674,7 @@ class FileStore(TrackingStore):
             experiment_id=experiment_id,
             run_name=name,
             status="RUNNING",
-            start_time=_now_ms() if start_time is None else int(start_time),
+            start_time=now_ms() if start_time is None else int(start_time),
             end_time=None,
             artifact_uri=artifact_uri,
             user_id=user_id,
@@ -811,7 +797,7 @@ class FileStore(TrackingStore):
             self._update_run_meta(
                 run_dir,
                 status=STATUS_TO_INT[wanted],
-                end_time=_now_ms() if end_time is None else int(end_time),
+                end_time=now_ms() if end_time is None else int(end_time),
             )
         except OSError as exc:
             raise _write_error(f"Cannot set the status of run '{run_id}'", exc) from exc
@@ -926,7 +912,7 @@ class FileStore(TrackingStore):
     def local_artifact_dir(self, run_id: str) -> Path | None:
         run_dir = self._run_dir(run_id)
         info = self._run_info(self._read_run_meta(run_dir), run_dir)
-        return _local_path(info.artifact_uri)
+        return local_folder(info.artifact_uri)
 
     def log_artifact(self, run_id: str, local_path: Path, artifact_path: str | None = None) -> None:
         destination = self.local_artifact_dir(run_id)

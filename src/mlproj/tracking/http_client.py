@@ -18,9 +18,10 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from mlproj.errors import ExecutionException
+from mlproj.tracking.common import redact_url
 
 if TYPE_CHECKING:
     import requests
@@ -60,17 +61,6 @@ def _env_float(name: str, default: float) -> float:
     if value < 0:
         raise ExecutionException(f"Environment variable {name}={raw!r} must not be negative")
     return value
-
-
-def redact_url(url: str) -> str:
-    """The URL without any ``user:password@`` part, safe for messages."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 class HttpClient:

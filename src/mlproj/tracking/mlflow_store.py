@@ -12,10 +12,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from mlproj.errors import ExecutionException
 from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.common import local_folder, redact_url, run_not_found
 from mlproj.tracking.entities import Experiment, Metric, Run, RunInfo
 from mlproj.tracking.rest_store import build_filter
 
@@ -66,7 +66,7 @@ class MlflowStore(TrackingStore):
     def __init__(self, uri: str) -> None:
         client_cls = _import_client()
         self.tracking_uri = absolute_sqlite_uri(uri)
-        self._display = _display_uri(self.tracking_uri)
+        self._display = redact_url(self.tracking_uri, keep_user=True)
         with _mlflow_errors(f"Opening tracking store {self._display}"):
             self.client = client_cls(tracking_uri=self.tracking_uri)
 
@@ -140,9 +140,7 @@ class MlflowStore(TrackingStore):
             return _run(self.client.get_run(run_id))
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                raise ExecutionException(
-                    f"Run '{run_id}' not found in tracking store {self._display}"
-                ) from None
+                raise run_not_found(run_id, self._display) from None
             raise ExecutionException(f"Getting run {run_id}: {exc.message}") from None
 
     def log_batch(
@@ -208,13 +206,7 @@ class MlflowStore(TrackingStore):
             self.client.log_artifact(run_id, str(local_path), artifact_path)
 
     def local_artifact_dir(self, run_id: str) -> Path | None:
-        uri = self.get_run(run_id).info.artifact_uri
-        parts = urlsplit(uri)
-        if parts.scheme == "file" and parts.netloc in ("", "localhost"):
-            return Path(parts.path)
-        if parts.scheme == "" and uri.startswith("/"):
-            return Path(uri)
-        return None
+        return local_folder(self.get_run(run_id).info.artifact_uri)
 
     def read_artifact(self, run: Run, path: str) -> bytes | None:
         """The bytes of one artifact file of ``run``, or None when it does not exist."""
@@ -227,18 +219,6 @@ class MlflowStore(TrackingStore):
                 return None
             file = Path(local)
             return file.read_bytes() if file.is_file() else None
-
-
-def _display_uri(uri: str) -> str:
-    """The URI without a password (``postgresql://user:pw@host/db``)."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}@" if parts.username else ""
-    return parts._replace(netloc=f"{user}{host}").geturl()
 
 
 def _experiment(exp: Any) -> Experiment:

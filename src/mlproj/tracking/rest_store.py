@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import math
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from mlproj.errors import ExecutionException
 from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.common import now_ms, run_not_found
 from mlproj.tracking.entities import Experiment, Metric, Run, RunInfo
 from mlproj.tracking.http_client import HttpClient
 
@@ -85,7 +85,7 @@ class RestStore(TrackingStore):
         payload: dict[str, Any] = {
             "experiment_id": experiment_id,
             "user_id": user_id or getpass.getuser(),
-            "start_time": start_time if start_time is not None else _now_ms(),
+            "start_time": start_time if start_time is not None else now_ms(),
             "tags": _key_values(tags),
         }
         if run_name:
@@ -99,9 +99,7 @@ class RestStore(TrackingStore):
     def get_run(self, run_id: str) -> Run:
         body = self.http.call("GET", "runs/get", params={"run_id": run_id}, allow_status=NOT_FOUND)
         if body is None:
-            raise ExecutionException(
-                f"Run '{run_id}' not found in tracking store {self.http.display_url}"
-            )
+            raise run_not_found(run_id, self.http.display_url)
         run = _run(body["run"])
         self._artifact_uris[run_id] = run.info.artifact_uri
         return run
@@ -124,7 +122,7 @@ class RestStore(TrackingStore):
             json={
                 "run_id": run_id,
                 "status": status,
-                "end_time": end_time if end_time is not None else _now_ms(),
+                "end_time": end_time if end_time is not None else now_ms(),
             },
         )
 
@@ -294,10 +292,6 @@ def _key_values(mapping: Mapping[str, str]) -> list[dict[str, Any]]:
 
 def _join(*parts: str | None) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _experiment(data: Mapping[str, Any]) -> Experiment:
