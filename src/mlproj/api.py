@@ -105,12 +105,12 @@ def submit(options: RunOptions) -> SubmittedRun:
     from mlproj.sources import fetch_project
     from mlproj.spec import load_project
     from mlproj.tracking import get_store
-    from mlproj.tracking.file_store import validate_key
+    from mlproj.tracking.file_store import MAX_PARAM_VALUE_LENGTH, validate_key
 
     log = options.log or _log_to_stderr
     backend_config = load_backend_config(options.backend_config)
     backend = get_backend(options.backend)
-    fetched = fetch_project(options.uri, options.version, log=log)
+    fetched = fetch_project(_uri_text(options.uri), options.version, log=log)
     project = load_project(fetched.directory)
     entry_point = project.get_entry_point(options.entry_point)
     params = resolve_parameters(
@@ -124,6 +124,13 @@ def submit(options: RunOptions) -> SubmittedRun:
     for key in params.extra:
         # MLflow's key rules hold for every store; say so before any run exists.
         validate_key("param", key)
+    for key, value in params.as_logged().items():
+        if len(value) > MAX_PARAM_VALUE_LENGTH:  # MLflow's limit, for every store
+            raise ExecutionException(
+                f"Parameter {key!r} of entry point {options.entry_point!r} "
+                f"({project.spec_path or project.directory}) is {len(value)} "
+                f"characters long, the limit is {MAX_PARAM_VALUE_LENGTH}; pass a file path instead"
+            )
     # A manager the user chose also applies to runs the project starts itself (nested
     # mlproj.run calls in a multistep workflow: MLflow issue 6611).
     env_manager = options.env_manager or os.environ.get(ENV_MANAGER_VAR) or None
@@ -174,8 +181,28 @@ def submit(options: RunOptions) -> SubmittedRun:
             )
         )
     if options.synchronous and not submitted.wait():
-        raise ExecutionException(f"Run (ID '{run_id}') failed")
+        raise ExecutionException(f"Run (ID '{run_id}') failed{_failure_reason(store, run_id)}")
     return submitted
+
+
+def _uri_text(uri: object) -> str:
+    if isinstance(uri, os.PathLike):
+        return str(os.fspath(uri))
+    if not isinstance(uri, str):
+        raise ExecutionException(
+            f"The project uri must be a string or a path, got {type(uri).__name__} {uri!r}"
+        )
+    return uri
+
+
+def _failure_reason(store: TrackingStore, run_id: str) -> str:
+    """': <reason>' from the run's error tag (first line), so the user sees why at once."""
+    try:
+        reason = store.get_run(run_id).tags.get(TAG_ERROR, "")
+    except Exception:  # noqa: BLE001 - the failure itself is what must be reported
+        return ""
+    first = reason.strip().splitlines()[0] if reason.strip() else ""
+    return f": {first}" if first else ""
 
 
 def _open_run(
@@ -229,6 +256,13 @@ def load_backend_config(config: Mapping[str, Any] | str | None) -> dict[str, Any
         return {}
     if isinstance(config, Mapping):
         return dict(config)
+    if isinstance(config, os.PathLike):
+        config = str(os.fspath(config))
+    if not isinstance(config, str):
+        raise ExecutionException(
+            "backend_config must be a dict, a JSON string or the path of a JSON file, got "
+            f"{type(config).__name__}"
+        )
     text, where = config, "backend_config"
     if config.endswith(".json") or Path(config).is_file():
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -37,6 +37,14 @@ class _LazyGroup(click.Group):
             command: click.Command = getattr(importlib.import_module(module_name), attr)
             return command
         return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Ctrl-C in any sub-command: one line and the conventional exit code 130, where click
+        # alone would print "Aborted!" and exit 1.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            _fail("interrupted", code=130)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Describe lazy commands without importing them.
@@ -80,7 +88,7 @@ def _parse_backend_config(value: str | None) -> dict[str, Any] | str | None:
     return loaded
 
 
-@cli.command("run")
+@cli.command("run", short_help="Run an MLflow project: a folder, Git repository or archive.")
 @click.argument("uri")
 @click.option("-e", "--entry-point", default="main", show_default=True, help="Entry point to run.")
 @click.option(
@@ -92,7 +100,7 @@ def _parse_backend_config(value: str | None) -> dict[str, Any] | str | None:
     "params",
     multiple=True,
     metavar="NAME=VALUE",
-    help="A parameter; repeatable.",
+    help="An entry point parameter, e.g. -P alpha=0.5; repeatable.",
 )
 @click.option(
     "-A",
@@ -151,7 +159,7 @@ def _parse_backend_config(value: str | None) -> dict[str, Any] | str | None:
 )
 @click.option(
     "--timeout",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=None,
     metavar="SECONDS",
     help="Stop the run after this long (local backend).",
@@ -232,7 +240,7 @@ def run_command(
         click.echo(submitted.run_id)
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     # One line, no traceback: a multi-line message (a build log tail) is kept as it is.
     click.echo(f"mlproj: error: {message}", err=True)
     sys.exit(code)

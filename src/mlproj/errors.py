@@ -16,3 +16,10 @@ class ExecutionException(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def one_line(text: str) -> str:
+    """``text`` (a tool's stderr, a library's multi-line error) folded into one line without
+    a final period, so a message built around it prints as one line."""
+    lines = (line.strip().rstrip(".;:") for line in text.splitlines())
+    return "; ".join(line for line in lines if line)

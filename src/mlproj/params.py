@@ -132,6 +132,14 @@ def _download(uri: str, dest: Path, name: str, origin: str) -> Path:
         ) from None
 
 
+def _refuse_nul(name: str, value: object, origin: str) -> None:
+    # No command line, environment variable or tracking store can carry a NUL character.
+    if "\x00" in name or (value is not None and "\x00" in str(value)):
+        raise ExecutionException(
+            f"Parameter {name!r} of {origin} contains a NUL character (\\x00); remove it"
+        )
+
+
 def resolve_parameters(
     entry_point: EntryPoint,
     user_params: Mapping[str, object] | None,
@@ -158,6 +166,7 @@ def resolve_parameters(
         name = str(key)
         if not name:
             raise ExecutionException(f"A parameter for {origin} has an empty name")
+        _refuse_nul(name, value, origin)
         if value is not None:
             given[name] = value
 

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from mlproj.errors import ExecutionException
+from mlproj.errors import ExecutionException, one_line
 
 ParamType = Literal["string", "float", "int", "path", "uri", "bool"]
 EnvType = Literal["python_env", "conda_env", "docker", "none"]
@@ -348,6 +348,14 @@ def _find_spec_file(directory: Path) -> Path | None:
     return directory / found[0] if found else None
 
 
+def _char_code(character: object) -> str:
+    if isinstance(character, bytes):
+        return " ".join(f"0x{b:02x}" for b in character)
+    if isinstance(character, int):
+        return f"0x{character:02x}"
+    return repr(character)
+
+
 def _parse_yaml(path: Path) -> tuple[_SpecFile, dict[Any, Any]]:
     try:
         raw = path.read_bytes()
@@ -361,8 +369,14 @@ def _parse_yaml(path: Path) -> tuple[_SpecFile, dict[Any, Any]]:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
         raise ExecutionException(f"{path}: not valid YAML: {problem}{where}") from None
+    except yaml.reader.ReaderError as exc:  # bytes that are not text (bad UTF-8, control chars)
+        line = raw[: max(exc.position, 0)].count(b"\n") + 1
+        raise ExecutionException(
+            f"{path}: not valid YAML: {exc.reason} ({_char_code(exc.character)}, line {line}); "
+            "save the file as UTF-8 text"
+        ) from None
     except yaml.YAMLError as exc:
-        raise ExecutionException(f"{path}: not valid YAML: {exc}") from None
+        raise ExecutionException(f"{path}: not valid YAML: {one_line(str(exc))}") from None
     if data is None:
         raise spec.error(
             (),

@@ -356,11 +356,14 @@ def test_failed_download_is_one_clear_error(tmp_path: Path, http_folder: tuple[P
     assert "missing.csv" in message
 
 
-@pytest.mark.parametrize("given", ["~no_such_user_xyz/data.csv", "bad\0byte"])
-def test_odd_paths_are_clear_errors(project_dir: Path, given: str) -> None:
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [("~no_such_user_xyz/data.csv", "no such file or directory"), ("bad\0byte", "NUL character")],
+)
+def test_odd_paths_are_clear_errors(project_dir: Path, given: str, problem: str) -> None:
     message = resolve_error(project_dir, "files", {"data": given})
     assert message.startswith("Parameter 'data' of entry point 'files'")
-    assert "no such file or directory" in message
+    assert problem in message
 
 
 def test_home_folder_is_expanded(

@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from mlproj.errors import ExecutionException
+from mlproj.errors import ExecutionException, one_line
 from mlproj.home import home_subdir
 from mlproj.sources.uris import scrub_text, strip_credentials
 
@@ -118,10 +118,11 @@ def extract_safely(archive: Path, dest: Path, public: str) -> None:
         filter_error = getattr(tarfile, "FilterError", None)  # Python >= 3.10.12
         if filter_error is not None and isinstance(err, filter_error):
             raise ExecutionException(
-                f"Archive {public} was rejected: {err}. Nothing was extracted."
+                f"Archive {public} was rejected: {one_line(str(err))}. Nothing was extracted."
             ) from None
         raise ExecutionException(
-            f"Cannot read archive {public}: {err}. Is it a valid .zip or .tar(.gz) file?"
+            f"Cannot read archive {public}: {one_line(str(err))}. Is it a valid .zip or .tar(.gz) "
+            "file?"
         ) from None
 
 

@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlproj.errors import ExecutionException
+from mlproj.errors import ExecutionException, one_line
 from mlproj.sources.uris import scrub_text, strip_credentials
 
 # Seconds `git ls-remote` (the first contact with a remote) may take before we give up: an
@@ -20,7 +20,8 @@ TRANSFER_TIMEOUT_FACTOR = 30
 
 
 class GitError(Exception):
-    """A git command failed; ``stderr`` is already scrubbed of credentials."""
+    """A git command failed; ``stderr`` is already scrubbed of credentials and folded into one
+    line (it ends up inside one-line error messages)."""
 
     def __init__(self, args: Sequence[str], returncode: int, stderr: str) -> None:
         super().__init__(stderr)
@@ -37,6 +38,25 @@ def git_executable() -> str:
             "Git is not installed or not on PATH; install git to run projects from Git URIs."
         )
     return found
+
+
+def has_remote_helper(scheme: str) -> bool:
+    """True when git can fetch ``scheme://`` URLs through a remote helper (``git-remote-<scheme>``
+    on PATH or in git's exec path, e.g. git-remote-codecommit)."""
+    helper = f"git-remote-{scheme}"
+    if shutil.which(helper):
+        return True
+    try:
+        found = git_executable()
+    except ExecutionException:
+        return False
+    try:
+        exec_path = subprocess.run(
+            [found, "--exec-path"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return bool(exec_path) and (Path(exec_path) / helper).is_file()
 
 
 def git_env() -> dict[str, str]:
@@ -107,6 +127,6 @@ def run_git(
             args, -1, f"git {args[0]} gave no result within {timeout:.0f} s (MLPROJ_GIT_TIMEOUT)"
         ) from None
     if done.returncode != 0:
-        message = scrub_text(done.stderr.strip() or done.stdout.strip(), secret_url)
+        message = one_line(scrub_text(done.stderr.strip() or done.stdout.strip(), secret_url))
         raise GitError(args, done.returncode, message)
     return done.stdout

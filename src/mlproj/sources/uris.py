@@ -23,6 +23,8 @@ _USERINFO_IN_TEXT = re.compile(
 # git's scp-like syntax: user@host:path (no scheme, no slash before the colon).
 _SCP_LIKE = re.compile(r"^(?:[A-Za-z0-9._~-]+@)?[A-Za-z0-9._-]+:(?!//)")
 _SSH_SCHEMES = {"ssh", "git+ssh", "ssh+git"}
+# URL schemes git fetches by itself; any other needs a remote helper (git-remote-<scheme>).
+_GIT_SCHEMES = {"http", "https", "git", "ftp", "ftps", *_SSH_SCHEMES}
 _SECRET_QUERY_KEY = re.compile(
     r"token|secret|passw|sig|signature|credential|auth|key|session|x-amz-|x-goog-", re.IGNORECASE
 )
@@ -177,13 +179,27 @@ def parse_project_uri(uri: str) -> ProjectURI:
     )
 
 
+def _check_git_scheme(scheme: str, uri: str) -> None:
+    from mlproj.sources.gitcmd import has_remote_helper
+
+    if scheme in _GIT_SCHEMES or has_remote_helper(scheme):
+        return
+    raise ExecutionException(
+        f"Unsupported project URI scheme '{scheme}' in {strip_credentials(uri)}: give a local "
+        "folder, a Git URL (https://, ssh://, git://, git@host:org/repo.git, file://) or an "
+        "archive (.zip, .tar.gz: a local file or an http(s):// URL)."
+    )
+
+
 def _parse_url(original: str, base: str, subdir: str) -> ProjectURI:
     parts = urlsplit(base)
     lowered = parts.path.lower()
     scheme = parts.scheme.lower()
     if scheme != "file":
-        is_archive = is_archive_name(lowered) and scheme in ("http", "https")
-        return ProjectURI(original, base, subdir, "archive" if is_archive else "git")
+        if is_archive_name(lowered) and scheme in ("http", "https"):
+            return ProjectURI(original, base, subdir, "archive")
+        _check_git_scheme(scheme, original)
+        return ProjectURI(original, base, subdir, "git")
     path = file_uri_to_path(base)
     if path is None:
         raise ExecutionException(

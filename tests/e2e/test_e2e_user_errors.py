@@ -1,0 +1,230 @@
+"""User mistakes through the real CLI and ``mlproj.run``: one clear line naming what is wrong,
+the right exit code, and no run opened (or none left RUNNING) because of them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from e2e_support import MakeProject, run_cli
+
+import mlproj
+from mlproj.cli import cli
+from mlproj.errors import one_line
+from mlproj.tracking.base import TrackingStore
+
+MLPROJECT = """
+name: errors
+entry_points:
+  main:
+    parameters:
+      alpha: {type: float, default: 0.5}
+      data: {type: path, default: data.txt}
+      name: string
+    command: "echo alpha={alpha} name={name}"
+  missing_tool:
+    command: "no_such_tool_for_mlproj_tests --flag"
+"""
+
+
+@pytest.fixture
+def project(make_project: MakeProject) -> Path:
+    return make_project(MLPROJECT, data__txt="x\n")
+
+
+def _run_count(store: TrackingStore) -> int:
+    return len(store.search_runs([e.experiment_id for e in store.list_experiments()]))
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip()]
+
+
+Setup = Callable[[Path, Path], list[str]]  # (tmp_path, project) -> CLI arguments
+
+
+def _bad_utf8(tmp: Path, project: Path) -> list[str]:
+    (project / "MLproject").write_bytes(b'entry_points:\n  main:\n    command: "echo \xff"\n')
+    return ["run", str(project)]
+
+
+def _fake_archive(tmp: Path, project: Path) -> list[str]:
+    fake = tmp / "project.tar.gz"
+    fake.write_text("not an archive")
+    return ["run", str(fake)]
+
+
+def _missing_git_repo(tmp: Path, project: Path) -> list[str]:
+    # git answers with several lines of stderr here.
+    return ["run", (tmp / "nowhere" / "repo.git").as_uri()]
+
+
+CASES: dict[str, tuple[Setup, int, str]] = {
+    "missing parameter": (lambda t, p: ["run", str(p)], 1, "missing parameters: 'name'"),
+    "bad float": (
+        lambda t, p: ["run", str(p), "-P", "name=x", "-P", "alpha=abc"],
+        1,
+        "Parameter 'alpha' of entry point 'main'",
+    ),
+    "path param missing": (
+        lambda t, p: ["run", str(p), "-P", "name=x", "-P", f"data={t / 'nope.csv'}"],
+        1,
+        "no such file or directory",
+    ),
+    "unknown entry point": (lambda t, p: ["run", str(p), "-e", "nope"], 1, "'nope'"),
+    "unknown env manager": (
+        lambda t, p: ["run", str(p), "-P", "name=x", "--env-manager", "bogus"],
+        1,
+        "'bogus'",
+    ),
+    "param without =": (lambda t, p: ["run", str(p), "-P", "name"], 2, "-P"),
+    "backend config not JSON": (lambda t, p: ["run", str(p), "-c", "{bad"], 2, "JSON"),
+    "timeout zero": (lambda t, p: ["run", str(p), "-P", "name=x", "--timeout", "0"], 2, "0"),
+    "timeout negative": (
+        lambda t, p: ["run", str(p), "-P", "name=x", "--timeout", "-5"],
+        2,
+        "--timeout",
+    ),
+    "unknown experiment id": (
+        lambda t, p: ["run", str(p), "-P", "name=x", "--experiment-id", "424242"],
+        1,
+        "'424242'",
+    ),
+    "unknown run id": (
+        lambda t, p: ["run", str(p), "-P", "name=x", "--run-id", "deadbeef"],
+        1,
+        "'deadbeef'",
+    ),
+    "unsupported tracking uri": (
+        lambda t, p: ["run", str(p), "-P", "name=x", "--tracking-uri", "ftp://x"],
+        1,
+        "ftp://x",
+    ),
+    "MLproject not UTF-8": (_bad_utf8, 1, "MLproject: not valid YAML: invalid leading UTF-8"),
+    "archive that is not one": (_fake_archive, 1, "Cannot read archive"),
+    "Git repository that does not exist": (_missing_git_repo, 1, "Cannot reach Git repository"),
+    "unsupported URI scheme": (
+        lambda t, p: ["run", "s3://bucket/project.zip"],
+        1,
+        "Unsupported project URI scheme 's3'",
+    ),
+    "project folder missing": (lambda t, p: ["run", str(t / "absent")], 1, "does not exist"),
+    "runs show unknown id": (lambda t, p: ["runs", "show", "nope"], 1, "'nope'"),
+    "runs cancel unknown id": (lambda t, p: ["runs", "cancel", "nope"], 1, "'nope'"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_user_error_is_one_line_with_the_right_exit_code_and_opens_no_run(
+    case: str, project: Path, tmp_path: Path, store: TrackingStore
+) -> None:
+    setup, code, expected = CASES[case]
+    args = setup(tmp_path, project)
+    done = run_cli(*args, cwd=tmp_path)
+    assert done.returncode == code, done.stderr
+    lines = _error_lines(done.stderr)
+    if code == 2:  # click usage errors: usage lines, then one "Error: ..." line
+        assert lines[-1].startswith("Error:") and expected in lines[-1], done.stderr
+    else:
+        errors = [line for line in lines if line.startswith("mlproj: error:")]
+        assert len(errors) == 1 and expected in errors[0], done.stderr
+        # Nothing after the error line: a message must not spill over several lines.
+        assert lines[-1] == errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert _run_count(store) == 0
+
+
+def test_a_missing_tool_fails_the_run_and_says_why(project: Path, store: TrackingStore) -> None:
+    done = run_cli("run", str(project), "-e", "missing_tool", "--env-manager", "local")
+    assert done.returncode == 1
+    assert "command not found" in done.stderr
+    last = _error_lines(done.stderr)[-1]
+    assert last.startswith("mlproj: error: Run (ID '") and "failed: " in last
+    assert "exited with code 127" in last
+    [run] = store.search_runs(["0"])
+    assert run.info.status == "FAILED"
+
+
+def test_api_accepts_a_path_uri(project: Path, store: TrackingStore) -> None:
+    submitted = mlproj.run(project, parameters={"name": "p"}, env_manager="local")  # type: ignore[arg-type]
+    assert store.get_run(submitted.run_id).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"backend_config": [1]}, "backend_config must be a dict"),
+        ({"parameters": {"name": "a\x00b"}}, "Parameter 'name' of entry point 'main'"),
+        ({"parameters": {"name": "x" * 7000}}, "Parameter 'name' of entry point 'main'"),
+        ({"uri": 42}, "project uri must be a string or a path"),
+    ],
+    ids=["backend config list", "NUL in value", "value over MLflow's limit", "uri not text"],
+)
+def test_api_refuses_bad_arguments_before_opening_a_run(
+    kwargs: dict[str, object], expected: str, project: Path, store: TrackingStore
+) -> None:
+    arguments: dict[str, object] = {
+        "uri": str(project),
+        "parameters": {"name": "x"},
+        "env_manager": "local",
+        **kwargs,
+    }
+    with pytest.raises(mlproj.ExecutionException, match=expected.replace("(", r"\(")) as caught:
+        mlproj.run(**arguments)  # type: ignore[arg-type]
+    assert "\n" not in str(caught.value)
+    assert _run_count(store) == 0
+
+
+def test_ctrl_c_in_any_sub_command_exits_130_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    @click.command()
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.commands, "interrupted-for-test", interrupted)
+    result = CliRunner().invoke(cli, ["interrupted-for-test"])
+    assert result.exit_code == 130
+    assert "Aborted" not in result.output
+    assert result.output.strip() == "mlproj: error: interrupted"
+
+
+def test_help_lists_every_command_without_truncation() -> None:
+    done = run_cli("--help")
+    assert done.returncode == 0
+    commands = done.stdout.split("Commands:")[1]
+    run_row = next(line for line in commands.splitlines() if line.strip().startswith("run "))
+    assert not run_row.rstrip().endswith("..."), run_row
+    for args in (["run", "--help"], ["runs", "--help"], ["runs", "cancel", "--help"]):
+        assert run_cli(*args).returncode == 0
+
+
+def test_one_line_folds_tool_output() -> None:
+    text = "fatal: no repo.\n\nPlease check\nthe access rights.\n"
+    assert one_line(text) == "fatal: no repo; Please check; the access rights"
+
+
+def test_unicode_parameters_and_paths_reach_the_command(
+    make_project: MakeProject, tmp_path: Path, store: TrackingStore
+) -> None:
+    folder = make_project(
+        """
+        entry_points:
+          main:
+            parameters:
+              text: string
+              data: path
+            command: "python -c 'import sys; print(sys.argv[1:])' {text} {data}"
+        """,
+        name="prøject ü",
+    )
+    data = folder / "dätä ☃.txt"
+    data.write_text("x")
+    done = run_cli(
+        "run", str(folder), "--env-manager", "local", "-P", "text=héllo wörld", "-P", f"data={data}"
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"['héllo wörld', '{data}']" in done.stdout
+    assert store.search_runs(["0"])[0].params["data"] == os.fspath(data)
