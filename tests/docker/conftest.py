@@ -76,5 +76,12 @@ def image_cleanup() -> Iterator[list[str]]:
 
 
 @pytest.fixture
+def project_name(unique_name: str, image_cleanup: list[str]) -> str:
+    """A unique project name; the images built for it (its repository) go after the test."""
+    image_cleanup.append(unique_name)
+    return unique_name
+
+
+@pytest.fixture
 def tracking_uri(tmp_path: Path) -> str:
     return (tmp_path / "mlruns").as_uri()

@@ -17,14 +17,12 @@ pytestmark = pytest.mark.docker
 def test_second_prepare_reuses_the_image_without_building(
     tmp_path: Path,
     docker_daemon: str,
-    unique_name: str,
-    image_cleanup: list[str],
+    project_name: str,
 ) -> None:
-    image_cleanup.append(unique_name)
     project_dir = tmp_path / "proj"
     project = write_project(
         project_dir,
-        name=unique_name,
+        name=project_name,
         image=docker_daemon,
         command="pwd; cat data.txt; ls",
         files={"data.txt": "baked in\n", "src/train.py": "print('hi')\n"},
@@ -39,7 +37,7 @@ def test_second_prepare_reuses_the_image_without_building(
         make_request(project, open_run(tracking_uri), recorder=first, build_image=True)
     )
     uri = first.tags["mlflow.docker.image.uri"]
-    assert uri.startswith(f"{unique_name}:")
+    assert uri.startswith(f"{project_name}:")
     assert any(line.startswith("Building Docker image") for line in first.logs)
     result = execute(plan)
     assert result.returncode == 0, result.stderr

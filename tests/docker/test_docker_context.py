@@ -93,13 +93,11 @@ def test_built_image_holds_exactly_the_context(
     tmp_path: Path,
     docker_daemon: str,
     tracking_uri: str,
-    unique_name: str,
-    image_cleanup: list[str],
+    project_name: str,
 ) -> None:
-    image_cleanup.append(unique_name)
     project = write_project(
         tmp_path / "proj",
-        name=unique_name,
+        name=project_name,
         image=docker_daemon,
         command="find . -type f | sort",
         files={
@@ -109,7 +107,7 @@ def test_built_image_holds_exactly_the_context(
             "src/__pycache__/model.pyc": "x",
         },
     )
-    assert load_project(project.directory).name == unique_name
+    assert load_project(project.directory).name == project_name
     recorder = Recorder()
     plan = DockerManager().prepare(
         make_request(project, open_run(tracking_uri), recorder=recorder, build_image=True)

@@ -23,15 +23,13 @@ def test_docker_project_runs_through_mlproj_run(
     tmp_path: Path,
     docker_daemon: str,
     tracking_uri: str,
-    unique_name: str,
-    image_cleanup: list[str],
+    project_name: str,
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    image_cleanup.append(unique_name)
     write_project(
         tmp_path / "proj",
-        name=unique_name,
+        name=project_name,
         image=docker_daemon,
         command="sh write.sh {message}",
         parameters={"message": {"type": "string"}},
@@ -50,7 +48,7 @@ def test_docker_project_runs_through_mlproj_run(
     assert run.data.params == {"message": message}
     tags = run.data.tags
     assert tags["mlflow.project.env"] == "docker"
-    assert tags["mlflow.docker.image.uri"].startswith(f"{unique_name}:")
+    assert tags["mlflow.docker.image.uri"].startswith(f"{project_name}:")
     assert tags["mlflow.docker.image.id"].startswith("sha256:")
     artifact = MlflowClient(tracking_uri=tracking_uri).download_artifacts(
         submitted.run_id, "message.txt", str(tmp_path)
