@@ -5,7 +5,6 @@ user's Docker config."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -19,17 +18,12 @@ from docker_support import Recorder, docker, execute, make_request, open_run, wr
 from mlproj.envs.docker import DockerManager
 from mlproj.envs.docker_image import push_image
 from mlproj.errors import ExecutionException
+from shared_servers import free_port
 
 pytestmark = pytest.mark.docker
 
 USER = "alice"
 PASSWORD = 'pw with spaces; "quotes" $HOME'
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -43,7 +37,7 @@ def registry(tmp_path: Path, docker_daemon: str) -> Iterator[str]:
         ["htpasswd", "-Bbn", USER, PASSWORD], capture_output=True, text=True, check=True
     ).stdout
     (folder / "htpasswd").write_text(htpasswd)
-    port = _free_port()
+    port = free_port()
     (folder / "config.yml").write_text(
         f"""version: 0.1
 log: {{level: error}}
