@@ -1,4 +1,4 @@
-"""A real Docker registry the backend tests run on loopback, and a wait for detached watchers
+"""A real Docker registry the backend tests run on loopback, and waits for detached watchers
 (the MLflow server is the shared ``mlflow_server`` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from mlproj.tracking.base import TrackingStore
 from shared_servers import free_port
 
 
@@ -72,3 +73,12 @@ def wait_for_watcher(pid: int | None, timeout: float = 60.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"watcher {pid} did not exit")
+
+
+def wait_for_status(store: TrackingStore, run_id: str, status: str, timeout: float) -> None:
+    """Wait until the run has ``status``: nobody waits on an asynchronous run, so this is the
+    detached watcher's record of the end."""
+    deadline = time.monotonic() + timeout
+    while store.get_run(run_id).info.status != status:
+        assert time.monotonic() < deadline, "the watcher never recorded the end"
+        time.sleep(0.2)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from backends_databricks_standin import DatabricksStandin
-from backends_servers import wait_for_watcher
+from backends_servers import wait_for_status, wait_for_watcher
 
 import mlproj
 from mlproj.backends.databricks import DatabricksBackend, libraries_with_mlflow, upload_once
@@ -302,10 +302,7 @@ def test_spark_job_project_runs_its_script_directly(
     )
     # Asynchronous and never waited for here: the detached watcher records the end.
     store = get_store()
-    deadline = time.monotonic() + 90
-    while store.get_run(submitted.run_id).info.status != "FINISHED":
-        assert time.monotonic() < deadline, "the watcher never recorded the end"
-        time.sleep(0.3)
+    wait_for_status(store, submitted.run_id, "FINISHED", timeout=90)
     (body,) = databricks.calls("POST", "/api/2.2/jobs/runs/submit")
     task = body["tasks"][0]
     assert task["spark_python_task"]["parameters"][4:] == ["job.py", "--rows", "10"]

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 from backends_k8s_standin import KubernetesStandin
-from backends_servers import Registry, wait_for_watcher
+from backends_servers import Registry, wait_for_status, wait_for_watcher
 
 import mlproj
 from mlproj.backends.kubernetes_client import api_client
 from mlproj.envs.docker_image import push_image
 from mlproj.errors import ExecutionException
+from mlproj.submitted import SubmittedRun
 from mlproj.tracking import get_store
 from shared_servers import MlflowServer
 
@@ -70,6 +71,19 @@ def _config(tmp_path: Path, registry: Registry, backoff: int = 0, **extra: objec
         "poll-interval": 0.2,
         **extra,
     }
+
+
+def _run_async(tmp_path: Path, registry: Registry, project: Path) -> SubmittedRun:
+    return mlproj.run(
+        str(project),
+        backend="kubernetes",
+        backend_config=_config(tmp_path, registry),
+        synchronous=False,
+    )
+
+
+def _wait_for_running_pod(k8s: KubernetesStandin) -> None:
+    k8s.wait_for(lambda s: any(p["status"]["phase"] == "Running" for p in s.pods.values()))
 
 
 def _artifact_log(run_id: str) -> str:
@@ -163,17 +177,12 @@ def test_cancel_deletes_the_job_and_its_pods_and_marks_the_run_killed(
     tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
 ) -> None:
     project = _project(tmp_path, docker_ready, '"echo started {name}; sleep 300"')
-    submitted = mlproj.run(
-        str(project),
-        backend="kubernetes",
-        backend_config=_config(tmp_path, registry),
-        synchronous=False,
-    )
+    submitted = _run_async(tmp_path, registry, project)
     deadline = time.monotonic() + 60
     while submitted.get_status() != "RUNNING":
         assert time.monotonic() < deadline, "the Job never started"
         time.sleep(0.2)
-    k8s.wait_for(lambda s: any(p["status"]["phase"] == "Running" for p in s.pods.values()))
+    _wait_for_running_pod(k8s)
     containers = list(k8s.state.containers.values())
     time.sleep(0.5)  # let the container print its first line
     submitted.cancel()
@@ -201,18 +210,9 @@ def test_async_run_is_recorded_by_the_detached_watcher(
     tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
 ) -> None:
     project = _project(tmp_path, docker_ready, "echo async {name}")
-    submitted = mlproj.run(
-        str(project),
-        backend="kubernetes",
-        backend_config=_config(tmp_path, registry),
-        synchronous=False,
-    )
+    submitted = _run_async(tmp_path, registry, project)
     # Nobody calls wait(): the watcher process records the end on its own.
-    store = get_store()
-    deadline = time.monotonic() + 60
-    while store.get_run(submitted.run_id).info.status != "FINISHED":
-        assert time.monotonic() < deadline, "the watcher never recorded the end"
-        time.sleep(0.2)
+    wait_for_status(get_store(), submitted.run_id, "FINISHED", timeout=60)
     created = k8s.state.created_jobs[-1]
     assert created["spec"]["template"]["spec"]["containers"][0]["command"] == [
         "echo",
@@ -306,7 +306,7 @@ def test_ctrl_c_on_the_cli_cancels_the_job(
 
     project = _project(tmp_path, docker_ready, '"echo waiting {name}; sleep 300"')
     proc = _cli(project, _config(tmp_path, registry))
-    k8s.wait_for(lambda s: any(p["status"]["phase"] == "Running" for p in s.pods.values()))
+    _wait_for_running_pod(k8s)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -322,13 +322,8 @@ def test_another_process_can_find_and_cancel_the_job_from_the_run_tags(
     from mlproj.backends.remote import remote_handle
 
     project = _project(tmp_path, docker_ready, '"echo remote {name}; sleep 300"')
-    submitted = mlproj.run(
-        str(project),
-        backend="kubernetes",
-        backend_config=_config(tmp_path, registry),
-        synchronous=False,
-    )
-    k8s.wait_for(lambda s: any(p["status"]["phase"] == "Running" for p in s.pods.values()))
+    submitted = _run_async(tmp_path, registry, project)
+    _wait_for_running_pod(k8s)
     store = get_store()  # a fresh store object: only the tags connect it to the Job
     handle = remote_handle(store, store.get_run(submitted.run_id))
     assert handle is not None
