@@ -59,6 +59,13 @@ def standin(folder: Path, name: str, calls: Path) -> Path:
     return exe
 
 
+def standin_on_path(folder: Path, name: str, calls: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The stand-in as the only conda tool on PATH (besides /usr/bin and /bin)."""
+    exe = standin(folder, name, calls)
+    monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
+    return exe
+
+
 @pytest.fixture
 def clean_conda_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("MLFLOW_CONDA_HOME", "CONDA_EXE", "MAMBA_EXE", "MLFLOW_CONDA_CREATE_ENV_CMD"):
@@ -116,9 +123,7 @@ def test_conda_on_path_creates_a_cached_prefix_from_conda_yaml(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = tmp_path / "calls.txt"
-    folder = tmp_path / "conda" / "bin"
-    standin(folder, "conda", calls)
-    monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
+    standin_on_path(tmp_path / "conda" / "bin", "conda", calls, monkeypatch)
     project = conda_project(tmp_path / "proj")
     manager = choose_manager(project, None)
     assert isinstance(manager, CondaManager)
@@ -183,9 +188,7 @@ def test_micromamba_has_its_own_command_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = tmp_path / "calls.txt"
-    folder = tmp_path / "mm" / "bin"
-    standin(folder, "micromamba", calls)
-    monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
+    standin_on_path(tmp_path / "mm" / "bin", "micromamba", calls, monkeypatch)
     monkeypatch.setenv("STANDIN_ACTIVATE_D", "1")
     project = conda_project(tmp_path / "proj")
     plan = CondaManager().prepare(env_request(project, PRINT_PREFIX))
@@ -221,9 +224,7 @@ def test_bad_conda_settings_are_named(tmp_path: Path, monkeypatch: pytest.Monkey
 
 @pytest.mark.usefixtures("clean_conda_env")
 def test_conda_failure_shows_the_log_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = tmp_path / "conda" / "bin"
-    standin(folder, "conda", tmp_path / "calls.txt")
-    monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
+    standin_on_path(tmp_path / "conda" / "bin", "conda", tmp_path / "calls.txt", monkeypatch)
     monkeypatch.setenv("STANDIN_FAIL", "1")
     project = conda_project(tmp_path / "proj")
     with pytest.raises(ExecutionException) as info:
