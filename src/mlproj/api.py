@@ -20,7 +20,7 @@ from typing import Any
 from mlproj.backends.base import SubmitRequest
 from mlproj.errors import ExecutionException
 from mlproj.submitted import SubmittedRun
-from mlproj.supervision import TAG_ERROR, identity_tags
+from mlproj.supervision import TAG_ERROR, TAG_PID, identity_tags, supervisor_alive
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import TERMINAL_STATUSES
 
@@ -98,7 +98,47 @@ class RunOptions:
 
 
 def submit(options: RunOptions) -> SubmittedRun:
-    """The pipeline behind :func:`run`."""
+    """The pipeline behind :func:`run`.
+
+    Error messages (and the run's error tag) never carry the credentials of the project URI,
+    the tracking URI or the tracking/Databricks tokens, whichever layer wrote them."""
+    scrub = _scrubber(options)
+    try:
+        return _submit(options, scrub)
+    except ExecutionException as exc:
+        clean = scrub(exc.message)
+        if clean != exc.message:
+            exc.message, exc.args = clean, (clean,)
+        raise
+
+
+# Environment variables whose values are secrets MLflow clients and backends read.
+_SECRET_VARS = (
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "DATABRICKS_TOKEN",
+    "DATABRICKS_CLIENT_SECRET",
+)
+
+
+def _scrubber(options: RunOptions) -> Callable[[str], str]:
+    from mlproj.sources.uris import scrub_text
+
+    urls = [options.uri, options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")]
+    secrets = [v for v in map(os.environ.get, _SECRET_VARS) if v and len(v) >= 4]
+
+    def scrub(text: str) -> str:
+        for url in urls:
+            if isinstance(url, str) and url:
+                text = scrub_text(text, url)
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return scrub_text(text)
+
+    return scrub
+
+
+def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     from mlproj.backends.registry import get_backend
     from mlproj.envs import choose_manager
     from mlproj.params import render_command, resolve_parameters
@@ -135,6 +175,11 @@ def submit(options: RunOptions) -> SubmittedRun:
     # mlproj.run calls in a multistep workflow: MLflow issue 6611).
     env_manager = options.env_manager or os.environ.get(ENV_MANAGER_VAR) or None
     manager = choose_manager(project, env_manager)
+    if project.docker_env is None and (options.docker_args or options.build_image):
+        log(
+            f"warning: docker_args/-A and build_image apply only to projects with a docker_env; "
+            f"{project.spec_path or project.directory} has none, so they are ignored"
+        )
     manager.validate(project)
     backend.validate(project, backend_config)
     store = get_store(options.tracking_uri)
@@ -155,7 +200,7 @@ def submit(options: RunOptions) -> SubmittedRun:
     if parent:
         tags["mlflow.parentRunId"] = parent
     run_id, experiment_id, artifact_uri = _open_run(store, options, tags)
-    with _fail_run_on_error(store, run_id):
+    with _fail_run_on_error(store, run_id, scrub):
         if options.run_id is None:
             store.log_batch(run_id, params=params.as_logged())
         submitted = backend.submit(
@@ -218,6 +263,14 @@ def _open_run(
                 f"Run '{options.run_id}' is already {existing.info.status}; "
                 "run_id= only re-enters a RUNNING run"
             )
+        supervisor = existing.tags.get(TAG_PID)
+        if supervisor and supervisor != str(os.getpid()) and supervisor_alive(existing):
+            # Taking it over would end it under its running command and lose that command.
+            raise ExecutionException(
+                f"Run '{options.run_id}' is being run by mlproj process {supervisor} on this "
+                "host; wait for it to end or stop it with "
+                f"`mlproj runs cancel {options.run_id}`, then start a new run"
+            )
         keep = ("mlflow.project.backend", "mlflow.project.env", *identity_tags())
         store.set_tags(options.run_id, {k: v for k, v in tags.items() if k in keep})
         if options.run_name:
@@ -231,13 +284,15 @@ def _open_run(
 
 
 @contextmanager
-def _fail_run_on_error(store: TrackingStore, run_id: str) -> Iterator[None]:
+def _fail_run_on_error(
+    store: TrackingStore, run_id: str, scrub: Callable[[str], str]
+) -> Iterator[None]:
     """After the run is opened, any failure (or Ctrl-C) closes it with the reason recorded."""
     try:
         yield
     except BaseException as exc:
         killed = isinstance(exc, KeyboardInterrupt)
-        reason = "interrupted" if killed else str(exc) or type(exc).__name__
+        reason = "interrupted" if killed else scrub(str(exc)) or type(exc).__name__
         try:
             store.set_tag(run_id, TAG_ERROR, reason[:8000])
             if store.get_run_status(run_id) not in TERMINAL_STATUSES:

@@ -4,6 +4,8 @@ the right exit code, and no run opened (or none left RUNNING) because of them.""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -228,3 +230,64 @@ def test_unicode_parameters_and_paths_reach_the_command(
     assert done.returncode == 0, done.stderr
     assert f"['héllo wörld', '{data}']" in done.stdout
     assert store.search_runs(["0"])[0].params["data"] == os.fspath(data)
+
+
+def test_credentials_in_the_tracking_uri_never_reach_the_error(project: Path) -> None:
+    done = run_cli(
+        "run",
+        str(project),
+        "-P",
+        "name=x",
+        "--tracking-uri",
+        "http://127.0.0.1:1/?token=tok3nvalue",
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+    )
+    assert done.returncode == 1
+    assert "Cannot reach" in done.stderr and "tok3nvalue" not in done.stderr
+
+
+def test_secret_variables_never_reach_an_error(project: Path, store: TrackingStore) -> None:
+    done = run_cli(
+        "run", str(project), "-P", "alpha=s3cretvalue", "-P", "name=x",
+        MLFLOW_TRACKING_TOKEN="s3cretvalue",
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Parameter 'alpha'" in done.stderr and "s3cretvalue" not in done.stderr
+    assert _run_count(store) == 0
+
+
+def test_run_id_of_a_run_another_mlproj_supervises_is_refused(
+    project: Path, tmp_path: Path, store: TrackingStore
+) -> None:
+    (project / "MLproject").write_text(
+        "entry_points:\n  main:\n    command: 'echo started; sleep 60'\n"
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-m", "mlproj", "run", str(project), "--env-manager", "local"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert first.stdout is not None and first.stdout.readline().strip() == "started"
+        [running] = store.search_runs(["0"])
+        with pytest.raises(mlproj.ExecutionException, match="is being run by mlproj process"):
+            mlproj.run(str(project), run_id=running.run_id, env_manager="local")
+        # The first run keeps going, and can still be cancelled.
+        assert store.get_run(running.run_id).info.status == "RUNNING"
+        assert run_cli("runs", "cancel", running.run_id).returncode == 0
+        assert first.wait(timeout=60) != 0
+        assert store.get_run(running.run_id).info.status == "KILLED"
+    finally:
+        first.kill()
+        first.wait()
+        assert first.stdout is not None
+        first.stdout.close()
+
+
+def test_docker_options_on_a_project_without_docker_env_warn(project: Path) -> None:
+    done = run_cli(
+        "run", str(project), "-P", "name=x", "--env-manager", "local", "-A", "gpus=all"
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "warning: docker_args/-A and build_image apply only" in done.stderr
