@@ -21,6 +21,7 @@ from mlproj.backends.base import SubmitRequest
 from mlproj.errors import ExecutionException
 from mlproj.submitted import SubmittedRun
 from mlproj.supervision import TAG_ERROR, TAG_PID, identity_tags, supervisor_alive
+from mlproj.supervisor import Cancelled
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import TERMINAL_STATUSES
 
@@ -291,7 +292,7 @@ def _fail_run_on_error(
     try:
         yield
     except BaseException as exc:
-        killed = isinstance(exc, KeyboardInterrupt)
+        killed = isinstance(exc, (KeyboardInterrupt, Cancelled))
         reason = "interrupted" if killed else scrub(str(exc)) or type(exc).__name__
         try:
             store.set_tag(run_id, TAG_ERROR, reason[:8000])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import signal
 import sys
 from typing import Any, NoReturn
 
@@ -197,7 +198,7 @@ def run_command(
 
     from mlproj.api import RunOptions, submit
     from mlproj.errors import ExecutionException
-    from mlproj.supervisor import Cancelled
+    from mlproj.supervisor import Cancelled, signals_cancel
 
     def log(line: str) -> None:
         if not quiet:
@@ -223,13 +224,18 @@ def run_command(
         log=log,
     )
     try:
-        submitted = submit(options)
+        # A signal at any step (fetch, env build, run) cancels cleanly: no run left RUNNING.
+        with signals_cancel():
+            submitted = submit(options)
     except ExecutionException as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted; the run was cancelled", code=130)
-    except Cancelled:
-        _fail("terminated; the run was cancelled", code=143)
+    except Cancelled as stop:
+        _fail(
+            f"stopped by {signal.Signals(stop.signum).name}; the run was cancelled",
+            code=128 + stop.signum,
+        )
     if synchronous:
         log(f"run {submitted.run_id} {submitted.get_status()}")
     else:

@@ -34,6 +34,11 @@ LOG_ARTIFACT_NAME = "output.log"
 class Cancelled(BaseException):
     """Raised in the main thread by SIGTERM so a wait unwinds into a clean cancel."""
 
+    @property
+    def signum(self) -> int:
+        """The signal that cancelled (SIGTERM when raised without one)."""
+        return int(self.args[0]) if self.args else int(signal.SIGTERM)
+
 
 @dataclass
 class Job:
@@ -79,7 +84,7 @@ class Supervisor:
         if self.status != "RUNNING":
             return self.status == "FINISHED"
         try:
-            with _sigterm_cancels():
+            with signals_cancel():
                 code = self.runner.wait(timeout=self.job.timeout)
         except (KeyboardInterrupt, Cancelled):
             self.cancel()
@@ -143,17 +148,19 @@ def _describe_exit(code: int) -> str:
 
 
 @contextlib.contextmanager
-def _sigterm_cancels() -> Iterator[None]:
-    """While waiting in the main thread, turn SIGTERM and SIGHUP (terminal closed) into
-    :class:`Cancelled`, so the run is stopped and recorded instead of orphaned."""
+def signals_cancel() -> Iterator[None]:
+    """While in this block in the main thread, turn SIGTERM, SIGHUP (terminal closed) and
+    SIGQUIT (Ctrl-\\) into :class:`Cancelled`, so the run is stopped and recorded instead of
+    orphaned. The CLI holds it for the whole ``mlproj run`` (fetch and env build included)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise Cancelled
+        raise Cancelled(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    signals = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
     finally:

@@ -3,10 +3,14 @@ the right exit code, and no run opened (or none left RUNNING) because of them.""
 
 from __future__ import annotations
 
+import http.server
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -291,3 +295,75 @@ def test_docker_options_on_a_project_without_docker_env_warn(project: Path) -> N
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "warning: docker_args/-A and build_image apply only" in done.stderr
+
+
+class _Hanging(http.server.BaseHTTPRequestHandler):
+    """Never answers in time: an environment build that downloads from it stays busy."""
+
+    def do_GET(self) -> None:
+        time.sleep(20)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hanging_url() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hanging)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _start_and_wait_for(args: list[str], marker: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlproj", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # our signals only, as a terminal would send them
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if marker in line:
+            return process
+    process.wait()
+    raise AssertionError(f"{marker!r} never printed; exit code {process.returncode}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGQUIT], ids=["SIGTERM", "SIGQUIT"])
+def test_a_signal_during_the_environment_build_cancels_the_run(
+    sig: signal.Signals, make_project: MakeProject, hanging_url: str, store: TrackingStore
+) -> None:
+    folder = make_project(
+        """
+        python_env: python_env.yaml
+        entry_points:
+          main:
+            command: "python -c 'print(1)'"
+        """,
+        python_env__yaml=f"""
+        python: "{sys.version_info.major}.{sys.version_info.minor}"
+        dependencies: ["slowpkg @ {hanging_url}/slowpkg-1.0-py3-none-any.whl"]
+        """,
+    )
+    process = _start_and_wait_for(
+        ["run", str(folder), "--env-manager", "uv"], "installing dependencies"
+    )
+    try:
+        process.send_signal(sig)
+        assert process.wait(timeout=60) == 128 + sig
+        assert process.stderr is not None
+        assert f"stopped by {sig.name}" in process.stderr.read()
+    finally:
+        process.kill()
+        process.wait()
+        assert process.stderr is not None
+        process.stderr.close()
+    [run] = store.search_runs(["0"])
+    assert run.info.status == "KILLED"
