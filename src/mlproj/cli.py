@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import signal
 import sys
 from typing import Any, NoReturn
@@ -42,10 +43,29 @@ class _LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         # Ctrl-C in any sub-command: one line and the conventional exit code 130, where click
         # alone would print "Aborted!" and exit 1.
+        from mlproj.errors import ExecutionException
+
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
             _fail("interrupted", code=130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except ExecutionException as exc:
+            _fail(str(exc))
+        except Exception as exc:
+            # A bug of ours, or a library error nobody translated: still one line, without
+            # credentials. MLPROJ_DEBUG=1 shows the traceback.
+            if os.environ.get("MLPROJ_DEBUG"):
+                raise
+            from mlproj.errors import one_line
+            from mlproj.sources.uris import scrub_text
+
+            detail = one_line(scrub_text(str(exc))) or "no details"
+            _fail(
+                f"unexpected {type(exc).__name__}: {detail} "
+                "(MLPROJ_DEBUG=1 shows the traceback; please report it)"
+            )
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Describe lazy commands without importing them.

@@ -122,6 +122,16 @@ class Supervisor:
         self._write_outcome(status, error)
 
     def _write_outcome(self, status: str, error: str | None) -> None:
+        try:
+            self._store_outcome(status, error)
+        except ExecutionException as exc:
+            # E.g. the run's folder was deleted while it ran: still say how the command ended.
+            raise ExecutionException(
+                f"The command of run '{self.job.run_id}' ended ({error or 'exit code 0'}) but "
+                f"the run could not be marked {status}: {exc}"
+            ) from None
+
+    def _store_outcome(self, status: str, error: str | None) -> None:
         store, run_id = self.store, self.job.run_id
         if self.job.upload_log:
             try:

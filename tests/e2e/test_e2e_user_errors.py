@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -367,3 +368,50 @@ def test_a_signal_during_the_environment_build_cancels_the_run(
         process.stderr.close()
     [run] = store.search_runs(["0"])
     assert run.info.status == "KILLED"
+
+
+def test_an_unexpected_error_is_one_line_without_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    @click.command()
+    def broken() -> None:
+        raise RuntimeError("cannot open https://user:hunter22@example.com/x\nsecond line")
+
+    monkeypatch.setitem(cli.commands, "broken-for-test", broken)
+    monkeypatch.delenv("MLPROJ_DEBUG", raising=False)
+    result = CliRunner().invoke(cli, ["broken-for-test"])
+    assert result.exit_code == 1
+    assert "hunter22" not in result.output and "Traceback" not in result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("mlproj: error: unexpected RuntimeError: cannot open https://")
+
+
+def test_a_run_deleted_from_the_store_while_it_runs_says_how_the_command_ended(
+    project: Path, tmp_path: Path, store: TrackingStore
+) -> None:
+    (project / "MLproject").write_text(
+        "entry_points:\n  main:\n    command: 'echo started; sleep 3'\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlproj", "run", str(project), "--env-manager", "local"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = "", ""
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "started"
+        [run] = store.search_runs(["0"])
+        deadline = time.monotonic() + 30  # the supervisor tags the run once the command runs
+        while "mlproj.child.pid" not in store.get_run(run.run_id).tags:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        shutil.rmtree(tmp_path / "mlruns" / "0" / run.run_id)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 1
+    last = _error_lines(err)[-1]
+    assert last.startswith(f"mlproj: error: The command of run '{run.run_id}' ended (exit code 0)")
+    assert "not found" in last
