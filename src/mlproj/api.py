@@ -162,15 +162,20 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
         storage_dir=options.storage_dir,
     )
     command = render_command(entry_point, params)
-    for key in params.extra:
-        # MLflow's key rules hold for every store; say so before any run exists.
-        validate_key("param", key)
+    where = project.spec_path or project.directory
     for key, value in params.as_logged().items():
-        if len(value) > MAX_PARAM_VALUE_LENGTH:  # MLflow's limit, for every store
+        # MLflow's rules hold for every store; say so before any run exists.
+        try:
+            validate_key("param", key)
+        except ExecutionException as exc:
+            declared = f"{where}: entry_points.{options.entry_point}.parameters"
+            origin = declared if key in params.declared else f"Parameter given for {where}"
+            raise ExecutionException(f"{origin}: {exc}") from None
+        if len(value) > MAX_PARAM_VALUE_LENGTH:
             raise ExecutionException(
-                f"Parameter {key!r} of entry point {options.entry_point!r} "
-                f"({project.spec_path or project.directory}) is {len(value)} "
-                f"characters long, the limit is {MAX_PARAM_VALUE_LENGTH}; pass a file path instead"
+                f"Parameter {key!r} of entry point {options.entry_point!r} ({where}) is "
+                f"{len(value)} characters long, the limit is {MAX_PARAM_VALUE_LENGTH}; "
+                "pass a file path instead"
             )
     # A manager the user chose also applies to runs the project starts itself (nested
     # mlproj.run calls in a multistep workflow: MLflow issue 6611).

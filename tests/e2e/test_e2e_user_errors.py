@@ -59,6 +59,14 @@ def _bad_utf8(tmp: Path, project: Path) -> list[str]:
     return ["run", str(project)]
 
 
+def _bad_declared_key(tmp: Path, project: Path) -> list[str]:
+    (project / "MLproject").write_text(
+        "entry_points:\n  main:\n    parameters:\n      'bad key!': string\n"
+        "    command: 'echo hi'\n"
+    )
+    return ["run", str(project), "-P", "bad key!=1"]
+
+
 def _fake_archive(tmp: Path, project: Path) -> list[str]:
     fake = tmp / "project.tar.gz"
     fake.write_text("not an archive")
@@ -112,6 +120,16 @@ CASES: dict[str, tuple[Setup, int, str]] = {
         "ftp://x",
     ),
     "MLproject not UTF-8": (_bad_utf8, 1, "MLproject: not valid YAML: invalid leading UTF-8"),
+    "declared param key MLflow refuses": (
+        _bad_declared_key,
+        1,
+        "MLproject: entry_points.main.parameters: Invalid param key 'bad key!'",
+    ),
+    "given param key MLflow refuses": (
+        lambda t, p: ["run", str(p), "-P", "name=x", "-P", "x$y=1"],
+        1,
+        "Invalid param key 'x$y'",
+    ),
     "archive that is not one": (_fake_archive, 1, "Cannot read archive"),
     "Git repository that does not exist": (_missing_git_repo, 1, "Cannot reach Git repository"),
     "unsupported URI scheme": (
