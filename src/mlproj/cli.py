@@ -97,6 +97,25 @@ def _parse_pairs(values: tuple[str, ...], option: str, *, flags: bool) -> dict[s
     return parsed
 
 
+def _one_experiment(name: str | None, id_: str | None) -> tuple[str | None, str | None]:
+    """An experiment option given on the command line wins over the other one's environment
+    variable (MLFLOW_EXPERIMENT_NAME / MLFLOW_EXPERIMENT_ID); two given the same way clash."""
+    if not (name and id_):
+        return name, id_
+    ctx = click.get_current_context()
+    from_env = click.core.ParameterSource.ENVIRONMENT
+    name_env = ctx.get_parameter_source("experiment_name") == from_env
+    id_env = ctx.get_parameter_source("experiment_id") == from_env
+    if name_env and not id_env:
+        return None, id_
+    if id_env and not name_env:
+        return name, None
+    where = " (from MLFLOW_EXPERIMENT_NAME and MLFLOW_EXPERIMENT_ID)" if name_env else ""
+    raise click.UsageError(
+        f"Specify only one of 'experiment-name' or 'experiment-id' options{where}."
+    )
+
+
 def _parse_backend_config(value: str | None) -> dict[str, Any] | str | None:
     if value is None or value.endswith(".json"):
         return value
@@ -207,8 +226,7 @@ def run_command(
     quiet: bool,
 ) -> None:
     """Run the project at URI: a folder, a Git repository (URI#subdir) or an archive."""
-    if experiment_name and experiment_id:
-        raise click.UsageError("Specify only one of 'experiment-name' or 'experiment-id' options.")
+    experiment_name, experiment_id = _one_experiment(experiment_name, experiment_id)
     config = _parse_backend_config(backend_config)
     if timeout is not None:
         if isinstance(config, str):

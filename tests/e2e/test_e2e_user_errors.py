@@ -433,3 +433,21 @@ def test_a_run_deleted_from_the_store_while_it_runs_says_how_the_command_ended(
     last = _error_lines(err)[-1]
     assert last.startswith(f"mlproj: error: The command of run '{run.run_id}' ended (exit code 0)")
     assert "not found" in last
+
+
+def test_an_experiment_option_wins_over_the_other_ones_environment_variable(
+    project: Path, store: TrackingStore
+) -> None:
+    done = run_cli(
+        "run", str(project), "-P", "name=x", "--env-manager", "local",
+        "--experiment-name", "chosen", MLFLOW_EXPERIMENT_ID="0",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    chosen = store.get_experiment_by_name("chosen")
+    assert chosen is not None and len(store.search_runs([chosen.experiment_id])) == 1
+    both = run_cli(
+        "run", str(project), "-P", "name=x",
+        MLFLOW_EXPERIMENT_ID="0", MLFLOW_EXPERIMENT_NAME="chosen",
+    )  # fmt: skip
+    assert both.returncode == 2
+    assert "MLFLOW_EXPERIMENT_NAME and MLFLOW_EXPERIMENT_ID" in both.stderr
