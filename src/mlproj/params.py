@@ -132,12 +132,23 @@ def _download(uri: str, dest: Path, name: str, origin: str) -> Path:
         ) from None
 
 
-def _refuse_nul(name: str, value: object, origin: str) -> None:
-    # No command line, environment variable or tracking store can carry a NUL character.
-    if "\x00" in name or (value is not None and "\x00" in str(value)):
-        raise ExecutionException(
-            f"Parameter {name!r} of {origin} contains a NUL character (\\x00); remove it"
-        )
+def _refuse_unstorable(name: str, value: object, origin: str) -> None:
+    """No command line, environment variable or tracking store can carry a NUL character, and
+    a store keeps text: bytes that are not UTF-8 (from a non-UTF-8 terminal) cannot be logged."""
+    for text in (name, None if value is None else str(value)):
+        if text is None:
+            continue
+        if "\x00" in text:
+            raise ExecutionException(
+                f"Parameter {name!r} of {origin} contains a NUL character (\\x00); remove it"
+            )
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ExecutionException(
+                f"Parameter {name!r} of {origin} is not valid UTF-8 text ({text!r}); "
+                "use UTF-8 text (a UTF-8 terminal)"
+            ) from None
 
 
 def resolve_parameters(
@@ -166,7 +177,7 @@ def resolve_parameters(
         name = str(key)
         if not name:
             raise ExecutionException(f"A parameter for {origin} has an empty name")
-        _refuse_nul(name, value, origin)
+        _refuse_unstorable(name, value, origin)
         if value is not None:
             given[name] = value
 

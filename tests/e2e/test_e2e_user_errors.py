@@ -120,6 +120,11 @@ CASES: dict[str, tuple[Setup, int, str]] = {
         "ftp://x",
     ),
     "MLproject not UTF-8": (_bad_utf8, 1, "MLproject: not valid YAML: invalid leading UTF-8"),
+    "param value not UTF-8": (
+        lambda t, p: ["run", str(p), "-P", os.fsdecode(b"name=\xff")],
+        1,
+        "Parameter 'name' of entry point 'main'",
+    ),
     "declared param key MLflow refuses": (
         _bad_declared_key,
         1,
