@@ -60,9 +60,14 @@ class ProcessRunner:
             )
         except OSError as exc:
             self._log.close()
+            hint = (
+                f"; check that {self.plan.argv[0]!r} is installed and on PATH"
+                if isinstance(exc, FileNotFoundError)
+                else ""
+            )
             raise ExecutionException(
-                f"Could not start {self.plan.argv[0]!r} in {self.plan.cwd}: {exc.strerror}"
-            ) from exc
+                f"Could not start {self.plan.argv[0]!r} in {self.plan.cwd}: {exc.strerror}{hint}"
+            ) from None
         assert self._proc.stdout is not None and self._proc.stderr is not None
         for source, console in ((self._proc.stdout, "stdout"), (self._proc.stderr, "stderr")):
             pump = threading.Thread(target=self._pump, args=(source, console), daemon=True)

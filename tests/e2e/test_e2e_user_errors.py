@@ -456,3 +456,14 @@ def test_an_experiment_option_wins_over_the_other_ones_environment_variable(
     )  # fmt: skip
     assert both.returncode == 2
     assert "MLFLOW_EXPERIMENT_NAME and MLFLOW_EXPERIMENT_ID" in both.stderr
+
+
+def test_a_missing_shell_fails_the_run_in_one_line(project: Path, store: TrackingStore) -> None:
+    done = run_cli(
+        "run", str(project), "-P", "name=x", "--env-manager", "local", PATH="/nonexistent"
+    )  # fmt: skip
+    assert done.returncode == 1
+    last = _error_lines(done.stderr)[-1]
+    assert last.startswith("mlproj: error: Could not start 'bash'") and "on PATH" in last
+    [run] = store.search_runs(["0"])
+    assert run.info.status == "FAILED"
