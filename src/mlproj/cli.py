@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -117,8 +118,8 @@ def _one_experiment(name: str | None, id_: str | None) -> tuple[str | None, str 
 
 
 def _parse_backend_config(value: str | None) -> dict[str, Any] | str | None:
-    if value is None or value.endswith(".json"):
-        return value
+    if value is None or value.endswith(".json") or Path(value).is_file():
+        return value  # a file: read (and checked) by mlproj.api.load_backend_config
     try:
         loaded = json.loads(value)
     except json.JSONDecodeError as exc:
@@ -228,14 +229,16 @@ def run_command(
     """Run the project at URI: a folder, a Git repository (URI#subdir) or an archive."""
     experiment_name, experiment_id = _one_experiment(experiment_name, experiment_id)
     config = _parse_backend_config(backend_config)
-    if timeout is not None:
-        if isinstance(config, str):
-            raise click.UsageError("--timeout cannot be combined with a backend config file")
-        config = {**(config or {}), "timeout": timeout}
     synchronous = wait if wait is not None else backend != "databricks"
 
-    from mlproj.api import RunOptions, submit
+    from mlproj.api import RunOptions, load_backend_config, submit
     from mlproj.errors import ExecutionException
+
+    if timeout is not None:
+        try:
+            config = {**load_backend_config(config), "timeout": timeout}
+        except ExecutionException as exc:
+            _fail(str(exc))
     from mlproj.supervisor import Cancelled, signals_cancel
 
     def log(line: str) -> None:

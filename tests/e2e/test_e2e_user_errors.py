@@ -467,3 +467,18 @@ def test_a_missing_shell_fails_the_run_in_one_line(project: Path, store: Trackin
     assert last.startswith("mlproj: error: Could not start 'bash'") and "on PATH" in last
     [run] = store.search_runs(["0"])
     assert run.info.status == "FAILED"
+
+
+def test_timeout_combines_with_a_backend_config_file_of_any_name(
+    make_project: MakeProject, tmp_path: Path, store: TrackingStore
+) -> None:
+    folder = make_project("entry_points:\n  main:\n    command: 'sleep 30'\n")
+    config = tmp_path / "local-config"  # no .json suffix: still a file
+    config.write_text('{"timeout": 60}')
+    done = run_cli(
+        "run", str(folder), "--env-manager", "local", "-c", str(config), "--timeout", "0.5"
+    )
+    assert done.returncode == 1
+    assert _error_lines(done.stderr)[-1].endswith("failed: timed out after 0.5 s")
+    [run] = store.search_runs(["0"])
+    assert run.info.status == "FAILED"
