@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mlproj.errors import ExecutionException
+
 
 def mlproj_home() -> Path:
     """``$MLPROJ_HOME``, else the user cache folder (``~/.cache/mlproj`` on Linux)."""
@@ -18,6 +20,14 @@ def mlproj_home() -> Path:
 
 def home_subdir(name: str) -> Path:
     """A sub-folder of the home, created on first use."""
-    path = mlproj_home() / name
-    path.mkdir(parents=True, exist_ok=True)
+    home = mlproj_home()
+    path = home / name
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = "MLPROJ_HOME" if os.environ.get("MLPROJ_HOME") else "mlproj's cache folder"
+        raise ExecutionException(
+            f"Cannot create {path} in {where} {home}: {exc.strerror or exc}; point MLPROJ_HOME "
+            "to a writable folder"
+        ) from None
     return path

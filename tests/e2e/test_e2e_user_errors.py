@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -165,6 +166,21 @@ def test_a_user_error_is_one_line_with_the_right_exit_code_and_opens_no_run(
         # Nothing after the error line: a message must not spill over several lines.
         assert lines[-1] == errors[0], done.stderr
     assert "Traceback" not in done.stderr
+    assert _run_count(store) == 0
+
+
+def test_a_home_that_is_a_file_is_a_clear_error(
+    project: Path, tmp_path: Path, store: TrackingStore
+) -> None:
+    home = tmp_path / "home-file"
+    home.write_text("")
+    archive = tmp_path / "project.tar.gz"
+    with tarfile.open(archive, "w:gz") as tarred:
+        tarred.add(project, arcname="project")
+    done = run_cli("run", str(archive), "-P", "name=x", MLPROJ_HOME=str(home))
+    assert done.returncode == 1
+    last = _error_lines(done.stderr)[-1]
+    assert last.startswith(f"mlproj: error: Cannot create {home / 'archives'} in MLPROJ_HOME")
     assert _run_count(store) == 0
 
 
