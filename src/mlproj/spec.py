@@ -348,6 +348,11 @@ def _find_spec_file(directory: Path) -> Path | None:
     return directory / found[0] if found else None
 
 
+def _tab_at(raw: bytes, line: int, column: int) -> bool:
+    lines = raw.decode("utf-8", errors="replace").splitlines()
+    return line < len(lines) and lines[line][column : column + 1] == "\t"
+
+
 def _char_code(character: object) -> str:
     if isinstance(character, bytes):
         return " ".join(f"0x{b:02x}" for b in character)
@@ -368,6 +373,8 @@ def _parse_yaml(path: Path) -> tuple[_SpecFile, dict[Any, Any]]:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        if mark and _tab_at(raw, mark.line, mark.column):
+            where += "; YAML indents with spaces, not tabs"
         raise ExecutionException(f"{path}: not valid YAML: {problem}{where}") from None
     except yaml.reader.ReaderError as exc:  # bytes that are not text (bad UTF-8, control chars)
         line = raw[: max(exc.position, 0)].count(b"\n") + 1

@@ -223,6 +223,29 @@ def test_undecodable_bytes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'name: x\nentry_points:\n  main:\n    command: "echo \xff"\n', "(0xff, line 4)"),
+        (b"name: x\n\x01\n", "(0x01, line 2)"),
+    ],
+    ids=["not UTF-8", "control character"],
+)
+def test_undecodable_bytes_are_one_line_naming_the_line(
+    tmp_path: Path, raw: bytes, expected: str
+) -> None:
+    (tmp_path / "MLproject").write_bytes(raw)
+    with pytest.raises(ExecutionException) as info:
+        load_project(tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and expected in message and "save the file as UTF-8" in message
+
+
+def test_tab_indentation_says_so(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "entry_points:\n\tmain:\n\t\tcommand: echo hi\n")
+    assert "(line 2, column 1); YAML indents with spaces, not tabs" in message
+
+
+@pytest.mark.parametrize(
     ("text", "shown"), [("- a\n- b\n", "a list"), ("just text\n", "'just text'"), ("42\n", "42")]
 )
 def test_top_level_must_be_a_mapping(tmp_path: Path, text: str, shown: str) -> None:
