@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlproj.backends.base import SubmitRequest
 from mlproj.errors import ExecutionException
@@ -24,6 +24,9 @@ from mlproj.supervision import TAG_ERROR, TAG_PID, identity_tags, supervisor_ali
 from mlproj.supervisor import Cancelled
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import TERMINAL_STATUSES
+
+if TYPE_CHECKING:
+    from mlproj.params import ResolvedParameters
 
 ENV_MANAGER_VAR = "MLPROJ_ENV_MANAGER"
 
@@ -146,7 +149,6 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     from mlproj.sources import fetch_project
     from mlproj.spec import load_project
     from mlproj.tracking import get_store
-    from mlproj.tracking.file_store import MAX_PARAM_VALUE_LENGTH, validate_key
 
     log = options.log or _log_to_stderr
     backend_config = load_backend_config(options.backend_config)
@@ -162,21 +164,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
         storage_dir=options.storage_dir,
     )
     command = render_command(entry_point, params)
-    where = project.spec_path or project.directory
-    for key, value in params.as_logged().items():
-        # MLflow's rules hold for every store; say so before any run exists.
-        try:
-            validate_key("param", key)
-        except ExecutionException as exc:
-            declared = f"{where}: entry_points.{options.entry_point}.parameters"
-            origin = declared if key in params.declared else f"Parameter given for {where}"
-            raise ExecutionException(f"{origin}: {exc}") from None
-        if len(value) > MAX_PARAM_VALUE_LENGTH:
-            raise ExecutionException(
-                f"Parameter {key!r} of entry point {options.entry_point!r} ({where}) is "
-                f"{len(value)} characters long, the limit is {MAX_PARAM_VALUE_LENGTH}; "
-                "pass a file path instead"
-            )
+    _check_loggable(params, options.entry_point, project.spec_path or project.directory)
     # A manager the user chose also applies to runs the project starts itself (nested
     # mlproj.run calls in a multistep workflow: MLflow issue 6611).
     env_manager = options.env_manager or os.environ.get(ENV_MANAGER_VAR) or None
@@ -231,9 +219,33 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
                 extra_env={ENV_MANAGER_VAR: env_manager} if env_manager else {},
             )
         )
-    if options.synchronous and not submitted.wait():
+    finished = True
+    if options.synchronous:
+        # Waiting can fail too (a store or cluster API error): the run must not stay RUNNING.
+        with _fail_run_on_error(store, run_id, scrub):
+            finished = submitted.wait()
+    if not finished:
         raise ExecutionException(f"Run (ID '{run_id}') failed{_failure_reason(store, run_id)}")
     return submitted
+
+
+def _check_loggable(params: ResolvedParameters, entry_point: str, where: Path) -> None:
+    """MLflow's key and length rules hold for every store: say so before any run exists."""
+    from mlproj.tracking.file_store import MAX_PARAM_VALUE_LENGTH, validate_key
+
+    for key, value in params.as_logged().items():
+        try:
+            validate_key("param", key)
+        except ExecutionException as exc:
+            declared = f"{where}: entry_points.{entry_point}.parameters"
+            origin = declared if key in params.declared else f"Parameter given for {where}"
+            raise ExecutionException(f"{origin}: {exc}") from None
+        if len(value) > MAX_PARAM_VALUE_LENGTH:
+            raise ExecutionException(
+                f"Parameter {key!r} of entry point {entry_point!r} ({where}) is "
+                f"{len(value)} characters long, the limit is {MAX_PARAM_VALUE_LENGTH}; "
+                "pass a file path instead"
+            )
 
 
 def _uri_text(uri: object) -> str:
@@ -300,8 +312,11 @@ def _fail_run_on_error(
         killed = isinstance(exc, (KeyboardInterrupt, Cancelled))
         reason = "interrupted" if killed else scrub(str(exc)) or type(exc).__name__
         try:
-            store.set_tag(run_id, TAG_ERROR, reason[:8000])
-            if store.get_run_status(run_id) not in TERMINAL_STATUSES:
+            current = store.get_run(run_id)
+            ended = current.info.status in TERMINAL_STATUSES
+            if not (ended and TAG_ERROR in current.tags):  # keep the reason already recorded
+                store.set_tag(run_id, TAG_ERROR, reason[:8000])
+            if not ended:
                 store.set_terminated(run_id, "KILLED" if killed else "FAILED")
         except Exception as record_exc:  # noqa: BLE001 - keep the original error, say why
             print(

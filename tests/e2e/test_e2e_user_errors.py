@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import click
 import pytest
@@ -21,8 +22,11 @@ from click.testing import CliRunner
 from e2e_support import MakeProject, run_cli
 
 import mlproj
+from mlproj.backends import registry
+from mlproj.backends.base import Backend, SubmitRequest
 from mlproj.cli import cli
 from mlproj.errors import one_line
+from mlproj.submitted import SubmittedRun
 from mlproj.tracking.base import TrackingStore
 
 MLPROJECT = """
@@ -498,3 +502,43 @@ def test_timeout_combines_with_a_backend_config_file_of_any_name(
     assert _error_lines(done.stderr)[-1].endswith("failed: timed out after 0.5 s")
     [run] = store.search_runs(["0"])
     assert run.info.status == "FAILED"
+
+
+class _LostContact(SubmittedRun):
+    """A remote run whose cluster API fails while we wait (no cluster can run here)."""
+
+    def __init__(self, run_id: str) -> None:
+        self._run_id = run_id
+
+    @property
+    def run_id(self) -> str:
+        return self._run_id
+
+    def wait(self) -> bool:
+        raise mlproj.ExecutionException("cluster API answered 503 while waiting")
+
+    def get_status(self) -> str:
+        return "RUNNING"
+
+    def cancel(self) -> None:
+        pass
+
+
+class _LostContactBackend(Backend):
+    """Stands in for a remote backend (Kubernetes, Databricks): none can run here."""
+
+    name: ClassVar[str] = "lost-contact"
+
+    def submit(self, request: SubmitRequest) -> SubmittedRun:
+        return _LostContact(request.run_id)
+
+
+def test_a_failure_while_waiting_never_leaves_the_run_running(
+    project: Path, store: TrackingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry, "get_backend", lambda name: _LostContactBackend())
+    with pytest.raises(mlproj.ExecutionException, match="503 while waiting"):
+        mlproj.run(str(project), parameters={"name": "x"}, env_manager="local")
+    [run] = store.search_runs(["0"])
+    assert run.info.status == "FAILED"
+    assert run.tags["mlproj.error"] == "cluster API answered 503 while waiting"
