@@ -226,7 +226,17 @@ def run_command(
     timeout: float | None,
     quiet: bool,
 ) -> None:
-    """Run the project at URI: a folder, a Git repository (URI#subdir) or an archive."""
+    """Run the project at URI: a folder, a Git repository (URI#subdir) or an archive.
+
+    \b
+    Examples:
+      mlproj run . -P alpha=0.5
+      mlproj run https://github.com/org/repo#examples/train -v v1.2 -e train
+      mlproj run project.tar.gz --env-manager uv --timeout 3600
+
+    Exit codes: 0 the run finished, 1 it failed or could not start (the error says why),
+    2 wrong command-line usage, 130 Ctrl-C and 143 SIGTERM (the run is then KILLED).
+    """
     experiment_name, experiment_id = _one_experiment(experiment_name, experiment_id)
     config = _parse_backend_config(backend_config)
     synchronous = wait if wait is not None else backend != "databricks"
