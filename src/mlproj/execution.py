@@ -34,6 +34,7 @@ class ProcessRunner:
         self.log_path = log_path
         self.echo = echo
         self.stopped_by: str | None = None  # "cancel" or "timeout" once we stopped it
+        self.log_error: str | None = None  # why the log file stopped being written
         self._proc: subprocess.Popen[bytes] | None = None
         self._pumps: list[threading.Thread] = []
         self._log: BinaryIO | None = None
@@ -80,12 +81,27 @@ class ProcessRunner:
         echo = _console_writer(stream) if self.echo else None
         fd = source.fileno()
         while chunk := os.read(fd, 65536):
-            with self._log_lock:
-                assert self._log is not None
-                self._log.write(chunk)
+            self._keep(chunk)
             if echo is not None:
                 echo(chunk)
         source.close()
+
+    def _keep(self, chunk: bytes) -> None:
+        """Append to the log file. If that fails (disk full), the output is still drained and
+        shown: a pipe nobody reads would block the command forever."""
+        with self._log_lock:
+            if self._log is None or self.log_error is not None:
+                return
+            try:
+                self._log.write(chunk)
+            except OSError as exc:
+                self.log_error = f"{exc.strerror or exc} ({self.log_path})"
+                print(
+                    f"mlproj: warning: the run's output log is incomplete from here on: "
+                    f"{self.log_error}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def poll(self) -> int | None:
         assert self._proc is not None

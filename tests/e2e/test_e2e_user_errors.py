@@ -25,7 +25,9 @@ import mlproj
 from mlproj.backends import registry
 from mlproj.backends.base import Backend, SubmitRequest
 from mlproj.cli import cli
+from mlproj.envs.base import LaunchPlan
 from mlproj.errors import one_line
+from mlproj.execution import ProcessRunner
 from mlproj.submitted import SubmittedRun
 from mlproj.tracking.base import TrackingStore
 
@@ -542,3 +544,20 @@ def test_a_failure_while_waiting_never_leaves_the_run_running(
     [run] = store.search_runs(["0"])
     assert run.info.status == "FAILED"
     assert run.tags["mlproj.error"] == "cluster API answered 503 while waiting"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_log_that_cannot_be_written_never_blocks_the_command(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Much more output than a pipe holds: if nobody drained it, the command would hang.
+    code = "import sys\nfor _ in range(20000): sys.stdout.write('x' * 99 + '\\n')\nprint('done')"
+    plan = LaunchPlan(argv=[sys.executable, "-c", code], env=dict(os.environ), cwd=tmp_path)
+    runner = ProcessRunner(plan, Path("/dev/full"), echo=True)  # every write: disk full
+    runner.start()
+    assert runner.wait(timeout=60) == 0
+    assert runner.stopped_by is None  # ended by itself, not by the timeout
+    assert runner.log_error is not None and "/dev/full" in runner.log_error
+    out, err = capfd.readouterr()
+    assert out.endswith("done\n")
+    assert "output log is incomplete" in err
