@@ -189,7 +189,9 @@ def test_values_reach_the_shell_quoted(make_project: MakeProject, tmp_path: Path
     assert f"'x; touch {pwned}', '--a b', '$(touch pwned)'" in done.stdout
 
 
-def test_bad_extra_param_key_opens_no_run(make_project: MakeProject, store: TrackingStore, tmp_path: Path) -> None:
+def test_bad_extra_param_key_opens_no_run(
+    make_project: MakeProject, store: TrackingStore, tmp_path: Path
+) -> None:
     project = _project(make_project)
     done = run_cli("run", str(project), "-P", f"k;touch {tmp_path}/pwned=v")
     assert done.returncode == 1
@@ -350,7 +352,9 @@ def test_example_project_runs(store: TrackingStore) -> None:
     assert "loss" in run.metrics
 
 
-def test_nested_runs_inherit_env_manager_and_parent(make_project: MakeProject, store: TrackingStore, tmp_path: Path) -> None:
+def test_nested_runs_inherit_env_manager_and_parent(
+    make_project: MakeProject, store: TrackingStore, tmp_path: Path
+) -> None:
     """A multistep driver calling mlproj.run inside a project: the inner run uses the manager
     the user chose for the outer one (MLflow issue 6611) and records its parent."""
     inner = make_project(
@@ -382,11 +386,15 @@ def test_nested_runs_inherit_env_manager_and_parent(make_project: MakeProject, s
     assert inner_run.tags["mlflow.parentRunId"] == outer_run.run_id
 
 
-def test_reap_stops_what_a_killed_supervisor_left(make_project: MakeProject, store: TrackingStore) -> None:
+def test_reap_stops_what_a_killed_supervisor_left(
+    make_project: MakeProject, store: TrackingStore
+) -> None:
     from mlproj import supervision
 
     project = _project(make_project)
-    proc = subprocess.Popen([sys.executable, "-m", "mlproj", "run", str(project), "-e", "sleep", "-q"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlproj", "run", str(project), "-e", "sleep", "-q"]
+    )
     pids = project / "pids"
     _wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2)
     children = [int(p) for p in pids.read_text().split()]
@@ -406,7 +414,9 @@ def test_reap_stops_what_a_killed_supervisor_left(make_project: MakeProject, sto
     assert not supervision.is_orphaned(run)
 
 
-def test_python_env_example_runs_in_its_own_environment(store: TrackingStore, tmp_path: Path) -> None:
+def test_python_env_example_runs_in_its_own_environment(
+    store: TrackingStore, tmp_path: Path
+) -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "python-env"
     done = run_cli("run", str(example), "-P", "word=from a test")
     assert done.returncode == 0, done.stderr
