@@ -70,10 +70,18 @@ class ProcessRunner:
                 f"Could not start {self.plan.argv[0]!r} in {self.plan.cwd}: {exc.strerror}{hint}"
             ) from None
         assert self._proc.stdout is not None and self._proc.stderr is not None
-        for source, console in ((self._proc.stdout, "stdout"), (self._proc.stderr, "stderr")):
-            pump = threading.Thread(target=self._pump, args=(source, console), daemon=True)
-            pump.start()
-            self._pumps.append(pump)
+        try:
+            for source, console in (
+                (self._proc.stdout, "stdout"),
+                (self._proc.stderr, "stderr"),
+            ):
+                pump = threading.Thread(target=self._pump, args=(source, console), daemon=True)
+                pump.start()
+                self._pumps.append(pump)
+        except BaseException:
+            # Ctrl-C right after the start: the command runs already and must not outlive us.
+            self.stop("cancel")
+            raise
 
     def _pump(self, source: BinaryIO, console: str) -> None:
         # Chunks, not lines: progress bars and prompts without newlines still show up live.
@@ -134,8 +142,12 @@ class ProcessRunner:
         pgid = self._proc.pid
         _signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + GRACE_PERIOD
-        while self._proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        interrupted: BaseException | None = None
+        try:
+            while self._proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+        except BaseException as exc:  # noqa: BLE001 - a 2nd Ctrl-C/signal: kill now, re-raised below
+            interrupted = exc
         # The leader may be gone while grandchildren linger in the group: kill them all.
         _signal_group(pgid, signal.SIGKILL)
         for argv in self.plan.on_cancel:
@@ -150,6 +162,8 @@ class ProcessRunner:
                 )
         self._proc.wait()
         self._finish()
+        if interrupted is not None:
+            raise interrupted
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

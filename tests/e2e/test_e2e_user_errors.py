@@ -561,3 +561,39 @@ def test_a_log_that_cannot_be_written_never_blocks_the_command(
     out, err = capfd.readouterr()
     assert out.endswith("done\n")
     assert "output log is incomplete" in err
+
+
+def test_a_second_ctrl_c_kills_a_command_that_ignores_sigterm_at_once(
+    make_project: MakeProject, store: TrackingStore
+) -> None:
+    folder = make_project(
+        "entry_points:\n  main:\n    command: \"trap '' TERM INT; echo started; sleep 120\"\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlproj", "run", str(folder), "--env-manager", "local"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "MLPROJ_KILL_GRACE": "60"},
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "started"
+        [run] = store.search_runs(["0"])
+        deadline = time.monotonic() + 30
+        while "mlproj.child.pid" not in store.get_run(run.run_id).tags:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        child = int(store.get_run(run.run_id).tags["mlproj.child.pid"])
+        process.send_signal(signal.SIGINT)  # SIGTERM to the command, which ignores it
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)  # "stop now": no waiting out the grace period
+        assert process.wait(timeout=20) == 130
+    finally:
+        process.kill()
+        process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
+    assert store.get_run(run.run_id).info.status == "KILLED"
+    with pytest.raises(ProcessLookupError):
+        os.killpg(child, 0)  # the whole process group is gone

@@ -97,7 +97,15 @@ class LocalBackend(Backend):
             # The identity tags of this process were written when the run was created.
             supervisor = Supervisor(job, store)
             supervisor.start()
-            store.set_tags(run_id, {TAG_LOG: str(log_path), **child_tags(supervisor.runner.pid)})
+            try:
+                store.set_tags(
+                    run_id, {TAG_LOG: str(log_path), **child_tags(supervisor.runner.pid)}
+                )
+            except BaseException:
+                # Ctrl-C (or a store error) before the wait begins: the command is running
+                # already and must not outlive its run.
+                supervisor.cancel()
+                raise
             return LocalSubmittedRun(run_id, supervisor=supervisor)
         return LocalSubmittedRun(run_id, process=_spawn_supervisor(job, store), store=store)
 
