@@ -123,8 +123,14 @@ def _spawn_supervisor(job: Job, store: TrackingStore) -> subprocess.Popen[bytes]
             start_new_session=True,
             close_fds=True,
         )
-    assert process.stdin is not None
-    process.stdin.write(job.to_json().encode())
-    process.stdin.close()
-    store.set_tags(job.run_id, {**identity_tags(process.pid), TAG_LOG: str(job.log_path)})
+    try:
+        assert process.stdin is not None
+        process.stdin.write(job.to_json().encode())
+        process.stdin.close()
+        store.set_tags(job.run_id, {**identity_tags(process.pid), TAG_LOG: str(job.log_path)})
+    except BaseException:
+        # Ctrl-C or a store error before the run knows its supervisor: the run is about to be
+        # marked failed, so its supervisor (and the command it may have started) must stop.
+        process.terminate()
+        raise
     return process
