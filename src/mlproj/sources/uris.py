@@ -52,7 +52,7 @@ def strip_credentials(url: str) -> str:
     if not parts.scheme:
         return url
     if parts.query:
-        parts = parts._replace(query=_redact_query(parts.query))
+        parts = parts._replace(query=redact_query(parts.query))
     if "@" in parts.netloc:
         userinfo, _, hostport = parts.netloc.rpartition("@")
         if not (parts.scheme.lower() in _SSH_SCHEMES and ":" not in userinfo):
@@ -60,7 +60,8 @@ def strip_credentials(url: str) -> str:
     return urlunsplit(parts)
 
 
-def _redact_query(query: str) -> str:
+def redact_query(query: str) -> str:
+    """A query string with secret-looking values replaced by ``***``."""
     fields = []
     for field in query.split("&"):
         key, eq, _value = field.partition("=")

@@ -34,7 +34,13 @@ def redact_url(url: str, *, keep_user: bool = False) -> str:
 
     HTTP URLs may carry a token as the user name; SQL URLs name a database user worth showing.
     """
+    from mlproj.sources.uris import redact_query
+
     parts = urlsplit(url)
+    if parts.query:
+        # Tokens also travel as query values (`?token=...`).
+        parts = parts._replace(query=redact_query(parts.query))
+        url = urlunsplit(parts)
     if parts.password is None and (keep_user or parts.username is None):
         return url
     host = parts.hostname or ""

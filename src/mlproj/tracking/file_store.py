@@ -405,6 +405,11 @@ class FileStore(TrackingStore):
         root = local_store_root(uri)
         if root is None:
             raise ExecutionException(f"Tracking URI {uri!r} is not a file store URI (file:///...)")
+        if root.exists() and not root.is_dir():
+            raise ExecutionException(
+                f"Tracking store {root} is a file, not a folder; point --tracking-uri or "
+                "MLFLOW_TRACKING_URI at a folder (it is created when missing)"
+            )
         self.tracking_uri = uri
         self.root = root
         self._root_uri = root.as_uri()

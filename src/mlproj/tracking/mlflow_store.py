@@ -58,6 +58,12 @@ def _mlflow_errors(action: str) -> Iterator[None]:
         raise ExecutionException(
             f"{action}: {exc.error_code}: {first[0] if first else 'no details'}"
         ) from None
+    except ImportError as exc:
+        # SQLAlchemy loads the database driver only now (psycopg2, pymysql, ...).
+        raise ExecutionException(
+            f"{action}: the database driver {exc.name or ''!s} is not installed; "
+            f"pip install it into this environment ({exc})"
+        ) from None
 
 
 class MlflowStore(TrackingStore):
