@@ -387,6 +387,8 @@ def _write(data: bytes) -> None:
 
 
 def _print_local_log(store: TrackingStore, run: Run, path: Path, follow: bool) -> None:
+    from mlproj.supervision import is_orphaned
+
     with path.open("rb") as log:
         _write(log.read())
         if not follow:
@@ -400,7 +402,16 @@ def _print_local_log(store: TrackingStore, run: Run, path: Path, follow: bool) -
                 continue
             time.sleep(FOLLOW_POLL_S)
             if time.monotonic() - checked >= 1.0:
-                status = store.get_run(run.run_id).info.status
+                latest = store.get_run(run.run_id)
+                if is_orphaned(latest):
+                    # Nobody will ever end it: stop following instead of waiting forever.
+                    click.echo(
+                        f"mlproj: run {run.run_id} is orphaned (its supervisor is gone); "
+                        "`mlproj runs reap` marks it FAILED",
+                        err=True,
+                    )
+                    return
+                status = latest.info.status
                 checked = time.monotonic()
         # The supervisor may write its last lines just before it records the status.
         _write(log.read())
