@@ -427,3 +427,23 @@ def test_python_env_example_runs_in_its_own_environment(
     assert f"VIRTUAL_ENV={tmp_path / 'mlproj-home' / 'envs'}" in done.stdout
     (run,) = _runs(store)
     assert run.tags["mlflow.project.env"] == "uv"
+
+
+def test_env_file_yaml_error_is_one_line_and_opens_no_run(
+    make_project: MakeProject, store: TrackingStore
+) -> None:
+    project = make_project(
+        """
+        entry_points:
+          main:
+            command: "true"
+        """,
+        python_env__yaml="python: [bad\n",
+    )
+    done = run_cli("run", str(project))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1 and "python_env.yaml: not valid YAML" in lines[0] and "line 1" in lines[0]
+    )
+    assert _runs(store) == []

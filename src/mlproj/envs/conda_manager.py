@@ -22,7 +22,7 @@ from mlproj.envs.base import EnvironmentManager, EnvRequest, LaunchPlan
 from mlproj.envs.buildlog import BuildLog
 from mlproj.envs.cache import ensure, make_key
 from mlproj.envs.pyspec import files_digest, referenced_files
-from mlproj.errors import ExecutionException
+from mlproj.errors import ExecutionException, one_line
 from mlproj.spec import Project
 
 _INSTALL_HINT = (
@@ -181,7 +181,9 @@ def _pip_lines(raw: bytes) -> tuple[str, ...]:
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise ExecutionException(f"conda environment file is not valid YAML: {exc}") from None
+        raise ExecutionException(
+            f"conda environment file is not valid YAML: {one_line(str(exc))}"
+        ) from None
     lines: list[str] = []
     deps = data.get("dependencies") if isinstance(data, dict) else None
     for item in deps if isinstance(deps, list) else []:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlproj.errors import ExecutionException
+from mlproj.errors import ExecutionException, one_line
 
 _KEYS = ("python", "build_dependencies", "dependencies")
 # Options whose value names another requirement file (pip and uv syntax).
@@ -58,7 +58,7 @@ def read_yaml_file(path: Path) -> tuple[str, Any]:
     except OSError as exc:
         raise ExecutionException(f"{path}: cannot read the file: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ExecutionException(f"{path}: not valid YAML: {exc}") from None
+        raise ExecutionException(f"{path}: not valid YAML: {one_line(str(exc))}") from None
     return text, {} if data is None else data
 
 
