@@ -3,14 +3,12 @@ the right exit code, and no run opened (or none left RUNNING) because of them.""
 
 from __future__ import annotations
 
-import http.server
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +28,7 @@ from mlproj.errors import one_line
 from mlproj.execution import ProcessRunner
 from mlproj.submitted import SubmittedRun
 from mlproj.tracking.base import TrackingStore
+from shared_servers import QuietHandler, serve_folder
 
 MLPROJECT = """
 name: errors
@@ -343,27 +342,17 @@ def test_docker_options_on_a_project_without_docker_env_warn(project: Path) -> N
     assert "warning: docker_args/-A and build_image apply only" in done.stderr
 
 
-class _Hanging(http.server.BaseHTTPRequestHandler):
+class _Hanging(QuietHandler):
     """Never answers in time: an environment build that downloads from it stays busy."""
 
     def do_GET(self) -> None:
         time.sleep(20)
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
-def hanging_url() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hanging)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def hanging_url(tmp_path: Path) -> Iterator[str]:
+    with serve_folder(tmp_path, handler=_Hanging) as url:
+        yield url
 
 
 def _start_and_wait_for(args: list[str], marker: str) -> subprocess.Popen[str]:
