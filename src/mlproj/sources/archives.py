@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mlproj.errors import ExecutionException, one_line
 from mlproj.home import home_subdir
-from mlproj.sources.uris import scrub_text, strip_credentials
+from mlproj.redaction import scrub_text, strip_credentials
 
 _CHUNK = 1 << 20
 _HTTP_TIMEOUT = 60.0

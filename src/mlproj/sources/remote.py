@@ -14,7 +14,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from mlproj.errors import ExecutionException
-from mlproj.sources.uris import file_uri_to_path, scrub_text, strip_credentials
+from mlproj.redaction import scrub_text, strip_credentials
+from mlproj.sources.uris import file_uri_to_path
 
 _HTTP_TIMEOUT = 60.0
 _CHUNK = 1 << 20
