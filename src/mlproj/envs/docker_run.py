@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from urllib.parse import unquote, urlparse
 from mlproj.docker.cli import DockerCli
 from mlproj.docker.images import CODE_DIR
 from mlproj.errors import ExecutionException
+from mlproj.fsutil import write_json_atomic
 from mlproj.home import home_subdir
 from mlproj.tracking import local_store_root
 
@@ -278,10 +278,7 @@ def image_shell(cli: DockerCli, image_id: str) -> str:
         return "bash"  # the probe itself failed; the run will report the real problem
     cache = _read_json(cache_file)
     cache[image_id] = shell
-    fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=".shells-")
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"version": 1, **cache}, handle)
-    Path(tmp).replace(cache_file)
+    write_json_atomic(cache_file, {"version": 1, **cache})
     return shell
 
 

@@ -35,15 +35,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
-from mlproj.statuses import INT_TO_STATUS, STATUS_TO_INT, TERMINAL_STATUSES, RunStatus
-from mlproj.tags import MLFLOW_RUN_NAME
-from mlproj.tracking.atomic import (
+from mlproj.fsutil import (
     append_bytes,
     create_once,
     exclusive_lock,
     temp_path,
     write_atomic,
 )
+from mlproj.statuses import INT_TO_STATUS, STATUS_TO_INT, TERMINAL_STATUSES, RunStatus
+from mlproj.tags import MLFLOW_RUN_NAME
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import local_folder, now_ms, run_not_found
 from mlproj.tracking.entities import (
