@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -142,31 +141,6 @@ def docker_arg_options(docker_args: Mapping[str, object]) -> list[str]:
         else:
             args += [flag, str(value)]
     return args
-
-
-# -- environment -----------------------------------------------------------------------------
-def user_environment(
-    items: tuple[str | tuple[str, str], ...], host_env: Mapping[str, str]
-) -> dict[str, str]:
-    """docker_env ``environment``: ``NAME`` copies the host value, ``[NAME, value]`` sets it."""
-    env: dict[str, str] = {}
-    for item in items:
-        if isinstance(item, str):
-            if item not in host_env:
-                raise ExecutionException(
-                    f"MLproject: docker_env.environment: {item} is not set on this machine; "
-                    f"export {item}=... before running, or give it a value in the MLproject "
-                    f'as ["{item}", "value"]'
-                )
-            env[item] = host_env[item]
-        else:
-            name, value = item
-            env[name] = str(value)
-    return env
-
-
-def missing_host_variables(items: tuple[str | tuple[str, str], ...]) -> list[str]:
-    return [item for item in items if isinstance(item, str) and item not in os.environ]
 
 
 # -- tracking and artifacts ------------------------------------------------------------------
