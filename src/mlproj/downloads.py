@@ -17,8 +17,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from mlproj.errors import ExecutionException
+from mlproj.locations import file_uri_to_path
 from mlproj.redaction import scrub_text, strip_credentials
-from mlproj.sources.uris import file_uri_to_path
 
 HTTP_TIMEOUT_S = 60.0  # per read of the response, not for the whole download
 _CHUNK = 1 << 20

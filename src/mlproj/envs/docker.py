@@ -28,6 +28,7 @@ from mlproj.envs.docker_run import (
     image_shell,
 )
 from mlproj.errors import ExecutionException
+from mlproj.locations import local_store_root
 from mlproj.spec.project import DockerEnv, Project
 from mlproj.tags import (
     LABEL_RUN_ID,
@@ -35,7 +36,6 @@ from mlproj.tags import (
     MLFLOW_DOCKER_IMAGE_URI,
     TAG_DOCKER_CONTAINER,
 )
-from mlproj.tracking import local_store_root
 
 _NETWORK_KEYS = ("network", "net")
 

@@ -21,7 +21,7 @@ from mlproj.docker.images import CODE_DIR
 from mlproj.errors import ExecutionException
 from mlproj.fsutil import write_json_atomic
 from mlproj.home import home_subdir
-from mlproj.tracking import local_store_root
+from mlproj.locations import local_store_root
 
 _OPTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Variables the docker client itself reads: passing them by name would redirect or break the

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from mlproj.errors import ExecutionException
+from mlproj.locations import file_uri_to_path
 from mlproj.redaction import strip_credentials
 
 SourceKind = Literal["local", "archive", "git"]
@@ -52,24 +52,6 @@ def normalise_subdir(subdir: str, uri: str) -> str:
             "project; use a path inside it (e.g. 'uri#examples/train')."
         )
     return normal
-
-
-def file_uri_to_path(uri: str) -> Path | None:
-    """The local path of a ``file:`` URI on this machine, None for another host."""
-    parts = urlsplit(uri)
-    host = parts.netloc
-    path = unquote(parts.path)
-    if host in ("", "localhost", "127.0.0.1") or host == _hostname():
-        return Path(path or "/")
-    if os.name == "nt":  # UNC share
-        return Path(f"//{host}{path}")
-    return None
-
-
-def _hostname() -> str:
-    import socket
-
-    return socket.gethostname()
 
 
 def is_archive_name(name: str) -> bool:

@@ -42,6 +42,7 @@ from mlproj.fsutil import (
     temp_path,
     write_atomic,
 )
+from mlproj.locations import local_store_root
 from mlproj.statuses import INT_TO_STATUS, STATUS_TO_INT, TERMINAL_STATUSES, RunStatus
 from mlproj.tags import MLFLOW_RUN_NAME
 from mlproj.tracking.base import TrackingStore
@@ -399,8 +400,6 @@ class FileStore(TrackingStore):
     """An MLflow-compatible file store rooted at an absolute ``file:///...`` URI."""
 
     def __init__(self, uri: str) -> None:
-        from mlproj.tracking import local_store_root
-
         root = local_store_root(uri)
         if root is None:
             raise ExecutionException(f"Tracking URI {uri!r} is not a file store URI (file:///...)")
