@@ -224,7 +224,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
 
 def _check_loggable(params: ResolvedParameters, entry_point: str, where: Path) -> None:
     """MLflow's key and length rules hold for every store: say so before any run exists."""
-    from mlproj.tracking.file_store import MAX_PARAM_VALUE_LENGTH, validate_key
+    from mlproj.tracking.limits import MAX_PARAM_VALUE_LENGTH, validate_key
 
     for key, value in params.as_logged().items():
         try:
