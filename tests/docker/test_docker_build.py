@@ -14,6 +14,7 @@ from mlproj.envs.docker import DockerManager
 pytestmark = pytest.mark.docker
 
 
+@pytest.mark.timing
 def test_second_prepare_reuses_the_image_without_building(
     tmp_path: Path,
     docker_daemon: str,
