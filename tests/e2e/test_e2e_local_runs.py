@@ -54,7 +54,7 @@ def _project(make_project: MakeProject) -> Path:
     return make_project(MLPROJECT, train__py=TRAIN, sleeper__sh=SLEEPER)
 
 
-def _runs(store: TrackingStore) -> list[mlproj.tracking.entities.Run]:  # type: ignore[name-defined]
+def _runs(store: TrackingStore) -> list[mlproj.tracking.entities.Run]:
     return store.search_runs([e.experiment_id for e in store.list_experiments()])
 
 
