@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlproj.errors import ExecutionException
+from mlproj.errors import ExecutionException, StoreUnreachable
 from mlproj.redaction import Redactor, redact_url, secrets_from_env
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ class HttpClient:
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.settings.max_retries:
-                    raise ExecutionException(
+                    raise StoreUnreachable(
                         f"Cannot reach MLflow tracking server {self.display_url} "
                         f"({type(exc).__name__}) after {attempt + 1} attempts; check that it is "
                         "running and that MLFLOW_TRACKING_URI is right"
@@ -215,6 +215,8 @@ class HttpClient:
             f"MLflow tracking server {self.display_url} rejected {method} {what} "
             f"(HTTP {response.status_code}): {label}{message}{hint}"
         )
+        if response.status_code in RETRY_STATUSES:  # still failing after the retries
+            return StoreUnreachable(self.redact(text))
         return ExecutionException(self.redact(text))
 
 
