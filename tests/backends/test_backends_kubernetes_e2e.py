@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from backends_k8s_standin import KubernetesStandin
-from backends_servers import Registry, wait_for_status, wait_for_watcher
 
 import mlproj
 from mlproj.backends.kubernetes.connection import api_client
@@ -19,7 +17,9 @@ from mlproj.docker.images import push_image
 from mlproj.errors import ExecutionException
 from mlproj.submitted import SubmittedRun
 from mlproj.tracking import get_store
-from shared_servers import MlflowServer
+from tests.backends.backends_k8s_standin import KubernetesStandin
+from tests.backends.backends_servers import Registry, wait_for_status, wait_for_watcher
+from tests.shared_servers import MlflowServer
 
 pytestmark = pytest.mark.docker
 

@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from e2e_support import MakeProject, mlflow_read, run_cli
 
 import mlproj
 from mlproj.tracking.base import TrackingStore
+from tests.e2e.e2e_support import MakeProject, mlflow_read, run_cli
 
 TRAIN = """
 import os, sys

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from sources_git_cli import git
 
 from mlproj.errors import ExecutionException
 from mlproj.sources import fetch_project
+from tests.sources.sources_git_cli import git
 
 
 def make_repo(path: Path) -> str:

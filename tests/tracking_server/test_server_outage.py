@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_servers import MlflowServer
+from tests.shared_servers import MlflowServer
 
 pytestmark = pytest.mark.slow
 
