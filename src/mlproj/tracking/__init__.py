@@ -40,10 +40,12 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     root = local_store_root(uri)
     if root is not None:
         return root.as_uri()
-    if urlparse(uri).scheme == "sqlite":
-        from mlproj.tracking.mlflow_store import absolute_sqlite_uri
-
-        return absolute_sqlite_uri(uri)
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        # Relative to the caller's folder; children may start in another one.
+        path, sep, query = uri[len("sqlite:///") :].partition("?")
+        if path and path != ":memory:":
+            absolute = Path(unquote(path)).expanduser().absolute()
+            return f"sqlite:///{quote(str(absolute), safe='/')}{sep}{query}"
     return uri
 
 
