@@ -221,6 +221,13 @@ class SqliteStore(TrackingStore):
         if mode == "wal":
             # Durable against a killed process; only a power cut may lose the last commits.
             conn.execute("PRAGMA synchronous = NORMAL")
+            # The last connection to close checkpoints the WAL into the database and deletes
+            # it (fsyncs on every `mlproj run`); leave that to SQLite's automatic checkpoints,
+            # where Python lets us (3.12+). A WAL left behind is read by the next opener.
+            no_checkpoint = getattr(sqlite3, "SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE", None)
+            setconfig = getattr(conn, "setconfig", None)
+            if no_checkpoint is not None and setconfig is not None:
+                setconfig(no_checkpoint, True)
 
     @property
     def _display(self) -> str:
@@ -325,8 +332,12 @@ class SqliteStore(TrackingStore):
         if number is None:
             return None
         if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
-            # MLflow makes the Default experiment whenever it opens a store; so do we.
-            return self._write(self._ensure_default)
+            # MLflow makes the Default experiment whenever it opens a store; so do we (a write
+            # transaction only the first time).
+            found = self._read(
+                lambda c: self._experiment_row(c, "experiment_id = 0", ()), missing=_none
+            )
+            return found if found is not None else self._write(self._ensure_default)
         return self._read(
             lambda c: self._experiment_row(c, "experiment_id = ?", (number,)), missing=_none
         )
