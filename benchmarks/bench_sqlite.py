@@ -133,15 +133,14 @@ print(json.dumps(samples))
     print(f"\nnew database from the pinned schema: median {median_ms(pinned):.1f} ms")
     install = find_mlflow()
     if install is not None:
+        from mlproj.tracking.sqlite_schema import _mlflow_upgrade
+
         started = time.perf_counter()
-        subprocess.run(
-            [*install.command, "db", "upgrade", f"sqlite:///{work / 'upgraded.db'}"],
-            capture_output=True,
-            check=True,
-        )
+        _mlflow_upgrade(install, work / "made-by-mlflow.db")
         print(
-            f"new database by `mlflow db upgrade` (MLflow {install.version}, used only when "
-            f"its schema differs from the pinned one): {time.perf_counter() - started:.1f} s"
+            f"new database made by MLflow {install.version} itself (what mlproj does when the "
+            f"user's MLflow has another schema than the pinned one): "
+            f"{time.perf_counter() - started:.1f} s"
         )
 
 

@@ -95,7 +95,7 @@ def test_migration_head_and_a_package_without_migrations(tmp_path: Path) -> None
     skinny = tmp_path / "mlflow"  # mlflow-skinny: no SQL store, no migrations
     skinny.mkdir()
     (skinny / "version.py").write_text('VERSION = "3.9.0"\n')
-    assert sqlite_schema._install(skinny, ("mlflow",)) is None
+    assert sqlite_schema._install(skinny, sys.executable) is None
 
 
 def test_new_database_from_the_pinned_schema_opens_in_mlflow(tmp_path: Path) -> None:

@@ -191,7 +191,7 @@ def wal_allowed(path: Path, mounts: Path = Path("/proc/mounts")) -> bool:
 class MlflowInstall:
     """An MLflow that can create databases: how to run it and its newest schema revision."""
 
-    command: tuple[str, ...]  # argv prefix for `db upgrade <uri>`
+    python: str  # the interpreter that imports this mlflow
     version: str
     head_revision: str | None  # None when its migrations could not be read
 
@@ -210,14 +210,12 @@ def find_mlflow() -> MlflowInstall | None:
         python = _script_interpreter(Path(cli))
         package = _package_dir(python) if python else None
         if package is not None:
-            found = _install(package, (python or cli, "-m", "mlflow"))
+            found = _install(package, python or cli)
             if found is not None:
                 return found
     spec = importlib.util.find_spec("mlflow")
     if spec is not None and spec.submodule_search_locations:
-        return _install(
-            Path(next(iter(spec.submodule_search_locations))), (sys.executable, "-m", "mlflow")
-        )
+        return _install(Path(next(iter(spec.submodule_search_locations))), sys.executable)
     return None
 
 
@@ -239,7 +237,8 @@ def _script_interpreter(script: Path) -> str | None:
 
 
 def _package_dir(python: str) -> Path | None:
-    if os.path.realpath(python) == os.path.realpath(sys.executable):
+    # Not realpath: every virtualenv's python links to the same interpreter binary.
+    if Path(python).absolute() == Path(sys.executable).absolute():
         spec = importlib.util.find_spec("mlflow")
         locations = spec.submodule_search_locations if spec else None
         return Path(next(iter(locations))) if locations else None
@@ -258,7 +257,7 @@ _REVISION = re.compile(r"""^revision\s*=\s*["']([0-9a-f]+)["']""", re.MULTILINE)
 _DOWN = re.compile(r"""^down_revision\s*=\s*(.+)$""", re.MULTILINE)
 
 
-def _install(package: Path, command: tuple[str, ...]) -> MlflowInstall | None:
+def _install(package: Path, python: str) -> MlflowInstall | None:
     versions = package / "store" / "db_migrations" / "versions"
     if not versions.is_dir():
         return None  # mlflow-skinny: no SQL store, it cannot open the database at all
@@ -267,7 +266,7 @@ def _install(package: Path, command: tuple[str, ...]) -> MlflowInstall | None:
     except OSError:
         match = None
     return MlflowInstall(
-        command=command,
+        python=python,
         version=match.group(1) if match else "unknown",
         head_revision=migration_head(versions.glob("*.py")),
     )
@@ -386,12 +385,21 @@ def initialize_in_place(
     _fill_empty(conn)
 
 
+# MLflow's own store, opened once, creates every table, runs every migration and adds the
+# Default experiment, in every 3.x (`mlflow db upgrade` cannot start from an empty file before
+# 3.7 or so).
+_MLFLOW_CREATE = (
+    "import sys; from mlflow.tracking import MlflowClient; "
+    "MlflowClient(tracking_uri=sys.argv[1]).search_experiments(max_results=1)"
+)
+
+
 def _mlflow_upgrade(install: MlflowInstall, target: Path) -> None:
     uri = f"sqlite:///{target}"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     try:
         done = subprocess.run(
-            [*install.command, "db", "upgrade", uri],
+            [install.python, "-c", _MLFLOW_CREATE, uri],
             capture_output=True,
             text=True,
             timeout=600,
@@ -400,13 +408,14 @@ def _mlflow_upgrade(install: MlflowInstall, target: Path) -> None:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ExecutionException(
-            f"Creating the tracking database with `mlflow db upgrade` failed: {exc}"
+            f"Creating the tracking database with MLflow {install.version} failed: {exc}"
         ) from None
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
         raise ExecutionException(
             f"Creating the tracking database with MLflow {install.version} "
-            f"(`mlflow db upgrade`) failed: {last}"
+            f"({install.python}) failed: {(errors or lines)[-1]}"
         )
 
 
