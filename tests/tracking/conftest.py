@@ -26,3 +26,11 @@ def both_stores(
     # Both stores put artifacts under the current folder's mlruns when nothing else says so.
     monkeypatch.chdir(tmp_path)
     return uri
+
+
+@pytest.fixture
+def in_tmp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run from the test's folder: a SQL store's default artifact root is ``./mlruns`` of the
+    folder an experiment is created from, and tests must not write into the work tree."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -15,6 +15,8 @@ import pytest
 
 from mlproj.tracking import default_tracking_uri, get_store, resolve_tracking_uri
 
+pytestmark = pytest.mark.usefixtures("in_tmp_folder")
+
 
 def _no_mlflow_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}

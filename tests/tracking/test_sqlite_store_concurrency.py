@@ -18,6 +18,8 @@ from tracking_mlflow_child import run_mlflow
 
 from mlproj.tracking.sqlite_store import SqliteStore
 
+pytestmark = pytest.mark.usefixtures("in_tmp_folder")
+
 # How long the other process keeps the database locked. The case is 30 s; the principle
 # (bookkeeping waits, the command does not) shows with a few seconds, past SQLite's own busy wait.
 LOCK_SECONDS = float(os.environ.get("MLPROJ_TEST_LOCK_SECONDS", "4"))

@@ -20,7 +20,7 @@ import pytest
 from mlproj.tracking.sqlite_schema import PINNED_REVISION, migration_head
 from mlproj.tracking.sqlite_store import SqliteStore
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("in_tmp_folder")]
 
 OLD = "3.0.1"
 

@@ -36,6 +36,8 @@ entry_points:
     command: "touch ran-{alpha}"
 """
 
+pytestmark = pytest.mark.usefixtures("in_tmp_folder")
+
 
 def _statements(text: str) -> list[tuple[str, ...]]:
     """The schema's statements, each as its sorted lines: MLflow's migrations write a table's
