@@ -44,10 +44,10 @@ def mlproj_argv() -> list[str]:
     return [str(sibling)] if sibling.exists() else [sys.executable, "-m", "mlproj"]
 
 
-def cpu_seconds(argv: list[str], env: dict[str, str]) -> float:
+def cpu_seconds(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
     """User + system CPU of one child process: steadier than wall time on a busy machine."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(argv, env=bench_env(env), stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(argv, env=bench_env(env), cwd=cwd, stdout=subprocess.DEVNULL, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -86,6 +86,22 @@ def bench_noop(work: Path, runs: int) -> None:
     report("no-op run, whole CLI process (wall)", rows, baseline=None)
     whole = median_ms(rows["mlproj run -> sqlite"]) - median_ms(rows["mlproj run -> file store"])
     print(f"sqlite - file store (CLI medians): {whole:+.1f} ms")
+    # CPU (user + sys) of the same commands: steady on a busy machine, but blind to disk flushes.
+    cpu: dict[str, list[float]] = {f"mlproj run -> {name} CPU": [] for name in stores}
+    for _ in range(runs):
+        for name, uri in stores.items():
+            cpu[f"mlproj run -> {name} CPU"].append(
+                cpu_seconds(
+                    [*argv, "run", str(project), "-P", "alpha=0.3", "-q"],
+                    {"MLFLOW_TRACKING_URI": uri},
+                    cwd=work,
+                )
+            )
+    report("no-op run, whole CLI process (CPU user+sys)", cpu, baseline=None)
+    cpu_delta = median_ms(cpu["mlproj run -> sqlite CPU"]) - median_ms(
+        cpu["mlproj run -> file store CPU"]
+    )
+    print(f"sqlite - file store (CLI CPU medians): {cpu_delta:+.1f} ms")
 
     # In-process: the store's own cost without interpreter start-up noise.
     code = """
