@@ -31,9 +31,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from mlproj.errors import ExecutionException, StoreUnreachable
+from mlproj.locations import sqlite_database
 from mlproj.statuses import STATUS_TO_INT, TERMINAL_STATUSES
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import local_folder, now_ms, run_not_found
@@ -80,19 +81,18 @@ _RUN_COLUMNS = (
 
 def sqlite_path(uri: str) -> Path:
     """The absolute database path of ``sqlite:///rel.db`` or ``sqlite:////abs.db``."""
+    path = sqlite_database(uri)
+    if path is not None:
+        return path
     parts = urlsplit(uri)
     if parts.scheme != "sqlite" or parts.netloc:
         raise ExecutionException(
             f"Tracking URI {uri!r}: a SQLite URI names a file, e.g. sqlite:///mlflow.db"
         )
-    raw = unquote(parts.path)
-    raw = raw[1:] if raw.startswith("/") else raw  # sqlite:///rel -> rel, sqlite:////abs -> /abs
-    if not raw or raw == ":memory:":
-        raise ExecutionException(
-            f"Tracking URI {uri!r}: an in-memory database cannot be shared with the run's "
-            "processes; name a file, e.g. sqlite:///mlflow.db"
-        )
-    return Path(raw).expanduser().absolute()
+    raise ExecutionException(
+        f"Tracking URI {uri!r}: an in-memory database cannot be shared with the run's "
+        "processes; name a file, e.g. sqlite:///mlflow.db"
+    )
 
 
 def default_artifact_root() -> str:
