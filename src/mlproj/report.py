@@ -127,16 +127,29 @@ class Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    @property
+    def live(self) -> bool:
+        """True while the work is shown as an updating line (a terminal, not quiet)."""
+        return self._live
+
     def step(self, text: str) -> None:
         """What the work is doing now: redrawn in place on a terminal, else one plain line."""
         self.current = text
         if not self._live:
             self.reporter.info(f"{self.title}: {text}")
 
+    def update(self, text: str) -> None:
+        """A detail that changes often (bytes so far): shown on a terminal only."""
+        self.current = text
+
+    def transferred(self, done: int, total: int | None = None) -> None:
+        """Bytes downloaded so far (of ``total`` when known), as an :meth:`update`."""
+        self.update(f"{_size(done)} of {_size(total)}" if total else _size(done))
+
     def line(self) -> str:
         frame = _FRAMES[int(self.elapsed / REFRESH_S) % len(_FRAMES)]
         doing = f": {self.current}" if self.current else ""
-        return f"{frame} {self.title}{doing} ({self.elapsed:.0f}s)"
+        return f"{frame} {self.title}{doing} ({self.elapsed:.1f}s)"
 
     def __enter__(self) -> Progress:
         self.started = time.monotonic()
@@ -214,6 +227,14 @@ def log(text: str) -> None:
 
 def progress(title: str, *, announce: bool = True) -> Progress:
     return _current.progress(title, announce=announce)
+
+
+def _size(num: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if num < 1024:
+            return f"{num:.0f} {unit}" if unit == "B" else f"{num:.1f} {unit}"
+        num /= 1024
+    return f"{num:.1f} GB"
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:

@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from mlproj import report
 from mlproj.errors import ExecutionException, one_line
 from mlproj.home import home_subdir
 from mlproj.sources.uris import scrub_text, strip_credentials
@@ -39,7 +40,8 @@ def fetch_archive(
         name = posixpath.basename(uri.split("?", 1)[0]) or "archive"
         downloaded = Path(tmp) / name
         say(f"Downloading {public}")
-        digest = _download(uri, downloaded)
+        with report.progress(f"Downloading {public}", announce=False) as progress:
+            digest = _download(uri, downloaded, progress)
         return _extract_cached(downloaded, digest, root, public, say)
 
 
@@ -51,7 +53,7 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download(uri: str, dest: Path) -> str:
+def _download(uri: str, dest: Path, progress: report.Progress) -> str:
     import requests
 
     public = strip_credentials(uri)
@@ -63,10 +65,14 @@ def _download(uri: str, dest: Path) -> str:
                     f"Unable to download archive {public}: HTTP {reply.status_code} "
                     f"{reply.reason}. Check the URL and your access to it."
                 )
+            total = int(reply.headers.get("Content-Length") or 0) or None
+            done = 0
             with dest.open("wb") as handle:
                 for chunk in reply.iter_content(_CHUNK):
                     digest.update(chunk)
                     handle.write(chunk)
+                    done += len(chunk)
+                    progress.transferred(done, total)
     except requests.RequestException as err:
         raise ExecutionException(
             f"Unable to download archive {public}: {scrub_text(str(err), uri)}"

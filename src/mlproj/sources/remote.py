@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from mlproj import report
 from mlproj.errors import ExecutionException
 from mlproj.sources.uris import file_uri_to_path, scrub_text, strip_credentials
 
@@ -61,15 +62,22 @@ def _download_http(uri: str, target: Path) -> Path:
 
     public = strip_credentials(uri)
     try:
-        with requests.get(uri, stream=True, timeout=_HTTP_TIMEOUT) as reply:
+        with (
+            report.progress(f"Downloading {public}") as progress,
+            requests.get(uri, stream=True, timeout=_HTTP_TIMEOUT) as reply,
+        ):
             if not reply.ok:
                 raise ExecutionException(
                     f"Could not download {public}: HTTP {reply.status_code} {reply.reason}. "
                     "Check the URL and your access to it."
                 )
+            total = int(reply.headers.get("Content-Length") or 0) or None
+            done = 0
             with target.open("wb") as handle:
                 for chunk in reply.iter_content(_CHUNK):
                     handle.write(chunk)
+                    done += len(chunk)
+                    progress.transferred(done, total)
     except requests.RequestException as err:
         raise ExecutionException(
             f"Could not download {public}: {scrub_text(str(err), uri)}"
