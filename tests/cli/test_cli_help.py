@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 import click
-
 from cli_support import run_cli
+
 from mlproj.cli.main import cli
 
 

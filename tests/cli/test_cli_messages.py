@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cli_support import EXAMPLE, run_cli
+
 from mlproj.tracking import get_store
 
 
@@ -26,9 +27,7 @@ def test_undeclared_parameter_warns_once_then_passes_it_on_as_mlflow_does() -> N
 
 def test_undeclared_parameter_warning_survives_quiet() -> None:
     done = run_cli("run", str(EXAMPLE), "-e", "fail", "--env-manager", "local", "-q", "-P", "x=1")
-    assert done.stderr.splitlines()[0].startswith(
-        "mlproj: warning: entry point 'fail' of "
-    )
+    assert done.stderr.splitlines()[0].startswith("mlproj: warning: entry point 'fail' of ")
     assert "declares no parameter 'x' (declared: none). Passing on `--x 1`" in done.stderr
     assert "mlproj: running" not in done.stderr  # --quiet hides the status lines
 

@@ -25,10 +25,15 @@ def test_quiet_hides_status_lines_but_not_warnings_or_errors() -> None:
     quiet.info("Creating environment x")
     quiet.warning("something odd")
     quiet.error("it failed")
-    assert out.getvalue().splitlines() == ["mlproj: warning: something odd", "mlproj: error: it failed"]
+    assert out.getvalue().splitlines() == [
+        "mlproj: warning: something odd",
+        "mlproj: error: it failed",
+    ]
 
 
-@pytest.mark.parametrize("text", ["Warning: the pod gets ...", "warning: the pod gets ...", "WARNING:the pod gets ..."])
+@pytest.mark.parametrize(
+    "text", ["Warning: the pod gets ...", "warning: the pod gets ...", "WARNING:the pod gets ..."]
+)
 def test_every_spelling_of_a_warning_comes_out_one_way(text: str) -> None:
     out = io.StringIO()
     report.Reporter(quiet=True, stream=out).log(text)

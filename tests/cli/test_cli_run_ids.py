@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cli_support import EXAMPLE, run_cli
+
 from mlproj.errors import ExecutionException
 from mlproj.tracking import get_store
 from mlproj.tracking.base import TrackingStore
@@ -40,7 +40,9 @@ def _check_store(store: TrackingStore, ids: list[str]) -> None:
         resolve_run_id(store, shared)
     message = str(ambiguous.value)
     assert "\n" not in message
-    assert message.startswith(f"Run id prefix {shared!r} is ambiguous: {len(candidates)} runs match")
+    assert message.startswith(
+        f"Run id prefix {shared!r} is ambiguous: {len(candidates)} runs match"
+    )
     assert all(c in message for c in candidates[:8])
     with pytest.raises(ExecutionException, match="not found"):
         resolve_run_id(store, "f" * 12)  # 40 random ids: none starts with 12 f's

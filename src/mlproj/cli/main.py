@@ -140,7 +140,10 @@ def _complete_entry_point(
 ) -> list[click.shell_completion.CompletionItem]:
     from mlproj.cli.completion import entry_point_items
 
-    return entry_point_items(ctx.params.get("uri"), incomplete)
+    # Click leaves URI unparsed when the option being completed has no value yet; the word is
+    # then among the unparsed arguments.
+    uri = ctx.params.get("uri") or next(iter(ctx.args), None)
+    return entry_point_items(uri, incomplete)
 
 
 @cli.command("run", short_help="Run a project: a folder, Git repository or archive.")
