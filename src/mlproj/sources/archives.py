@@ -23,6 +23,8 @@ from mlproj.home import home_subdir
 from mlproj.sources.uris import scrub_text, strip_credentials
 
 _CHUNK = 1 << 20
+#: Read size off the network: small enough that the progress line moves on a slow link.
+_NET_CHUNK = 64 << 10
 _HTTP_TIMEOUT = 60.0
 
 
@@ -68,7 +70,7 @@ def _download(uri: str, dest: Path, progress: report.Progress) -> str:
             total = int(reply.headers.get("Content-Length") or 0) or None
             done = 0
             with dest.open("wb") as handle:
-                for chunk in reply.iter_content(_CHUNK):
+                for chunk in reply.iter_content(_NET_CHUNK):
                     digest.update(chunk)
                     handle.write(chunk)
                     done += len(chunk)

@@ -19,6 +19,8 @@ from mlproj.sources.uris import file_uri_to_path, scrub_text, strip_credentials
 
 _HTTP_TIMEOUT = 60.0
 _CHUNK = 1 << 20
+#: Read size off the network: small enough that the progress line moves on a slow link.
+_NET_CHUNK = 64 << 10
 
 # MLflow's own artifact URIs, resolved by the mlflow package against MLFLOW_TRACKING_URI.
 _MLFLOW_SCHEMES = {"runs", "models", "mlflow-artifacts", "dbfs"}
@@ -74,7 +76,7 @@ def _download_http(uri: str, target: Path) -> Path:
             total = int(reply.headers.get("Content-Length") or 0) or None
             done = 0
             with target.open("wb") as handle:
-                for chunk in reply.iter_content(_CHUNK):
+                for chunk in reply.iter_content(_NET_CHUNK):
                     handle.write(chunk)
                     done += len(chunk)
                     progress.transferred(done, total)
