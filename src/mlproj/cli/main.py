@@ -229,7 +229,13 @@ def _complete_entry_point(
     metavar="SECONDS",
     help="Stop the run after this long (local backend).",
 )
-@click.option("-q", "--quiet", is_flag=True, default=False, help="Print no mlproj status lines.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    default=False,
+    help="No mlproj status or progress lines (warnings and errors still show).",
+)
 def run_command(
     uri: str,
     entry_point: str,

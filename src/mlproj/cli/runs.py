@@ -81,7 +81,9 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except ExecutionException as exc:
-        click.echo(f"mlproj: error: {exc}", err=True)
+        from mlproj import report
+
+        report.current().error(str(exc))
         raise click.exceptions.Exit(1) from None
 
 
