@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -31,8 +32,12 @@ def _unique_and_shared_prefixes(ids: list[str]) -> tuple[str, str, list[str]]:
     return ids[0][:length], shared, sorted(i for i in ids if i.startswith(shared))
 
 
-def _check_store(store: TrackingStore, ids: list[str]) -> None:
+def _check_store(store: TrackingStore, ids: list[str], *, shared_store: bool = False) -> None:
+    """``shared_store``: other tests' runs are there too (the session's MLflow server), so a
+    prefix is made long enough to be theirs by no chance, and the candidates may be more."""
     unique, shared, candidates = _unique_and_shared_prefixes(ids)
+    if shared_store:
+        unique = ids[0][: max(len(unique), 12)]
     assert resolve_run_id(store, unique) == ids[0]
     assert resolve_run_id(store, unique.upper()) == ids[0]
     assert resolve_run_id(store, ids[1]) == ids[1]  # a full id as it is
@@ -40,12 +45,18 @@ def _check_store(store: TrackingStore, ids: list[str]) -> None:
         resolve_run_id(store, shared)
     message = str(ambiguous.value)
     assert "\n" not in message
-    assert message.startswith(
-        f"Run id prefix {shared!r} is ambiguous: {len(candidates)} runs match"
-    )
-    assert all(c in message for c in candidates[:8])
+    match = re.match(rf"Run id prefix '{shared}' is ambiguous: (\d+) runs match: (.*)$", message)
+    assert match, message
+    count, listed = int(match.group(1)), re.findall(r"\b[0-9a-f]{32}\b", match.group(2))
+    assert listed and all(run_id.startswith(shared) for run_id in listed)
+    assert message.endswith("; give more characters")
+    if shared_store:
+        assert count >= len(candidates)
+    else:
+        assert count == len(candidates) and listed == candidates[:8]
+        assert "(r" in message  # candidates carry their run names
     with pytest.raises(ExecutionException, match="not found"):
-        resolve_run_id(store, "f" * 12)  # 40 random ids: none starts with 12 f's
+        resolve_run_id(store, "f" * 16)  # no run id starts with 16 f's, by any chance
 
 
 def test_prefixes_on_the_file_store(tmp_path: Path) -> None:
@@ -58,7 +69,7 @@ def test_prefixes_on_an_mlflow_server(mlflow_server: MlflowServer) -> None:
     not-found error says so."""
     store = get_store(mlflow_server.url)
     ids = _runs(store, 40, experiment=f"ids-{os.getpid()}-{time.time_ns()}")
-    _check_store(store, ids)
+    _check_store(store, ids, shared_store=True)
     with pytest.raises(ExecutionException, match="newest 5000 runs"):
         resolve_run_id(store, "ffffffffffffffff")
 
@@ -102,3 +113,16 @@ def test_cancel_takes_a_prefix() -> None:
     assert cancel.returncode == 0, cancel.stderr
     assert cancel.stdout.strip() == f"Run {run_id}: KILLED"
     assert get_store().get_run(run_id).info.status == "KILLED"
+
+
+def test_run_reenters_a_run_given_by_prefix() -> None:
+    store = get_store()
+    experiment_id = store.resolve_experiment("reenter")
+    opened = store.create_run(experiment_id, run_name="opened", tags={}, user_id="me")
+    done = run_cli(
+        "run", str(EXAMPLE), "-e", "sleep", "-P", "seconds=0", "--env-manager", "local",
+        "--run-id", opened.run_id[:12],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert store.get_run(opened.run_id).info.status == "FINISHED"
+    assert [r.run_id for r in store.search_runs([experiment_id])] == [opened.run_id]  # no new run

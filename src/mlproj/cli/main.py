@@ -202,7 +202,9 @@ def _complete_entry_point(
     help="Where remote `path` parameters are downloaded.",
 )
 @click.option(
-    "--run-id", default=None, help="Re-enter this existing RUNNING run instead of creating one."
+    "--run-id",
+    default=None,
+    help="Re-enter this RUNNING run (an id or a unique prefix) instead of creating one.",
 )
 @click.option("--run-name", default=None, help="Name of the new run.")
 @click.option(
@@ -285,6 +287,14 @@ def run_command(
     reporter = report.Reporter(quiet=quiet)
     log = reporter.log
 
+    if run_id is not None:
+        from mlproj.tracking import get_store
+        from mlproj.tracking.run_ids import resolve_run_id
+
+        try:
+            run_id = resolve_run_id(get_store(tracking_uri), run_id)  # a short id is enough
+        except ExecutionException as exc:
+            _fail(str(exc))
     options = RunOptions(
         uri=uri,
         entry_point=entry_point,

@@ -42,12 +42,13 @@ def resolve_run_id(store: TrackingStore, text: str) -> str:
     if FULL_RUN_ID.fullmatch(wanted) or not _HEX.fullmatch(wanted):
         # A full id, or an id of another form (some stores): the store says if it exists.
         return text.strip()
-    matches = _matching_ids(store, wanted)
+    found = _matching_ids(store, wanted)
+    matches = sorted(found)
     if len(matches) == 1:
         return matches[0]
     if not matches:
         raise _no_match(store, text.strip())
-    names = _names(store, matches[:SHOWN_CANDIDATES])
+    names = _names(store, matches[:SHOWN_CANDIDATES], found)
     shown = ", ".join(
         f"{run_id} ({names[run_id]})" if names.get(run_id) else run_id
         for run_id in matches[:SHOWN_CANDIDATES]
@@ -60,15 +61,16 @@ def resolve_run_id(store: TrackingStore, text: str) -> str:
     )
 
 
-def _matching_ids(store: TrackingStore, prefix: str) -> list[str]:
+def _matching_ids(store: TrackingStore, prefix: str) -> dict[str, str | None]:
+    """Matching run id -> its name, when the search already told it."""
     root = _file_store_root(store)
     if root is not None:
-        return _folder_matches(root, prefix)
+        return dict.fromkeys(_folder_matches(root, prefix))
     experiment_ids = [
         e.experiment_id for e in store.list_experiments() if e.lifecycle_stage == "active"
     ]
     runs = store.search_runs(experiment_ids, max_results=RECENT_RUNS)
-    return sorted({r.run_id for r in runs if r.run_id.startswith(prefix)})
+    return {r.run_id: r.info.run_name for r in runs if r.run_id.startswith(prefix)}
 
 
 def _file_store_root(store: TrackingStore) -> Path | None:
@@ -97,13 +99,18 @@ def _subfolders(folder: Path) -> list[Path]:
         return []
 
 
-def _names(store: TrackingStore, run_ids: list[str]) -> dict[str, str]:
+def _names(
+    store: TrackingStore, run_ids: list[str], known: dict[str, str | None]
+) -> dict[str, str]:
     names: dict[str, str] = {}
     for run_id in run_ids:
-        try:
-            names[run_id] = store.get_run(run_id).info.run_name
-        except ExecutionException:
-            continue
+        name = known.get(run_id)
+        if name is None:
+            try:
+                name = store.get_run(run_id).info.run_name
+            except ExecutionException:
+                continue
+        names[run_id] = name
     return names
 
 
