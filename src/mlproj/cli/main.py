@@ -86,6 +86,10 @@ def cli() -> None:
 
     A run id may be shortened to a unique prefix. Shell completion: docs/completion.md.
     """
+    from mlproj.cli.sync import replay_journals_quietly
+
+    # Run updates kept while a tracking store was down are sent as soon as mlproj runs again.
+    replay_journals_quietly()
 
 
 def _parse_pairs(values: tuple[str, ...], option: str, *, flags: bool) -> dict[str, Any]:
