@@ -64,7 +64,7 @@ def test_every_command_shows_an_example() -> None:
     for path in [(), *_all_commands()]:
         done = run_cli(*path, "--help", COLUMNS="80")
         assert done.returncode == 0, done.stderr
-        examples = done.stdout.split("Examples:\n", 1)
+        examples = re.split(r"^ *Examples?:\n", done.stdout, maxsplit=1, flags=re.M)
         where = " ".join(("mlproj", *path))
         assert len(examples) == 2, f"{where} --help has no example"
         first = examples[1].splitlines()[0].strip()
