@@ -105,3 +105,21 @@ def test_plain_line_in_a_pipe_and_nothing_with_quiet(
     screen = tmux.wait_for(lambda s: "DONE" in s.replace("echo DONE", ""), timeout=90)
     assert "Downloading" not in screen and "mlproj:" not in screen
     assert f"{SIZE}" in screen
+
+
+def test_environment_build_progress_in_a_terminal(tmux: Tmux, tmp_path: Path) -> None:
+    """The example's first run builds its uv environment: one updating line, then the result."""
+    from cli_support import EXAMPLE
+
+    tmux.type_line("clear")
+    tmux.type_line(f"{sys.executable} -m mlproj run {EXAMPLE} -P alpha=0.3")
+    building = re.compile(r"^. Building the uv environment \(Python [\d.]+\): (.+) \((\d+\.\d)s\)$")
+    screen = tmux.wait_for(lambda s: any(building.match(line) for line in s.splitlines()), 300)
+    assert len([line for line in screen.splitlines() if building.match(line)]) == 1
+    screen = _wait_done(tmux)
+    assert "FINISHED" in screen
+    lines = screen.splitlines()
+    assert not any(building.match(line) for line in lines)  # cleared once the build is done
+    assert any(re.match(r"^mlproj: Environment uv-\w+ ready in \d+\.\ds$", line) for line in lines)
+    # No step lines on a terminal: the updating line said them.
+    assert not any(line.startswith("mlproj: Building the uv environment") for line in lines)
