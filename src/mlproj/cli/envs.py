@@ -42,7 +42,8 @@ def list_command(show_size: bool) -> None:
       mlproj envs list
       mlproj envs list --no-size
     """
-    from mlproj.envs.cache import envs_root, folder_size, iter_entries
+    from mlproj.envs.cache import envs_root, iter_entries
+    from mlproj.fsutil import folder_size
 
     root = envs_root()
     entries = sorted(iter_entries(root), key=lambda e: e.last_used(), reverse=True)

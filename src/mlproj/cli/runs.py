@@ -349,7 +349,7 @@ def _nothing_found(
     params: dict[str, str],
 ) -> str:
     """Where ``runs list`` looked, and how to look elsewhere."""
-    from mlproj.tracking.common import redact_url
+    from mlproj.redaction import redact_url
 
     where = redact_url(store.tracking_uri)
     elsewhere = "point at another store with --tracking-uri or MLFLOW_TRACKING_URI"
