@@ -45,12 +45,12 @@ def entry_point_items(uri: str | None, incomplete: str) -> list[CompletionItem]:
 def run_id_items(tracking_uri: str | None, incomplete: str) -> list[CompletionItem]:
     """Run ids of the newest runs in the store, with their names and statuses as help."""
     try:
-        from mlproj.cli.runs import _run_infos
+        from mlproj.cli.support import run_infos
         from mlproj.tracking import get_store
 
         store = get_store(tracking_uri)
         ids = [e.experiment_id for e in store.list_experiments() if e.lifecycle_stage == "active"]
-        infos = _run_infos(store, ids, status=None, max_results=COMPLETED_RUNS)
+        infos = run_infos(store, ids, status=None, max_results=COMPLETED_RUNS)
     except Exception:  # noqa: BLE001 - an unreachable store completes nothing, quietly
         return []
     wanted = incomplete.lower()

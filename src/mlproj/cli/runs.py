@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from mlproj.cli.support import run_infos
 from mlproj.cli.sync import sync_command
 from mlproj.errors import ExecutionException
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
@@ -302,7 +303,7 @@ def list_runs(
             candidates: list[tuple[RunInfo, Run | None]] = [(r.info, r) for r in found]
         else:
             # A table needs only the run records, not every param, metric and tag.
-            infos = _run_infos(store, list(names), status=search_status, max_results=limit)
+            infos = run_infos(store, list(names), status=search_status, max_results=limit)
             candidates = [(info, None) for info in infos]
         candidates.sort(key=lambda c: (c[0].start_time, c[0].run_id), reverse=True)
         for info, loaded in candidates:
@@ -366,19 +367,6 @@ def _nothing_found(
         f"No runs{matching} in {label} {shown} of tracking store {where}; {elsewhere}, "
         "or at another experiment with --experiment-name."
     )
-
-
-def _run_infos(
-    store: TrackingStore, experiment_ids: list[str], *, status: str | None, max_results: int
-) -> list[RunInfo]:
-    """Run records without params/metrics/tags, from the cheapest source the store offers."""
-    # Optional store method, same arguments as search_runs (FileStore: one file read per run).
-    fast = getattr(store, "search_run_infos", None)
-    if callable(fast):
-        infos: list[RunInfo] = fast(experiment_ids, status=status, max_results=max_results)
-        return infos
-    found = store.search_runs(experiment_ids, status=status, max_results=max_results)
-    return [r.info for r in found]
 
 
 @runs.command("show", short_help="Everything about one run: params, metrics, tags.")
