@@ -318,6 +318,7 @@ def list_runs(
             listed.append((info, full, orphaned))
             if len(listed) >= max_results:
                 break
+    _warn_damaged(store)
     if as_json:
         records = [
             run_record(r, o, names.get(i.experiment_id)) for i, r, o in listed if r is not None
@@ -369,6 +370,14 @@ def _nothing_found(
     )
 
 
+def _warn_damaged(store: TrackingStore) -> None:
+    """Name every damaged file the store skipped (a truncated meta.yaml, a corrupt metric)."""
+    from mlproj import report
+
+    for problem in getattr(store, "damaged", ()):
+        report.warning(f"skipped a damaged file: {problem}")
+
+
 @runs.command("show", short_help="Everything about one run: params, metrics, tags.")
 @run_id_argument
 @tracking_uri_option
@@ -386,6 +395,7 @@ def show_run(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
         run = store.get_run(_resolve(store, run_id))
         experiment = store.get_experiment(run.info.experiment_id)
         orphaned = _is_orphan(run, _orphan_check())
+    _warn_damaged(store)
     record = run_record(run, orphaned, experiment.name if experiment else None)
     if as_json:
         click.echo(json.dumps(record, indent=2, allow_nan=False))
