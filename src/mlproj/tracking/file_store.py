@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import itertools
 import os
 import posixpath
@@ -180,8 +181,8 @@ def _latest_metrics(folder: str, report: Callable[[str], None]) -> dict[str, flo
     latest: dict[str, float] = {}
     for key, text in _read_files(folder).items():
         best: tuple[int, int, float] | None = None
-        message = f"{folder}/{key}: malformed metric lines skipped"
-        for timestamp, value, step in _metric_points(text, lambda m=message: report(m)):
+        damaged = functools.partial(report, f"{folder}/{key}: malformed metric lines skipped")
+        for timestamp, value, step in _metric_points(text, damaged):
             point = (step, timestamp, value)
             if best is None or point > best:
                 best = point
