@@ -20,6 +20,8 @@ from tests.e2e.e2e_support import MakeProject, mlflow_read, run_cli
 TRAIN = """
 import os, sys
 import mlflow
+
+pytestmark = pytest.mark.usefixtures("tracking_store_kind")  # on both local stores
 print("training", sys.argv[1:])
 mlflow.log_metric("score", float(sys.argv[1]) * 2)
 mlflow.log_param("from_project", "yes")
