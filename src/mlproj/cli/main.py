@@ -23,6 +23,11 @@ _LAZY_COMMANDS = {
     "runs": ("mlproj.cli.runs:runs", "List, inspect, follow, cancel and reap runs."),
     "experiments": ("mlproj.cli.runs:experiments", "List experiments."),
     "envs": ("mlproj.cli.envs:envs_group", "List and prune cached environments."),
+    "check": (
+        "mlproj.cli.check:check_command",
+        "Find mistakes in an MLproject without running it.",
+    ),
+    "ui": ("mlproj.cli.ui:ui_command", "Browse the runs in MLflow's own UI."),
     "sources": (
         "mlproj.cli.sources:sources_group",
         "List and clear cached Git repositories and archives.",

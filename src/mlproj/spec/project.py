@@ -212,7 +212,7 @@ def _line_in(root: yaml.Node | None, keys: Sequence[Key]) -> int | None:
     return line
 
 
-class _SpecFile:
+class SpecFile:
     """The MLproject being loaded: builds problems that point into it."""
 
     def __init__(self, path: Path, raw: bytes) -> None:
@@ -302,12 +302,12 @@ def _yaml_error(path: Path, message: str, line: int | None) -> SpecError:
     return SpecError(Problem("error", "yaml", message, file=path, line=line))
 
 
-def _parse_yaml(path: Path) -> tuple[_SpecFile, dict[Any, Any]]:
+def _parse_yaml(path: Path) -> tuple[SpecFile, dict[Any, Any]]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ExecutionException(f"Cannot read {path}: {exc.strerror or exc}") from None
-    spec = _SpecFile(path, raw)
+    spec = SpecFile(path, raw)
     try:
         data = yaml.load(raw, Loader=_Loader)  # noqa: S506 - _Loader is a safe loader
     except yaml.MarkedYAMLError as exc:
@@ -343,7 +343,7 @@ def _parse_yaml(path: Path) -> tuple[_SpecFile, dict[Any, Any]]:
 
 
 def _as_mapping(
-    spec: _SpecFile, keys: Sequence[Key], value: object, ep: str | None = None
+    spec: SpecFile, keys: Sequence[Key], value: object, ep: str | None = None
 ) -> Mapping[Any, Any]:
     if value is None:
         return {}
@@ -353,7 +353,7 @@ def _as_mapping(
 
 
 def key_warnings(
-    spec: _SpecFile,
+    spec: SpecFile,
     keys: tuple[Key, ...],
     decl: Mapping[Any, Any],
     valid: Sequence[str],
@@ -402,7 +402,7 @@ class _Reader:
     """One load: the spec file, the warnings found so far, and whether errors are raised at
     once (``load_project``) or collected (``inspect_project``)."""
 
-    def __init__(self, spec: _SpecFile, *, strict: bool) -> None:
+    def __init__(self, spec: SpecFile, *, strict: bool) -> None:
         self.spec = spec
         self.strict = strict
         self.warnings: list[Problem] = []
@@ -653,7 +653,7 @@ def _valid_env_name(name: object) -> bool:
 
 
 def _parse_docker_variable(
-    spec: _SpecFile, keys: Sequence[Key], item: object
+    spec: SpecFile, keys: Sequence[Key], item: object
 ) -> str | tuple[str, str]:
     if _valid_env_name(item):
         return cast(str, item)
@@ -671,7 +671,7 @@ def _parse_docker_variable(
     )
 
 
-def _env_file(spec: _SpecFile, directory: Path, key: str, value: object) -> Path:
+def _env_file(spec: SpecFile, directory: Path, key: str, value: object) -> Path:
     if not isinstance(value, str) or not value.strip():
         raise spec.error((key,), f"expected a file name, got {_type_name(value)}")
     # Relative to the project folder; `../environment.yml` (outside it) is fine, as in MLflow.
@@ -685,7 +685,7 @@ def _env_file(spec: _SpecFile, directory: Path, key: str, value: object) -> Path
     return path
 
 
-def _parse_name(spec: _SpecFile, value: object) -> str | None:
+def _parse_name(spec: SpecFile, value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
