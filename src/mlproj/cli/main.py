@@ -293,7 +293,7 @@ def run_command(
             code=128 + stop.signum,
         )
     if synchronous:
-        log(f"run {submitted.run_id} {submitted.get_status()}")
+        log(f"run {submitted.run_id} {submitted.get_status()}; browse: mlproj ui")
     else:
         log(
             f"run {submitted.run_id} started; "
