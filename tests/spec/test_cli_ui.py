@@ -86,13 +86,14 @@ def test_ui_shows_runs_that_mlproj_recorded(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     run_id = re.search(r"run ([0-9a-f]{32}) FINISHED", ran.stderr).group(1)  # type: ignore[union-attr]
 
-    ui = subprocess.Popen(
-        [sys.executable, "-m", "mlproj", "ui"],
-        stdout=subprocess.PIPE,
-        stderr=(tmp_path / "ui.err").open("w"),
-        text=True,
-        env=child_env(),
-    )
+    with (tmp_path / "ui.err").open("w") as ui_err:
+        ui = subprocess.Popen(
+            [sys.executable, "-m", "mlproj", "ui"],
+            stdout=subprocess.PIPE,
+            stderr=ui_err,
+            text=True,
+            env=child_env(),
+        )
     try:
         assert ui.stdout is not None
         url = ui.stdout.readline().strip()  # printed once the server listens
@@ -105,6 +106,8 @@ def test_ui_shows_runs_that_mlproj_recorded(tmp_path: Path) -> None:
     finally:
         ui.send_signal(signal.SIGINT)  # what Ctrl-C sends
         code = ui.wait(timeout=60)
+        assert ui.stdout is not None
+        ui.stdout.close()
     assert code == 0
     errors = (tmp_path / "ui.err").read_text()
     assert "MLflow UI stopped" in errors

@@ -174,8 +174,10 @@ def _environment_problems(project: Project, spec: SpecFile | None) -> list[Probl
                 )
     if project.env_file is None:
         return found
-    env_key: tuple[Key, ...] = (
-        ("python_env",) if project.env_type == "python_env" else ("conda_env",)
+    # The key that names the file (a python_env key may name a conda spec); none for a
+    # default file (python_env.yaml, conda.yaml) found in the folder.
+    env_key: tuple[Key, ...] = next(
+        ((key,) for key in ("python_env", "conda_env") if spec and spec.line((key,))), ()
     )
     if project.env_type == "python_env":
         found += _python_env_problems(project, spec, env_key)

@@ -778,7 +778,7 @@ def _load(path: str | Path, *, strict: bool) -> tuple[Project | None, list[SpecE
         docker_env=docker,
         databricks_spark_job=dict(spark) if spark is not None else None,
         invalid_entry_points=invalid,
-        warnings=tuple(reader.warnings),
+        warnings=tuple(sorted(reader.warnings, key=lambda w: w.line or 0)),
     )
     return project, reader.errors
 
