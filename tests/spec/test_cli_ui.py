@@ -61,6 +61,9 @@ def wait_for(predicate: object, timeout: float) -> None:
 
 def test_the_server_command_and_store() -> None:
     assert mlflow_server_argv()[:3] == [sys.executable, "-m", "mlflow"]  # mlflow is installed
+    tool = mlflow_server_argv("mlflow==3.17.2")
+    assert tool[1:] == ["tool", "run", "--from", "mlflow==3.17.2", "mlflow"]
+    assert Path(tool[0]).name == "uv"
     assert backend_store("file:///x/mlruns") == (
         "file:///x/mlruns",
         {"MLFLOW_ALLOW_FILE_STORE": "true"},
@@ -70,7 +73,12 @@ def test_the_server_command_and_store() -> None:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by .ci/run (apt)")
-def test_ui_shows_runs_that_mlproj_recorded(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "mlflow_option",
+    [[], ["--mlflow", "mlflow==3.17.2"]],
+    ids=["installed-mlflow", "uv-tool-env"],
+)
+def test_ui_shows_runs_that_mlproj_recorded(tmp_path: Path, mlflow_option: list[str]) -> None:
     project = tmp_path / "proj"
     project.mkdir()
     (project / "MLproject").write_text(
@@ -88,7 +96,7 @@ def test_ui_shows_runs_that_mlproj_recorded(tmp_path: Path) -> None:
 
     with (tmp_path / "ui.err").open("w") as ui_err:
         ui = subprocess.Popen(
-            [sys.executable, "-m", "mlproj", "ui"],
+            [sys.executable, "-m", "mlproj", "ui", *mlflow_option],
             stdout=subprocess.PIPE,
             stderr=ui_err,
             text=True,

@@ -148,7 +148,8 @@ def test_float_errors(project_dir: Path, given: object) -> None:
 
 
 @pytest.mark.parametrize(
-    ("given", "deferred"), [("010", True), (" 7", True), ("+5", True), (12, False), ("20", False)]
+    ("given", "deferred"),
+    [("010", True), (" 7", True), ("+5", True), (12, False), ("20", False), (20.0, True)],
 )
 def test_int_values_reach_the_command_as_given(
     project_dir: Path, given: object, deferred: bool

@@ -24,16 +24,18 @@ _START_TIMEOUT = 300.0  # a first `uv tool run` downloads mlflow
 _STOP_GRACE = 10.0
 
 
-def mlflow_server_argv(mlflow_spec: str = "mlflow") -> list[str]:
-    """How to start ``mlflow``: this interpreter's package, one on PATH, or a uv tool env."""
-    if importlib.util.find_spec("mlflow") is not None:
-        return [sys.executable, "-m", "mlflow"]
-    on_path = shutil.which("mlflow")
-    if on_path is not None:
-        return [on_path]
+def mlflow_server_argv(requirement: str | None = None) -> list[str]:
+    """How to start ``mlflow``: this interpreter's package, else one on PATH, else a uv tool
+    env; a ``requirement`` (``mlflow==3.17.2``) always means that tool env."""
+    if requirement is None:
+        if importlib.util.find_spec("mlflow") is not None:
+            return [sys.executable, "-m", "mlflow"]
+        on_path = shutil.which("mlflow")
+        if on_path is not None:
+            return [on_path]
     from mlproj.envs.python.venv_base import uv_binary
 
-    return [uv_binary(), "tool", "run", "--from", mlflow_spec, "mlflow"]
+    return [uv_binary(), "tool", "run", "--from", requirement or "mlflow", "mlflow"]
 
 
 def backend_store(tracking_uri: str) -> tuple[str, dict[str, str]]:
@@ -83,13 +85,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @click.option(
     "--mlflow",
     "mlflow_spec",
-    default="mlflow",
-    show_default=True,
-    help="Requirement for the uv tool env used when mlflow is not installed.",
+    default=None,
+    metavar="REQUIREMENT",
+    help="Serve with this MLflow (e.g. 'mlflow==3.17.2') from a cached uv tool env "
+    "(default: the installed mlflow, else the latest in a uv tool env).",
 )
 @click.option("--open", "open_browser", is_flag=True, default=False, help="Open a browser.")
 def ui_command(
-    tracking_uri: str | None, host: str, port: int, mlflow_spec: str, open_browser: bool
+    tracking_uri: str | None, host: str, port: int, mlflow_spec: str | None, open_browser: bool
 ) -> None:
     """Serve MLflow's UI on the tracking store mlproj writes to, until Ctrl-C.
 

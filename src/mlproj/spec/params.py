@@ -19,9 +19,9 @@ from mlproj.spec.project import EntryPoint, absolute_path, expand_user
 from mlproj.spec.types import (
     NUMERIC_TYPES,
     InvalidValue,
-    canonical_text,
     check_value,
     has_scheme,
+    in_python_form,
     show_value,
 )
 
@@ -265,8 +265,7 @@ def resolve_parameters(
     number_forms = frozenset(
         name
         for name, param in params.items()
-        if param.type in NUMERIC_TYPES
-        and canonical_text(param.type, declared[name]) != declared[name]
+        if param.type in NUMERIC_TYPES and not in_python_form(param.type, declared[name])
     )
     return ResolvedParameters(declared, extra, local_paths, download_dir, number_forms)
 

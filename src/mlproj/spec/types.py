@@ -144,14 +144,18 @@ def typed_text(param_type: str, value: object) -> str:
     return str(value)
 
 
-def canonical_text(param_type: str, text: str) -> str:
-    """What a script that parses the value with the type's Python constructor and logs it would
-    log: ``float('50')`` logs ``50.0``, ``int('010')`` logs ``10``. Other types: ``text``."""
-    if param_type == "float":
-        return str(as_float(text))
-    if param_type == "int":
-        return str(as_int(text))
-    return text
+def in_python_form(param_type: str, text: str) -> bool:
+    """Whether a script that parses the value with the type's Python constructor and logs it
+    logs ``text`` itself: not for ``float('50')`` (``50.0``) or ``int('010')`` (``10``), nor
+    for ``20.0`` given from Python for an ``int``. Other types: always."""
+    try:
+        if param_type == "float":
+            return str(as_float(text)) == text
+        if param_type == "int":
+            return str(as_int(text)) == text
+    except InvalidValue:
+        return False
+    return True
 
 
 def _comparable(param_type: str, text: str) -> object:
