@@ -647,6 +647,7 @@ def test_missing_command_names_a_misspelling(tmp_path: Path) -> None:
         ("name: x\ndependencies: [numpy]\n", True),
         ("channels: [defaults]\n", True),
         ("not: [valid: yaml\n", False),
+        ("python: '3.11'\ndependencies: [numpy]\nbuild_dependency: [pip]\n", False),
     ],
 )
 def test_python_env_file_holding_a_conda_spec(tmp_path: Path, text: str, conda: bool) -> None:

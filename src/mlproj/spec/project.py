@@ -638,8 +638,11 @@ def _holds_conda_spec(path: Path) -> bool:
         return False  # the environment manager reports it, with its own context
     if not isinstance(data, Mapping) or not data:
         return False
-    if set(map(str, data)) - _PYTHON_ENV_KEYS:
-        return "channels" in data or "name" in data or "dependencies" in data
+    keys = set(map(str, data))
+    if keys & {"channels", "name", "prefix"}:
+        return True
+    if keys - _PYTHON_ENV_KEYS:
+        return False  # a python_env with a misspelled key: its own error says which
     dependencies = data.get("dependencies")
     return isinstance(dependencies, list) and any(
         isinstance(item, Mapping)
