@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mlproj.errors import ExecutionException
 from mlproj.spec.params import check_command
-from mlproj.spec.problems import Problem, SpecError
+from mlproj.spec.problems import Problem, Severity, SpecError
 from mlproj.spec.project import (
     EntryPoint,
     Key,
@@ -24,6 +24,7 @@ from mlproj.spec.types import has_scheme
 
 # Shell or cmd.exe expansions nobody performs in a docker_env volume: MLflow passes the text
 # to `docker run -v` as written.
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _UNEXPANDED = re.compile(r"\$\(\s*pwd\s*\)|\$\{PWD\}|\$PWD\b|%cd%", re.IGNORECASE)
 
 
@@ -68,17 +69,15 @@ def _entry_points(
 
 def _at(
     spec: SpecFile | None,
-    severity: str,
+    severity: Severity,
     code: str,
     keys: Sequence[Key],
     message: str,
     entry_point: str | None = None,
 ) -> Problem:
-    if spec is None:
-        return Problem("error" if severity == "error" else "warning", code, message)
-    return spec.problem(
-        "error" if severity == "error" else "warning", code, keys, message, entry_point
-    )
+    if spec is None:  # a folder without an MLproject file
+        return Problem(severity, code, message, entry_point=entry_point)
+    return spec.problem(severity, code, keys, message, entry_point)
 
 
 def _entry_point_problems(
@@ -236,14 +235,8 @@ def _conda_problems(
                 f"without these conda-only packages: {', '.join(converted.dropped)}",
             )
         )
-    renamed = [
-        f"{conda} (as {pypi})"
-        for conda, pypi in PYPI_NAMES.items()
-        if any(
-            dep.split("=")[0].split("<")[0].split(">")[0] == pypi
-            for dep in converted.spec.optional_dependencies
-        )
-    ]
+    tried = {m.group(0) for d in converted.spec.optional_dependencies if (m := _NAME.match(d))}
+    renamed = [f"{conda} (as {pypi})" for conda, pypi in PYPI_NAMES.items() if pypi in tried]
     if renamed:
         found.append(
             _at(
