@@ -237,8 +237,9 @@ def test_capital_p_mlproject(tmp_path: Path) -> None:
         "entry_points:\n  main:\n    command: python show.py cap\n",
         name="MLProject",
     )
-    mlproj_run(project)
+    result = mlproj_run(project)
     assert argv(project) == ["cap"]
+    assert result.stderr.rstrip().endswith("FINISHED; browse: mlproj ui")
 
 
 def test_docker_env_extra_keys_are_ignored(tmp_path: Path) -> None:
