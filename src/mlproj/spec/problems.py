@@ -6,7 +6,6 @@ The loader turns an error into a :class:`SpecError` (an ``ExecutionException`` c
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,5 +54,7 @@ class SpecError(ExecutionException):
 
 def closest(word: str, valid: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The valid word ``word`` is most probably a misspelling of, if any."""
+    import difflib  # only needed when a key or type looks wrong
+
     matches = difflib.get_close_matches(word.lower(), list(valid), n=1, cutoff=cutoff)
     return matches[0] if matches else None
