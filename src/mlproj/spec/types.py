@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
+
+from mlproj.redaction import mask_userinfo
 
 KNOWN_TYPES: tuple[str, ...] = ("string", "float", "int", "path", "uri", "bool")
 # Spellings seen in real MLproject files, read as the type they name.
@@ -66,12 +67,9 @@ class InvalidValue(ValueError):
         self.problem = problem
 
 
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-
-
 def show_value(value: object, limit: int = 200) -> str:
     """repr() for messages: credentials in URLs hidden, long values cut."""
-    text = _USERINFO.sub("***@", repr(value))
+    text = mask_userinfo(repr(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
