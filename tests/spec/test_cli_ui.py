@@ -74,11 +74,15 @@ def test_the_server_command_and_store() -> None:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by .ci/run (apt)")
 @pytest.mark.parametrize(
-    "mlflow_option",
-    [[], ["--mlflow", "mlflow==3.17.2"]],
-    ids=["installed-mlflow", "uv-tool-env"],
+    ("mlflow_option", "store"),
+    [([], "file"), (["--mlflow", "mlflow==3.17.2"], "sqlite")],
+    ids=["installed-mlflow-file-store", "uv-tool-env-sqlite-store"],
 )
-def test_ui_shows_runs_that_mlproj_recorded(tmp_path: Path, mlflow_option: list[str]) -> None:
+def test_ui_shows_runs_that_mlproj_recorded(
+    tmp_path: Path, mlflow_option: list[str], store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if store == "sqlite":  # mlproj's default store in a new folder
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     project = tmp_path / "proj"
     project.mkdir()
     (project / "MLproject").write_text(
