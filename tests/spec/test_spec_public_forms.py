@@ -334,6 +334,7 @@ open("argv.json", "w").write(repr(sys.argv[1:]).replace("'", '"'))
 """
 
 
+@pytest.mark.usefixtures("tracking_store_kind")  # on the file and SQLite stores
 def test_numbers_reach_the_command_as_written_and_relogging_works(tmp_path: Path) -> None:
     project = write(
         tmp_path / "p",
