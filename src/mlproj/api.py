@@ -33,6 +33,8 @@ from mlproj.tags import (
     MLFLOW_USER,
     TAG_ERROR,
     TAG_PID,
+    TAG_RUN_KEY,
+    TAG_UPSTREAM,
 )
 from mlproj.tracking.base import TrackingStore
 
@@ -110,6 +112,14 @@ class RunOptions:
     docker_auth: Mapping[str, str] | None = None
     tracking_uri: str | None = None
     log: Callable[[str], None] | None = None
+    # Orchestration (mlproj.orchestration): extra run tags (parent, trial, step), extra
+    # variables for the command (GPU pinning), reuse of a FINISHED run with the same key, and
+    # hooks that give the scheduler the run id and the handle while the run goes on.
+    tags: Mapping[str, str] | None = None
+    extra_env: Mapping[str, str] | None = None
+    reuse: bool = False
+    on_opened: Callable[[str], None] = lambda _run_id: None
+    on_submitted: Callable[[SubmittedRun], None] = lambda _handle: None
 
 
 def submit(options: RunOptions) -> SubmittedRun:
@@ -156,6 +166,7 @@ def _scrubber(options: RunOptions) -> Callable[[str], str]:
 def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     from mlproj.backends.registry import get_backend
     from mlproj.envs import choose_manager
+    from mlproj.orchestration.run_key import run_key
     from mlproj.sources import fetch_project
     from mlproj.spec.params import render_command, resolve_parameters
     from mlproj.spec.project import load_project
@@ -204,8 +215,16 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     parent = _parent_run_id()
     if parent:
         tags[MLFLOW_PARENT_RUN_ID] = parent
+    tags.update(options.tags or {})
+    tags[TAG_RUN_KEY] = run_key(
+        fetched, project, options.entry_point, params, manager, tags.get(TAG_UPSTREAM, "")
+    )
+    reused = _reusable(store, options, tags[TAG_RUN_KEY], log)
+    if reused is not None:
+        return reused
     run_id, experiment_id, artifact_uri = _open_run(store, options, tags)
     with _fail_run_on_error(store, run_id, scrub):
+        options.on_opened(run_id)
         if options.run_id is None:
             store.log_batch(run_id, params=params.as_logged())
         submitted = backend.submit(
@@ -227,9 +246,13 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
                 storage_dir=Path(options.storage_dir) if options.storage_dir else None,
                 log=log,
                 artifact_uri=artifact_uri,
-                extra_env={ENV_MANAGER_VAR: env_manager} if env_manager else {},
+                extra_env={
+                    **({ENV_MANAGER_VAR: env_manager} if env_manager else {}),
+                    **(options.extra_env or {}),
+                },
             )
         )
+        options.on_submitted(submitted)
     finished = True
     if options.synchronous:
         # Waiting can fail too (a store or cluster API error): the run must not stay RUNNING.
@@ -238,6 +261,22 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     if not finished:
         raise ExecutionException(f"Run (ID '{run_id}') failed{_failure_reason(store, run_id)}")
     return submitted
+
+
+def _reusable(
+    store: TrackingStore, options: RunOptions, key: str, log: Callable[[str], None]
+) -> SubmittedRun | None:
+    """``--reuse``: the newest FINISHED run of the experiment with the same key."""
+    from mlproj.orchestration.run_key import ReusedRun, find_reusable
+
+    if not options.reuse or options.run_id is not None:
+        return None
+    experiment_id = store.resolve_experiment(options.experiment_name, options.experiment_id)
+    found = find_reusable(store, experiment_id, key)
+    if found is None:
+        return None
+    log(f"reusing run {found.run_id} ({found.info.run_name}): same code, parameters and env")
+    return ReusedRun(found)
 
 
 def _check_loggable(params: ResolvedParameters, entry_point: str, where: Path) -> None:

@@ -27,6 +27,8 @@ _LAZY_COMMANDS = {
         "mlproj.cli.sources:sources_group",
         "List and clear cached Git repositories and archives.",
     ),
+    "sweep": ("mlproj.cli.sweep:sweep_command", "Run an entry point over a grid, random or Optuna."),
+    "pipeline": ("mlproj.cli.pipeline:pipeline_group", "Run, resume and show MLproject pipelines."),
 }
 
 
