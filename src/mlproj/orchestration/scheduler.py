@@ -385,11 +385,29 @@ def settle_dead_children(store: TrackingStore, children: Sequence[Run]) -> set[s
     return dead
 
 
+def absolute_uri(uri: str) -> str:
+    """A local folder as an absolute path (a stored sweep or pipeline resumes from anywhere);
+    any other URI as it is."""
+    from pathlib import Path
+
+    from mlproj.sources.uris import parse_project_uri
+
+    try:
+        local = parse_project_uri(uri).kind == "local"
+    except ExecutionException:
+        return uri
+    return str(Path(uri).expanduser().absolute()) if local and Path(uri).exists() else uri
+
+
 def submit_with_retries(options: RunOptions, retry: RetryPolicy, log: Log = _quiet) -> SubmittedRun:
     """``mlproj run --retries N``: a FAILED run is tried again as a new run tagged
     ``mlproj.retry_of`` with the failed one's id; the last try's outcome is the result."""
     from mlproj.api import submit
 
+    if retry.retries == 0:
+        return submit(options)
+    if not options.synchronous:
+        raise ExecutionException("--retries needs a run that is waited for (drop --no-wait)")
     previous: str | None = None
     attempt = 1
     while True:
@@ -400,7 +418,7 @@ def submit_with_retries(options: RunOptions, retry: RetryPolicy, log: Log = _qui
         try:
             return submit(replace(options, tags=tags, on_opened=opened.append))
         except ExecutionException:
-            if not opened or attempt > retry.retries or not options.synchronous:
+            if not opened or attempt > retry.retries:
                 raise
             run_id = opened[0]
             if _status_of(options, run_id) != RunStatus.FAILED:

@@ -29,6 +29,7 @@ from mlproj.orchestration.scheduler import (
     Outcome,
     RetryPolicy,
     Scheduler,
+    absolute_uri,
     adopt_parent,
     children_of,
     close_parent,
@@ -658,6 +659,7 @@ def start_sweep(
     """Check the sweep, open its parent run and return the :class:`Sweep` (not yet running)."""
     from mlproj.tracking import get_store
 
+    spec.uri = absolute_uri(spec.uri)
     if spec.method != "grid" and spec.seed is None:
         spec.seed = random.SystemRandom().randrange(2**31)  # stored: resume draws the same
     spec.check()
