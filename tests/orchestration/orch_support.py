@@ -46,6 +46,9 @@ store = get_store()
 run = os.environ["MLFLOW_RUN_ID"]
 what = sys.argv[1]
 out = Path(tempfile.mkdtemp())
+if os.environ.get("SLOW_STEP") == what and not os.environ.get("FAST"):
+    import time
+    time.sleep(120)
 flag = os.environ.get("FAIL_STEP_FLAG")
 if flag and Path(flag).exists() and Path(flag).read_text() == what:
     sys.exit(4)

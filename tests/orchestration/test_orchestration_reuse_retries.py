@@ -98,9 +98,7 @@ def test_retries_run_again_as_new_runs_linked_to_the_failed_one(tmp_path: Path) 
             """
         )
     )
-    (project / "MLproject").write_text(
-        f'entry_points:\n  main:\n    command: "{PY} flaky.py"\n'
-    )
+    (project / "MLproject").write_text(f'entry_points:\n  main:\n    command: "{PY} flaky.py"\n')
     started = time.monotonic()
     done = cli("run", str(project), "--retries", "3", "--retry-delay", "0.2")
     assert done.returncode == 0, done.stderr
@@ -116,8 +114,9 @@ def test_retries_run_again_as_new_runs_linked_to_the_failed_one(tmp_path: Path) 
 
 def test_retries_give_up_with_the_last_try_status(tmp_path: Path) -> None:
     project = trial_project(tmp_path / "proj")
-    done = cli("run", str(project), "-P", "y=9", "--retries", "1", "--retry-delay", "0",
-               FAIL_WHEN_Y="9")
+    done = cli(
+        "run", str(project), "-P", "y=9", "--retries", "1", "--retry-delay", "0", FAIL_WHEN_Y="9"
+    )
     assert done.returncode == 1
     assert "failed" in done.stderr
     assert [r.info.status for r in _all_runs()] == ["FAILED", "FAILED"]

@@ -9,8 +9,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from orch_support import children, cli, parents, running_children, start_cli, stop, trial_project
-from orch_support import wait_for
+from orch_support import (
+    children,
+    cli,
+    parents,
+    running_children,
+    start_cli,
+    stop,
+    trial_project,
+    wait_for,
+)
 
 import mlproj
 from mlproj.statuses import RunStatus
@@ -40,8 +48,20 @@ def _max_overlap(runs: list) -> int:
 
 def test_grid_sweep_runs_every_point_as_children_of_one_parent(tmp_path: Path) -> None:
     project = trial_project(tmp_path / "proj")
-    done = cli("sweep", str(project), "-P", "x=0.1,0.3,0.6", "-P", "y=[1,2]",
-               "-P", "sleep=0.3", "--max-parallel", "2", "--metric", "loss")
+    done = cli(
+        "sweep",
+        str(project),
+        "-P",
+        "x=0.1,0.3,0.6",
+        "-P",
+        "y=[1,2]",
+        "-P",
+        "sleep=0.3",
+        "--max-parallel",
+        "2",
+        "--metric",
+        "loss",
+    )
     assert done.returncode == 0, done.stderr
     (parent,) = parents("sweep")
     assert parent.info.status == RunStatus.FINISHED
@@ -74,10 +94,20 @@ def test_random_sweep_draws_the_same_trials_for_the_same_seed(tmp_path: Path) ->
     space = {"x": "loguniform(1e-3,1)", "y": "range(1,4)"}
     drawn = []
     for _ in range(2):
-        sweep = mlproj.sweep(str(project), parameters=space, method="random", max_runs=4,
-                             seed=11, max_parallel=2, metric="loss", synchronous=True)
+        sweep = mlproj.sweep(
+            str(project),
+            parameters=space,
+            method="random",
+            max_runs=4,
+            seed=11,
+            max_parallel=2,
+            metric="loss",
+            synchronous=True,
+        )
         assert sweep.status == RunStatus.FINISHED
-        drawn.append(sorted((t.number, t.params["x"], t.params["y"]) for t in sweep.trials.values()))
+        drawn.append(
+            sorted((t.number, t.params["x"], t.params["y"]) for t in sweep.trials.values())
+        )
         assert len(sweep.runs) == 4
         assert sweep.best_run is not None
         assert sweep.best_run.metrics["loss"] == min(r.metrics["loss"] for r in sweep.runs)
@@ -91,17 +121,22 @@ def test_optuna_sweep_runs_a_seeded_tpe_study_stored_beside_the_runs(tmp_path: P
     import optuna
 
     project = trial_project(tmp_path / "proj")
-    sweep = mlproj.sweep(str(project), parameters={"x": "uniform(0,1)", "y": [1, 2]},
-                         method="optuna", max_runs=6, seed=3, metric="loss",
-                         max_parallel=2, synchronous=True)
+    sweep = mlproj.sweep(
+        str(project),
+        parameters={"x": "uniform(0,1)", "y": [1, 2]},
+        method="optuna",
+        max_runs=6,
+        seed=3,
+        metric="loss",
+        max_parallel=2,
+        synchronous=True,
+    )
     assert sweep.status == RunStatus.FINISHED
     runs = sweep.runs
     assert len(runs) == 6 and all(r.info.status == RunStatus.FINISHED for r in runs)
     journal = Path(get_store().root) / runs[0].info.experiment_id / ".mlproj-optuna"
     (path,) = journal.glob("*.journal")
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(path))
-    )
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     study = optuna.load_study(study_name=f"mlproj-{sweep.parent_run_id}", storage=storage)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 6
@@ -167,8 +202,18 @@ def test_a_sweep_file_in_wandb_shape(tmp_path: Path) -> None:
 
 def test_gpus_pin_one_device_per_running_trial(tmp_path: Path) -> None:
     project = trial_project(tmp_path / "proj")
-    done = cli("sweep", str(project), "-P", "x=0.1,0.2,0.3,0.4", "-P", "sleep=0.3",
-               "--max-parallel", "3", "--gpus", "0,1")
+    done = cli(
+        "sweep",
+        str(project),
+        "-P",
+        "x=0.1,0.2,0.3,0.4",
+        "-P",
+        "sleep=0.3",
+        "--max-parallel",
+        "3",
+        "--gpus",
+        "0,1",
+    )
     assert done.returncode == 0, done.stderr
     (parent,) = parents("sweep")
     trials = children(parent.run_id)
@@ -184,8 +229,18 @@ def test_gpus_pin_one_device_per_running_trial(tmp_path: Path) -> None:
 
 def test_runs_cancel_parent_kills_the_tree_and_resume_continues(tmp_path: Path) -> None:
     project = trial_project(tmp_path / "proj")
-    process = start_cli("sweep", str(project), "-P", "x=0.1,0.2,0.3,0.4", "-P", "sleep=120",
-                        "--max-parallel", "2", "--metric", "loss")
+    process = start_cli(
+        "sweep",
+        str(project),
+        "-P",
+        "x=0.1,0.2,0.3,0.4",
+        "-P",
+        "sleep=120",
+        "--max-parallel",
+        "2",
+        "--metric",
+        "loss",
+    )
     wait_for(lambda: len(parents("sweep")) == 1, what="the parent run")
     parent_id = parents("sweep")[0].run_id
     wait_for(lambda: len(running_children(parent_id)) == 2, what="two running trials")
@@ -239,9 +294,24 @@ def test_resume_after_the_sweep_process_died_fails_and_reruns_dead_trials(
 
 def test_optuna_sweep_cancelled_then_resumed_counts_towards_its_total(tmp_path: Path) -> None:
     project = trial_project(tmp_path / "proj")
-    process = start_cli("sweep", str(project), "-P", "x=uniform(0,1)", "-P", "sleep=120",
-                        "--method", "optuna", "--metric", "loss", "--max-runs", "4",
-                        "--seed", "1", "--max-parallel", "2")
+    process = start_cli(
+        "sweep",
+        str(project),
+        "-P",
+        "x=uniform(0,1)",
+        "-P",
+        "sleep=120",
+        "--method",
+        "optuna",
+        "--metric",
+        "loss",
+        "--max-runs",
+        "4",
+        "--seed",
+        "1",
+        "--max-parallel",
+        "2",
+    )
     wait_for(lambda: len(parents("sweep")) == 1, what="the parent run")
     parent_id = parents("sweep")[0].run_id
     wait_for(lambda: len(running_children(parent_id)) == 2, what="two running trials")
