@@ -192,9 +192,12 @@ class Scheduler:
         self._cancelled.set()
         with self._lock:
             handles = list(self._handles.values())
-        for handle in handles:
-            with contextlib.suppress(Exception):
-                handle.cancel()
+        # In parallel: each may wait out its grace period before SIGKILL.
+        stoppers = [threading.Thread(target=_cancel_quietly, args=(h,)) for h in handles]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
 
     def _register(self, handle: SubmittedRun) -> None:
         with self._lock:
@@ -296,6 +299,11 @@ class Scheduler:
         except ExecutionException:
             return RunStatus.FAILED
         return status if status in TERMINAL_STATUSES else RunStatus.FAILED
+
+
+def _cancel_quietly(handle: SubmittedRun) -> None:
+    with contextlib.suppress(Exception):  # one child failing to stop must not spare the others
+        handle.cancel()
 
 
 # -- the parent run ---------------------------------------------------------------------------
