@@ -208,3 +208,34 @@ def test_mlflow_loads_and_runs_an_mlproject_with_pipelines(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert "['evaluate', 'prepare', 'report', 'train']" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "FINISHED"
+
+
+def test_a_step_runs_an_entry_point_of_another_project_at_a_version(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "MLproject").write_text(
+        "entry_points:\n  main:\n    parameters: {data: path}\n"
+        f'    command: "{PY} -c \\"import sys; print(open(sys.argv[1]).read())\\" {{data}}"\n'
+    )
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q", "-b", "stable"], cwd=other, check=True)
+    subprocess.run([*git, "add", "."], cwd=other, check=True)
+    subprocess.run([*git, "commit", "-qm", "v1"], cwd=other, check=True)
+    subprocess.run([*git, "tag", "v1"], cwd=other, check=True)
+    # A later commit breaks it: the step asks for v1.
+    (other / "MLproject").write_text('entry_points:\n  main:\n    command: "false"\n')
+    subprocess.run([*git, "commit", "-qam", "broken"], cwd=other, check=True)
+    project = pipeline_project(tmp_path / "proj")
+    text = (project / "MLproject").read_text()
+    text += (
+        f"      show:\n        uri: {other.as_uri()}\n        version: v1\n"
+        '        parameters: {data: "${steps.prepare.artifact_uri}/data/data.csv"}\n'
+    )
+    (project / "MLproject").write_text(text)
+    done = cli("pipeline", "run", "-p", str(project))
+    assert done.returncode == 0, done.stderr
+    (parent,) = parents("pipeline")
+    show = _steps(parent.run_id)["show"][0]
+    assert show.info.status == RunStatus.FINISHED
+    assert show.tags["mlflow.source.git.commit"] != ""
+    assert "0\n1\n2\n3\n4" in _artifact(show.run_id, "mlproj/output.log")

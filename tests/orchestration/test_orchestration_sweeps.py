@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 from orch_support import (
+    PY,
     children,
     cli,
     parents,
@@ -326,3 +329,40 @@ def test_optuna_sweep_cancelled_then_resumed_counts_towards_its_total(tmp_path: 
     numbers = sorted(int(r.tags[TAG_TRIAL]) for r in finished)
     assert numbers == [0, 1, 2, 3]
     assert get_store().get_run(parent_id).info.status == RunStatus.FINISHED
+
+
+def test_python_handle_cancel_kills_running_trials_then_the_parent(tmp_path: Path) -> None:
+    project = trial_project(tmp_path / "proj")
+    sweep = mlproj.sweep(
+        str(project), parameters={"x": [0.1, 0.2, 0.3], "sleep": 120}, max_parallel=2
+    )
+    wait_for(lambda: len(running_children(sweep.parent_run_id)) == 2, what="two running trials")
+    sweep.cancel()
+    statuses = [r.info.status for r in children(sweep.parent_run_id)]
+    assert statuses == [RunStatus.KILLED, RunStatus.KILLED]  # the third never started
+    assert get_store().get_run(sweep.parent_run_id).info.status == RunStatus.KILLED
+    assert sweep.wait() is False
+
+
+def test_a_terminal_gets_a_live_progress_line(tmp_path: Path) -> None:
+    import pty
+
+    project = trial_project(tmp_path / "proj")
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [PY, "-m", "mlproj", "sweep", str(project), "-P", "x=0.1,0.3", "--metric", "loss"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    process.communicate(timeout=300)
+    seen = b""
+    with contextlib.suppress(OSError):  # EIO once the terminal's last writer is gone
+        while chunk := os.read(controller, 65536):
+            seen += chunk
+    os.close(controller)
+    assert process.returncode == 0
+    text = seen.decode()
+    assert "\rsweep 0/2 done" in text.replace("\x1b[2K", "")
+    assert "sweep 2/2 done, 0 running, 0 failed; best loss=1 (trial 1)" in text

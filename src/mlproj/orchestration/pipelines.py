@@ -440,9 +440,9 @@ class PipelineRun:
             env_manager=self.spec.env_manager,
             run_name=name,
             tracking_uri=self.tracking_uri,
-            log=lambda line: None,
+            # Few steps, often long: their status lines (environment builds) are worth seeing.
+            log=lambda line: self.log(f"step {name}: {line}"),
         )
-        self.log(f"step {name}: starting")
         return Child(
             label=f"step {name}",
             options=options,
