@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlproj.errors import ExecutionException
-from mlproj.orchestration.scheduler import RetryPolicy
+from mlproj.orchestration.retry import RetryPolicy
 from mlproj.orchestration.space import (
     IntRange,
     IntUniform,

@@ -301,7 +301,7 @@ def run_command(
         log=log,
         reuse=reuse,
     )
-    from mlproj.orchestration.scheduler import RetryPolicy, submit_with_retries
+    from mlproj.orchestration.retry import RetryPolicy, submit_with_retries
 
     try:
         # A signal at any step (fetch, env build, run) cancels cleanly: no run left RUNNING.

@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import ExecutionException
+from mlproj.orchestration.retry import RetryPolicy
 from mlproj.orchestration.scheduler import (
     Child,
     Outcome,
-    RetryPolicy,
     Scheduler,
     absolute_uri,
     adopt_parent,
@@ -500,7 +500,9 @@ class PipelineRun:
     def wait(self) -> bool:
         """Block until the pipeline ends; True when every step FINISHED. Ctrl-C cancels."""
         if self._thread is None:
-            return self.run() == RunStatus.FINISHED
+            if self.status == RunStatus.RUNNING:  # not run yet (or run synchronously: ended)
+                self.run()
+            return self.status == RunStatus.FINISHED
         try:
             while self._thread.is_alive():
                 self._thread.join(0.2)

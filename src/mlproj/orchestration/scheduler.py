@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from mlproj.errors import ExecutionException
+from mlproj.orchestration.retry import RetryPolicy
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.tags import (
     MLFLOW_PARENT_RUN_ID,
@@ -81,19 +81,6 @@ class Plan(Protocol):
 
     def child_done(self, outcome: Outcome) -> None:
         """A child ended (finished, failed, killed or reused)."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Try a FAILED child again ``retries`` times; wait ``delay`` s, doubling each time."""
-
-    retries: int = 0
-    delay: float = 1.0
-    max_delay: float = 300.0
-
-    def wait_before(self, attempt: int) -> float:
-        """Seconds to wait before try number ``attempt`` (2 is the first retry)."""
-        return float(min(self.max_delay, self.delay * 2 ** max(0, attempt - 2)))
 
 
 class Scheduler:
@@ -405,43 +392,3 @@ def absolute_uri(uri: str) -> str:
     except ExecutionException:
         return uri
     return str(Path(uri).expanduser().absolute()) if local and Path(uri).exists() else uri
-
-
-def submit_with_retries(options: RunOptions, retry: RetryPolicy, log: Log = _quiet) -> SubmittedRun:
-    """``mlproj run --retries N``: a FAILED run is tried again as a new run tagged
-    ``mlproj.retry_of`` with the failed one's id; the last try's outcome is the result."""
-    from mlproj.api import submit
-
-    if retry.retries == 0:
-        return submit(options)
-    if not options.synchronous:
-        raise ExecutionException("--retries needs a run that is waited for (drop --no-wait)")
-    previous: str | None = None
-    attempt = 1
-    while True:
-        opened: list[str] = []
-        tags = {**(options.tags or {}), TAG_ATTEMPT: str(attempt)}
-        if previous:
-            tags[TAG_RETRY_OF] = previous
-        try:
-            return submit(replace(options, tags=tags, on_opened=opened.append))
-        except ExecutionException:
-            if not opened or attempt > retry.retries:
-                raise
-            run_id = opened[0]
-            if _status_of(options, run_id) != RunStatus.FAILED:
-                raise
-            attempt += 1
-            delay = retry.wait_before(attempt)
-            log(f"run {run_id} failed; retry {attempt - 1} of {retry.retries} in {delay:g} s")
-            time.sleep(delay)
-            previous = run_id
-
-
-def _status_of(options: RunOptions, run_id: str) -> str:
-    from mlproj.tracking import get_store
-
-    try:
-        return get_store(options.tracking_uri).get_run_status(run_id)
-    except ExecutionException:
-        return RunStatus.FAILED

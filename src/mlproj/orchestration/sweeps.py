@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import ExecutionException
+from mlproj.orchestration.retry import RetryPolicy
 from mlproj.orchestration.scheduler import (
     Child,
     Outcome,
-    RetryPolicy,
     Scheduler,
     absolute_uri,
     adopt_parent,
@@ -415,7 +415,9 @@ class Sweep:
     def wait(self) -> bool:
         """Block until the sweep ends; True when the parent run FINISHED. Ctrl-C cancels."""
         if self._thread is None:
-            return self.run() == RunStatus.FINISHED
+            if self.status == RunStatus.RUNNING:  # not run yet (or run synchronously: ended)
+                self.run()
+            return self.status == RunStatus.FINISHED
         try:
             while self._thread.is_alive():
                 self._thread.join(0.2)
