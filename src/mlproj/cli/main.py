@@ -85,6 +85,10 @@ class _LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="mlproj")
 def cli() -> None:
     """Run MLflow Projects reproducibly and fast."""
+    from mlproj.cli.sync import replay_journals_quietly
+
+    # Run updates kept while a tracking store was down are sent as soon as mlproj runs again.
+    replay_journals_quietly()
 
 
 def _parse_pairs(values: tuple[str, ...], option: str, *, flags: bool) -> dict[str, Any]:

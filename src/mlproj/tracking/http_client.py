@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mlproj.errors import ExecutionException
+from mlproj.errors import ExecutionException, StoreUnreachable
 from mlproj.tracking.common import redact_url
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ class HttpClient:
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.settings.max_retries:
-                    raise ExecutionException(
+                    raise StoreUnreachable(
                         f"Cannot reach MLflow tracking server {self.display_url} "
                         f"({type(exc).__name__}) after {attempt + 1} attempts; check that it is "
                         "running and that MLFLOW_TRACKING_URI is right"
@@ -212,6 +212,8 @@ class HttpClient:
             f"MLflow tracking server {self.display_url} rejected {method} {what} "
             f"(HTTP {response.status_code}): {label}{message}{hint}"
         )
+        if response.status_code in RETRY_STATUSES:  # still failing after the retries
+            return StoreUnreachable(self.redact(text))
         return ExecutionException(self.redact(text))
 
     def redact(self, text: str) -> str:
