@@ -366,3 +366,32 @@ def test_a_terminal_gets_a_live_progress_line(tmp_path: Path) -> None:
     text = seen.decode()
     assert "\rsweep 0/2 done" in text.replace("\x1b[2K", "")
     assert "sweep 2/2 done, 0 running, 0 failed; best loss=1 (trial 1)" in text
+
+
+def test_secrets_in_the_backend_config_are_not_stored_on_the_parent(tmp_path: Path) -> None:
+    from mlproj.tags import TAG_SWEEP_SPEC
+
+    project = trial_project(tmp_path / "proj")
+    config = json.dumps({"timeout": 60, "api_token": "s3cr3t-value"})
+    done = cli("sweep", str(project), "-P", "x=0.1,0.2", "-c", config)
+    assert done.returncode == 0, done.stderr
+    (parent,) = parents("sweep")
+    assert "s3cr3t-value" not in parent.tags[TAG_SWEEP_SPEC]
+    artifacts = get_store().local_artifact_dir(parent.run_id)
+    assert artifacts is not None
+    assert "s3cr3t-value" not in (artifacts / "sweep.json").read_text()
+    refused = cli("sweep", "--resume", parent.run_id)
+    assert refused.returncode == 1 and "-c/--backend-config" in refused.stderr
+    resumed = cli("sweep", "--resume", parent.run_id, "-c", config)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 trials kept, 0 to run again" in resumed.stderr
+    assert len(children(parent.run_id)) == 2
+
+
+def test_stored_uris_carry_no_credentials() -> None:
+    from mlproj.orchestration.scheduler import stored_uri
+
+    assert stored_uri("https://user:tok3n@example.com/org/repo.git") == (
+        "https://example.com/org/repo.git"
+    )
+    assert stored_uri("/abs/path") == "/abs/path"

@@ -148,17 +148,24 @@ def run_pipeline(
 @pipeline_group.command("resume")
 @click.argument("parent_run_id")
 @click.option("--max-parallel", type=click.IntRange(min=1), default=None)
+@click.option("-c", "--backend-config", default=None, help="Again, if it held secrets.")
 @click.option("--tracking-uri", default=None, help="Tracking store.")
 @click.option("-q", "--quiet", is_flag=True, default=False)
 def resume(
-    parent_run_id: str, max_parallel: int | None, tracking_uri: str | None, quiet: bool
+    parent_run_id: str,
+    max_parallel: int | None,
+    backend_config: str | None,
+    tracking_uri: str | None,
+    quiet: bool,
 ) -> None:
     """Continue a pipeline run: keep its FINISHED steps, run the failed one and what follows."""
+    from mlproj.api import load_backend_config
     from mlproj.orchestration.pipelines import resume_pipeline
 
     with _cancellable("pipeline"):
         running = resume_pipeline(
             parent_run_id,
+            backend_config=load_backend_config(backend_config) if backend_config else None,
             tracking_uri=tracking_uri,
             max_parallel=max_parallel,
             log=_logger(quiet),

@@ -115,9 +115,10 @@ def sweep_command(
     try:
         if resume_id is not None:
             if uri or params or sweep_file:
-                raise click.UsageError("--resume takes the parent run id alone (no URI, -P, -f)")
+                raise click.UsageError("--resume takes the parent run id (no URI, -P or -f)")
             running = sweeps.resume_sweep(
                 resume_id,
+                backend_config=load_backend_config(backend_config) if backend_config else None,
                 tracking_uri=tracking_uri,
                 log=log,
                 progress=progress,

@@ -47,11 +47,14 @@ from mlproj.orchestration.scheduler import (
     Scheduler,
     absolute_uri,
     adopt_parent,
+    check_resumable_config,
     children_of,
     close_parent,
     open_parent,
     parent_closed_on_error,
     settle_dead_children,
+    stored_config,
+    stored_uri,
 )
 from mlproj.statuses import RunStatus
 from mlproj.tags import (
@@ -343,7 +346,9 @@ class PipelineSpec:
     env_manager: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"v": 1, **self.__dict__}, sort_keys=True)
+        data = {**self.__dict__, "uri": stored_uri(self.uri)}
+        data["backend_config"] = stored_config(self.backend_config)
+        return json.dumps({"v": 1, **data}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> PipelineSpec:
@@ -611,6 +616,7 @@ def resume_pipeline(
     *,
     tracking_uri: str | None = None,
     max_parallel: int | None = None,
+    backend_config: Mapping[str, Any] | None = None,
     log: Log = _stderr,
 ) -> PipelineRun:
     """Run again, under the same parent, only the steps that did not finish."""
@@ -625,6 +631,9 @@ def resume_pipeline(
     spec.from_step, spec.force = None, False  # what finished is kept, whatever forced it then
     if max_parallel is not None:
         spec.max_parallel = max_parallel
+    if backend_config is not None:
+        spec.backend_config = dict(backend_config)
+    check_resumable_config(spec.backend_config, parent_run_id)
     pipeline, _ = _load(spec.uri, spec.version, spec.name)
     settle_dead_children(store, children_of(store, parent))
     adopt_parent(store, parent)

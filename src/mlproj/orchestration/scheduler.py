@@ -16,11 +16,12 @@ groups, as for ``mlproj run``.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlproj.errors import ExecutionException
 from mlproj.orchestration.retry import RetryPolicy
@@ -240,7 +241,8 @@ class Scheduler:
         tags = dict(child.tags)
         if self.parent_run_id:
             tags[MLFLOW_PARENT_RUN_ID] = self.parent_run_id
-        tags[TAG_ATTEMPT] = str(attempt)
+        if self.retry.retries:  # one file less per child when nothing is retried
+            tags[TAG_ATTEMPT] = str(attempt)
         if previous:
             tags[TAG_RETRY_OF] = previous
         extra_env = dict(child.options.extra_env or {})
@@ -378,6 +380,41 @@ def settle_dead_children(store: TrackingStore, children: Sequence[Run]) -> set[s
             reap(store, run)
             dead.add(run.run_id)
     return dead
+
+
+REDACTED = "***"
+
+
+def stored_uri(uri: str) -> str:
+    """The project URI as a parent run may keep it: without credentials (resume then fetches
+    with the machine's own Git credentials)."""
+    from mlproj.sources.uris import strip_credentials
+
+    return strip_credentials(uri)
+
+
+def stored_config(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A backend config as a parent run may keep it: secret-looking values become ``***``."""
+    from mlproj.sources.uris import _SECRET_QUERY_KEY
+
+    def clean(value: Any, key: str = "") -> Any:
+        if key and _SECRET_QUERY_KEY.search(key) and isinstance(value, str):
+            return REDACTED
+        if isinstance(value, Mapping):
+            return {k: clean(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return None if config is None else clean(dict(config))
+
+
+def check_resumable_config(config: Mapping[str, Any] | None, run_id: str) -> None:
+    if config is not None and REDACTED in json.dumps(config):
+        raise ExecutionException(
+            f"Run '{run_id}' was started with a backend config holding secrets, which were not "
+            "stored; pass it again with -c/--backend-config"
+        )
 
 
 def absolute_uri(uri: str) -> str:

@@ -31,11 +31,14 @@ from mlproj.orchestration.scheduler import (
     Scheduler,
     absolute_uri,
     adopt_parent,
+    check_resumable_config,
     children_of,
     close_parent,
     open_parent,
     parent_closed_on_error,
     settle_dead_children,
+    stored_config,
+    stored_uri,
 )
 from mlproj.orchestration.space import (
     Dimension,
@@ -128,6 +131,8 @@ class SweepSpec:
         data["v"] = SPEC_VERSION
         data["parameters"] = {n: d.spec() for n, d in self.parameters.items()}
         data["gpus"] = list(self.gpus)
+        data["uri"] = stored_uri(self.uri)
+        data["backend_config"] = stored_config(self.backend_config)
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -706,6 +711,7 @@ def resume_sweep(
     log: Log = _stderr,
     progress: bool = False,
     max_parallel: int | None = None,
+    backend_config: Mapping[str, Any] | None = None,
 ) -> Sweep:
     """Continue a sweep from what the tracking store holds (see the module docstring)."""
     from mlproj.tracking import get_store
@@ -718,6 +724,9 @@ def resume_sweep(
     spec = SweepSpec.from_json(text)
     if max_parallel is not None:
         spec.max_parallel = max_parallel
+    if backend_config is not None:
+        spec.backend_config = dict(backend_config)
+    check_resumable_config(spec.backend_config, parent_run_id)
     children = children_of(store, parent)
     dead = settle_dead_children(store, children)
     adopt_parent(store, parent)
