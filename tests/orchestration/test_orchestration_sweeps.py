@@ -282,6 +282,9 @@ def test_resume_after_the_sweep_process_died_fails_and_reruns_dead_trials(
     (dead,) = running_children(parent_id)
     orphans = cli("runs", "list", "--status", "ORPHANED")
     assert parent_id in orphans.stdout and dead.run_id in orphans.stdout
+    reaped = cli("runs", "reap")  # settles the parent and its trial: both FAILED
+    assert reaped.returncode == 0, reaped.stderr
+    assert get_store().get_run(parent_id).info.status == RunStatus.FAILED
 
     resumed = cli("sweep", "--resume", parent_id, FAST="1")
     assert resumed.returncode == 0, resumed.stderr

@@ -370,14 +370,19 @@ def children_of(store: TrackingStore, parent: Run) -> list[Run]:
 
 
 def settle_dead_children(store: TrackingStore, children: Sequence[Run]) -> set[str]:
-    """Children left RUNNING by a scheduler that died: stop what they left and mark them
-    FAILED. Returns their ids (resume runs them again)."""
+    """Children whose supervisor (a scheduler that died) is gone: those still RUNNING are
+    stopped and marked FAILED here, those ``runs reap`` settled already are found by its
+    error tag. Returns their ids: resume runs them again."""
     from mlproj.local_run.identity import is_orphaned, reap
 
     dead: set[str] = set()
     for run in children:
         if run.info.status == RunStatus.RUNNING and is_orphaned(run):
             reap(store, run)
+            dead.add(run.run_id)
+        elif run.info.status == RunStatus.FAILED and run.tags.get(TAG_ERROR, "").endswith(
+            "; reaped"
+        ):
             dead.add(run.run_id)
     return dead
 
