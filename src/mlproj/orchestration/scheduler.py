@@ -305,7 +305,7 @@ def open_parent(
     tags: Mapping[str, str],
 ) -> str:
     """Create the parent run, supervised by this process (so ``runs cancel`` reaches it)."""
-    from mlproj.api import _user
+    from mlproj.api import _parent_run_id, _user
     from mlproj.local_run.identity import identity_tags
 
     user = _user()
@@ -316,6 +316,9 @@ def open_parent(
         **identity_tags(),
         **tags,
     }
+    outer = _parent_run_id()  # started from inside a run (a driver entry point): nest under it
+    if outer:
+        all_tags[MLFLOW_PARENT_RUN_ID] = outer
     return store.create_run(experiment_id, run_name=run_name, tags=all_tags, user_id=user).run_id
 
 
