@@ -107,7 +107,6 @@ class Scheduler:
         self.retry = retry or RetryPolicy()
         self.log = log
         self.on_change = on_change
-        self.running = 0
         self._free_gpus = list(gpus)
         self._handles: dict[int, SubmittedRun] = {}
         self._lock = threading.Lock()
@@ -157,7 +156,6 @@ class Scheduler:
         for child in plan.next_children(free):
             gpu = self._take_gpu()
             running[executor.submit(self._run_child, child, gpu)] = child
-        self.running = len(running)
         self._changed()
 
     def _drain(self, running: dict[Future[Outcome], Child]) -> None:
@@ -269,10 +267,11 @@ class Scheduler:
             return Outcome(child, None, RunStatus.KILLED, "cancelled before it started", gpu=gpu)
         try:
             handle = submit(options)
-        except ExecutionException as exc:
+        except Exception as exc:  # noqa: BLE001 - one child's failure, whatever it is, is its own
             run_id = opened[0] if opened else None
             status = self._recorded_status(run_id)
-            return Outcome(child, run_id, status, str(exc), attempts=attempt, gpu=gpu)
+            message = str(exc) if isinstance(exc, ExecutionException) else repr(exc)
+            return Outcome(child, run_id, status, message, attempts=attempt, gpu=gpu)
         finally:
             self._unregister(handles[0] if handles else None)
         reused = isinstance(handle, ReusedRun)
