@@ -31,6 +31,10 @@ x, y, sleep = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 time.sleep(0 if os.environ.get("FAST") else sleep)
 if os.environ.get("FAIL_WHEN_Y") == str(y):
     sys.exit(3)
+once = os.environ.get("FAIL_ONCE_DIR")
+if once and not os.path.exists(os.path.join(once, str(x))):
+    open(os.path.join(once, str(x)), "w").close()
+    sys.exit(5)
 store = get_store()
 run = os.environ["MLFLOW_RUN_ID"]
 loss = (x - 0.3) ** 2 + y

@@ -398,3 +398,35 @@ def test_stored_uris_carry_no_credentials() -> None:
         "https://example.com/org/repo.git"
     )
     assert stored_uri("/abs/path") == "/abs/path"
+
+
+def test_failed_trials_are_retried_as_new_runs_of_the_same_trial(tmp_path: Path) -> None:
+    project = trial_project(tmp_path / "proj")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    done = cli(
+        "sweep",
+        str(project),
+        "-P",
+        "x=0.1,0.2",
+        "--retries",
+        "1",
+        "--retry-delay",
+        "0",
+        "--metric",
+        "loss",
+        FAIL_ONCE_DIR=str(marks),
+    )
+    assert done.returncode == 0, done.stderr
+    (parent,) = parents("sweep")
+    runs = children(parent.run_id)
+    by_trial: dict[str, list] = {}
+    for run in runs:
+        by_trial.setdefault(run.tags[TAG_TRIAL], []).append(run)
+    assert sorted(by_trial) == ["0", "1"]
+    for first, second in by_trial.values():
+        assert (first.info.status, second.info.status) == ("FAILED", "FINISHED")
+        assert second.tags[TAG_RETRY_OF] == first.run_id
+        assert (first.tags["mlproj.attempt"], second.tags["mlproj.attempt"]) == ("1", "2")
+    assert "retry 1 of 1" in done.stderr
+    assert parent.info.status == RunStatus.FINISHED
