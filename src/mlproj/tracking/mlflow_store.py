@@ -217,14 +217,23 @@ class MlflowStore(TrackingStore):
     ) -> list[Run]:
         if not experiment_ids or max_results <= 0:
             return []
+        query = tag_filter(key, value, status)
+        out: list[Run] = []
+        token: str | None = None
         with _mlflow_errors(f"Searching runs in {self._display}"):
-            page = self.client.search_runs(
-                list(experiment_ids),
-                filter_string=tag_filter(key, value, status),
-                max_results=min(PAGE_SIZE, max_results),
-                order_by=["attributes.start_time DESC"],
-            )
-        return [_run(r) for r in page]
+            while len(out) < max_results:
+                page = self.client.search_runs(
+                    list(experiment_ids),
+                    filter_string=query,
+                    max_results=min(PAGE_SIZE, max_results - len(out)),
+                    order_by=["attributes.start_time DESC"],
+                    page_token=token,
+                )
+                out.extend(_run(r) for r in page)
+                token = page.token
+                if not token:
+                    break
+        return out[:max_results]
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         with _mlflow_errors(f"Reading metric {key!r} of run {run_id}"):
