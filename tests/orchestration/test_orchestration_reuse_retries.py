@@ -144,3 +144,26 @@ def test_mlflow_reads_a_store_holding_the_reuse_index(tmp_path: Path) -> None:
     )
     assert check.returncode == 0, check.stderr
     assert check.stdout.strip().splitlines()[-1] == "1"
+
+
+def test_the_file_store_key_index_is_checked_against_the_runs(tmp_path: Path) -> None:
+    import shutil
+
+    store = get_store()
+    experiment = store.create_experiment("index")
+    first = store.create_run(experiment, run_name=None, tags={TAG_RUN_KEY: "k1"}, user_id="t")
+    second = store.create_run(experiment, run_name=None, tags={}, user_id="t")
+    store.log_batch(second.run_id, tags={TAG_RUN_KEY: "k1"})  # a key set later is indexed too
+    store.log_batch(first.run_id, tags={TAG_RUN_KEY: "k2"})  # ... and a changed one moves
+    found = store.find_runs_by_tag([experiment], TAG_RUN_KEY, "k1")
+    assert [r.run_id for r in found] == [second.run_id]
+    assert [r.run_id for r in store.find_runs_by_tag([experiment], TAG_RUN_KEY, "k2")] == [
+        first.run_id
+    ]
+    # A run deleted behind the store's back leaves a stale index entry: it is skipped.
+    root = Path(store.root)  # type: ignore[attr-defined]
+    shutil.rmtree(root / experiment / second.run_id)
+    assert store.find_runs_by_tag([experiment], TAG_RUN_KEY, "k1") == []
+    # Tags that are not indexed are found by reading each run.
+    third = store.create_run(experiment, run_name=None, tags={"team": "x"}, user_id="t")
+    assert [r.run_id for r in store.find_runs_by_tag([experiment], "team", "x")] == [third.run_id]
