@@ -65,7 +65,7 @@ class _LazyGroup(click.Group):
             if os.environ.get("MLPROJ_DEBUG"):
                 raise
             from mlproj.errors import one_line
-            from mlproj.sources.uris import scrub_text
+            from mlproj.redaction import scrub_text
 
             detail = one_line(scrub_text(str(exc))) or "no details"
             _fail(

@@ -395,17 +395,17 @@ REDACTED = "***"
 def stored_uri(uri: str) -> str:
     """The project URI as a parent run may keep it: without credentials (resume then fetches
     with the machine's own Git credentials)."""
-    from mlproj.sources.uris import strip_credentials
+    from mlproj.redaction import strip_credentials
 
     return strip_credentials(uri)
 
 
 def stored_config(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A backend config as a parent run may keep it: secret-looking values become ``***``."""
-    from mlproj.sources.uris import _SECRET_QUERY_KEY
+    from mlproj.redaction import is_secret_name
 
     def clean(value: Any, key: str = "") -> Any:
-        if key and _SECRET_QUERY_KEY.search(key) and isinstance(value, str):
+        if key and is_secret_name(key) and isinstance(value, str):
             return REDACTED
         if isinstance(value, Mapping):
             return {k: clean(v, str(k)) for k, v in value.items()}

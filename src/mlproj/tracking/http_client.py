@@ -18,10 +18,9 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from mlproj.errors import ExecutionException, StoreUnreachable
-from mlproj.tracking.common import redact_url
+from mlproj.redaction import Redactor, redact_url, secrets_from_env
 
 if TYPE_CHECKING:
     import requests
@@ -70,7 +69,11 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.display_url = redact_url(self.base_url)
         self.settings = settings or HttpSettings.from_env()
-        self._secrets = _configured_secrets(self.base_url)
+        # The configured token and password, and the URL's own, never reach a message.
+        self.redact = Redactor(
+            secrets_from_env(("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD")),
+            [self.base_url],
+        )
         self._session: requests.Session | None = None
 
     @property
@@ -216,11 +219,6 @@ class HttpClient:
             return StoreUnreachable(self.redact(text))
         return ExecutionException(self.redact(text))
 
-    def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
 
 def _is_mlflow_error(response: requests.Response) -> bool:
     """True for MLflow's JSON error body, not a proxy's or another web app's page."""
@@ -229,16 +227,6 @@ def _is_mlflow_error(response: requests.Response) -> bool:
     except ValueError:
         return False
     return isinstance(body, dict) and "error_code" in body
-
-
-def _configured_secrets(base_url: str) -> list[str]:
-    secrets = [
-        os.environ.get("MLFLOW_TRACKING_TOKEN", ""),
-        os.environ.get("MLFLOW_TRACKING_PASSWORD", ""),
-        urlsplit(base_url).password or "",
-    ]
-    # Short values would blank out ordinary words of a message.
-    return [s for s in secrets if len(s) >= 4]
 
 
 def _rewind(kwargs: dict[str, Any]) -> None:

@@ -25,8 +25,9 @@ from typing import Any
 
 from mlproj.errors import ExecutionException, StoreUnreachable
 from mlproj.home import home_subdir
+from mlproj.redaction import redact_url
 from mlproj.tracking.base import TrackingStore
-from mlproj.tracking.common import now_ms, redact_url
+from mlproj.tracking.common import now_ms
 from mlproj.tracking.entities import Experiment, Metric, Run, RunInfo
 
 JOURNAL_VERSION = 1

@@ -20,10 +20,8 @@ from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import now_ms, run_not_found
 from mlproj.tracking.entities import Experiment, Metric, Run, RunInfo
 from mlproj.tracking.http_client import HttpClient, HttpSettings
+from mlproj.tracking.limits import MAX_ENTITIES_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
-# MLflow's log-batch limits (same on every server version since 1.x).
-MAX_ENTITIES_PER_BATCH = 1000
-MAX_PARAMS_TAGS_PER_BATCH = 100
 PAGE_SIZE = 1000
 NOT_FOUND = frozenset({404})
 
