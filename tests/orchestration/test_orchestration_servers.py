@@ -1,4 +1,5 @@
-"""The orchestration store calls against a real MLflow server (REST) and MLflow's SQL store:
+"""The orchestration store calls against a real MLflow server (REST), mlproj's SQLite store
+and MLflow's SQL store:
 tag lookups (reuse, children) and reopening a parent; then a sweep and --reuse over REST."""
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ from mlproj.tracking import get_store
 pytestmark = pytest.mark.slow  # a real MLflow server and MLflow's SQL store
 
 
-@pytest.mark.parametrize("kind", ["rest", "sql"])
+@pytest.mark.parametrize("kind", ["rest", "sqlite", "mlflow-sql"])
 def test_tag_lookup_and_reopen(kind: str, mlflow_server: Any, tmp_path: Path) -> None:
-    uri = mlflow_server.url if kind == "rest" else f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = {
+        "rest": mlflow_server.url,
+        "sqlite": f"sqlite:///{tmp_path / 'mlflow.db'}",  # mlproj's own SQLite store
+        "mlflow-sql": f"sqlite+pysqlite:///{tmp_path / 'mlflow.db'}",  # MLflow's, SQLAlchemy
+    }[kind]
     store = get_store(uri)
+    expected = {"rest": "RestStore", "sqlite": "SqliteStore", "mlflow-sql": "MlflowStore"}
+    assert type(store).__name__ == expected[kind]
     experiment = store.create_experiment(f"orch-{uuid.uuid4().hex[:8]}")
     key = uuid.uuid4().hex
     made = []
