@@ -1,6 +1,6 @@
 """The orchestration store calls against a real MLflow server (REST), mlproj's SQLite store
-and MLflow's SQL store:
-tag lookups (reuse, children) and reopening a parent; then a sweep and --reuse over REST."""
+and MLflow's SQL store: tag lookups (reuse, children) and reopening a parent; then a sweep and
+--reuse over REST."""
 
 from __future__ import annotations
 

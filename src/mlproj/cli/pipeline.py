@@ -12,7 +12,9 @@ import click
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"mlproj: error: {message}", err=True)
+    from mlproj import report
+
+    report.current().error(message)
     sys.exit(code)
 
 
@@ -47,11 +49,9 @@ def _cancellable(what: str) -> Iterator[None]:
 
 
 def _logger(quiet: bool) -> Callable[[str], None]:
-    def log(line: str) -> None:
-        if not quiet:
-            click.echo(f"mlproj: {line}", err=True)
+    from mlproj import report
 
-    return log
+    return report.Reporter(quiet=quiet).log
 
 
 def _finish(running: Any, quiet: bool) -> None:

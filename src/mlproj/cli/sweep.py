@@ -11,7 +11,9 @@ import click
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"mlproj: error: {message}", err=True)
+    from mlproj import report
+
+    report.current().error(message)
     sys.exit(code)
 
 
@@ -102,85 +104,91 @@ def sweep_command(
     A failed trial does not stop the sweep (--max-failures does). Ctrl-C, SIGTERM or
     `mlproj runs cancel <parent>` stop every running trial (KILLED), then the parent.
     """
+    from mlproj import report
     from mlproj.api import load_backend_config
     from mlproj.errors import ExecutionException
     from mlproj.local_run.supervisor import Cancelled, signals_cancel
     from mlproj.orchestration import sweeps
 
-    def log(line: str) -> None:
-        if not quiet:
-            click.echo(f"mlproj: {line}", err=True)
+    reporter = report.Reporter(quiet=quiet)
+    log = reporter.log
+    progress = reporter.updates_in_place()
 
-    progress = not quiet and sys.stderr.isatty()
-    try:
-        if resume_id is not None:
-            if uri or params or sweep_file:
-                raise click.UsageError("--resume takes the parent run id (no URI, -P or -f)")
-            running = sweeps.resume_sweep(
-                resume_id,
-                backend_config=load_backend_config(backend_config) if backend_config else None,
-                tracking_uri=tracking_uri,
-                log=log,
-                progress=progress,
-                max_parallel=max_parallel,
+    with report.using(reporter):
+        try:
+            if resume_id is not None:
+                if uri or params or sweep_file:
+                    raise click.UsageError("--resume takes the parent run id (no URI, -P or -f)")
+                running = sweeps.resume_sweep(
+                    resume_id,
+                    backend_config=load_backend_config(backend_config) if backend_config else None,
+                    tracking_uri=tracking_uri,
+                    log=log,
+                    progress=progress,
+                    max_parallel=max_parallel,
+                )
+            else:
+                if uri is None:
+                    raise click.UsageError("Give the project URI (or --resume PARENT_RUN_ID)")
+                values: dict[str, Any] = {}
+                if sweep_file:
+                    values.update(sweeps.load_sweep_file(sweep_file))
+                cli_space = sweeps.parse_cli_parameters(_pairs(params))
+                values["parameters"] = {**values.get("parameters", {}), **cli_space}
+                given = {
+                    "entry_point": entry_point,
+                    "version": version,
+                    "method": method,
+                    "max_runs": max_runs,
+                    "seed": seed,
+                    "metric": metric,
+                    "goal": goal,
+                    "max_parallel": max_parallel,
+                    "max_failures": max_failures,
+                    "retries": retries,
+                    "retry_delay": retry_delay,
+                    "backend": backend,
+                    "env_manager": env_manager,
+                }
+                values.update({k: v for k, v in given.items() if v is not None})
+                if gpus:
+                    values["gpus"] = tuple(g.strip() for g in gpus.split(",") if g.strip())
+                if backend_config:
+                    values["backend_config"] = load_backend_config(backend_config)
+                values["reuse"] = reuse
+                known = {f.name for f in fields(sweeps.SweepSpec)}
+                spec = sweeps.SweepSpec(uri=uri, **{k: v for k, v in values.items() if k in known})
+                if experiment_name and experiment_id:
+                    raise click.UsageError(
+                        "Specify only one of --experiment-name or --experiment-id"
+                    )
+                running = sweeps.start_sweep(
+                    spec,
+                    experiment_name=experiment_name,
+                    experiment_id=experiment_id,
+                    tracking_uri=tracking_uri,
+                    run_name=run_name,
+                    log=log,
+                    progress=progress,
+                )
+            with signals_cancel():
+                status = running.run()
+        except ExecutionException as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted; the sweep was cancelled", code=130)
+        except Cancelled as stop:
+            _fail(
+                f"stopped by {signal.Signals(stop.signum).name}; the sweep was cancelled",
+                code=128 + stop.signum,
             )
-        else:
-            if uri is None:
-                raise click.UsageError("Give the project URI (or --resume PARENT_RUN_ID)")
-            values: dict[str, Any] = {}
-            if sweep_file:
-                values.update(sweeps.load_sweep_file(sweep_file))
-            cli_space = sweeps.parse_cli_parameters(_pairs(params))
-            values["parameters"] = {**values.get("parameters", {}), **cli_space}
-            given = {
-                "entry_point": entry_point,
-                "version": version,
-                "method": method,
-                "max_runs": max_runs,
-                "seed": seed,
-                "metric": metric,
-                "goal": goal,
-                "max_parallel": max_parallel,
-                "max_failures": max_failures,
-                "retries": retries,
-                "retry_delay": retry_delay,
-                "backend": backend,
-                "env_manager": env_manager,
-            }
-            values.update({k: v for k, v in given.items() if v is not None})
-            if gpus:
-                values["gpus"] = tuple(g.strip() for g in gpus.split(",") if g.strip())
-            if backend_config:
-                values["backend_config"] = load_backend_config(backend_config)
-            values["reuse"] = reuse
-            known = {f.name for f in fields(sweeps.SweepSpec)}
-            spec = sweeps.SweepSpec(uri=uri, **{k: v for k, v in values.items() if k in known})
-            if experiment_name and experiment_id:
-                raise click.UsageError("Specify only one of --experiment-name or --experiment-id")
-            running = sweeps.start_sweep(
-                spec,
-                experiment_name=experiment_name,
-                experiment_id=experiment_id,
-                tracking_uri=tracking_uri,
-                run_name=run_name,
-                log=log,
-                progress=progress,
-            )
-        with signals_cancel():
-            status = running.run()
-    except ExecutionException as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted; the sweep was cancelled", code=130)
-    except Cancelled as stop:
-        _fail(
-            f"stopped by {signal.Signals(stop.signum).name}; the sweep was cancelled",
-            code=128 + stop.signum,
+        _print_summary(running, quiet)
+        log(
+            f"sweep {running.parent_run_id} {status}"
+            + (f": {running.error}" if running.error else "")
         )
-    _print_summary(running, quiet)
-    log(f"sweep {running.parent_run_id} {status}" + (f": {running.error}" if running.error else ""))
-    if status != "FINISHED":
-        sys.exit(1)
+        if status != "FINISHED":
+            sys.exit(1)
 
 
 def _print_summary(running: Any, quiet: bool) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -78,7 +77,9 @@ Log = Callable[[str], None]
 
 
 def _stderr(line: str) -> None:
-    print(f"mlproj: {line}", file=sys.stderr, flush=True)
+    from mlproj import report
+
+    report.log(line)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,9 @@ Log = Callable[[str], None]
 
 
 def _stderr(line: str) -> None:
-    print(f"mlproj: {line}", file=sys.stderr, flush=True)
+    from mlproj import report
+
+    report.log(line)
 
 
 @dataclass
