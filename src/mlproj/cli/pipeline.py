@@ -70,7 +70,14 @@ def _finish(running: Any, quiet: bool) -> None:
 
 @click.group("pipeline")
 def pipeline_group() -> None:
-    """Pipelines declared in the MLproject under `pipelines:` (MLflow ignores that key)."""
+    """Pipelines declared in the MLproject under `pipelines:` (MLflow ignores that key).
+
+    \b
+    Examples:
+      mlproj pipeline show
+      mlproj pipeline run
+      mlproj pipeline resume <parent-run-id>
+    """
 
 
 @pipeline_group.command("run")
@@ -111,6 +118,12 @@ def run_pipeline(
     quiet: bool,
 ) -> None:
     """Run pipeline NAME (the only one, when the MLproject declares one).
+
+    \b
+    Examples:
+      mlproj pipeline run
+      mlproj pipeline run regression -P rows=500 --max-parallel 2
+      mlproj pipeline run --from fit
 
     Steps whose key matches a FINISHED run are reused, so running a pipeline again runs only
     what changed; --from STEP runs STEP and everything after it again; --force runs all.
@@ -158,7 +171,14 @@ def resume(
     tracking_uri: str | None,
     quiet: bool,
 ) -> None:
-    """Continue a pipeline run: keep its FINISHED steps, run the failed one and what follows."""
+    """Continue a pipeline run: run its failed step and what follows.
+
+    Steps that FINISHED are kept; the parent run is the same.
+
+    \b
+    Examples:
+      mlproj pipeline resume <parent-run-id>
+    """
     from mlproj.api import load_backend_config
     from mlproj.orchestration.pipelines import resume_pipeline
 
@@ -179,7 +199,13 @@ def resume(
 @click.option("-p", "--project", "uri", default=".", show_default=True, help="Project URI.")
 @click.option("-v", "--version", default=None, help="Git branch, tag or commit.")
 def show(name: str | None, uri: str, version: str | None) -> None:
-    """Print the pipeline's steps in run order, each with what it depends on."""
+    """Print the steps in run order, with what each depends on.
+
+    \b
+    Examples:
+      mlproj pipeline show
+      mlproj pipeline show regression -p path/to/project
+    """
     from mlproj.orchestration.pipelines import show_pipeline
 
     with _cancellable("listing"):
