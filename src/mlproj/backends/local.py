@@ -93,6 +93,7 @@ class LocalBackend(Backend):
             log_path=log_path,
             timeout=parse_timeout(request.backend_config),
             upload_log=upload_log,
+            deferred_params=request.params.deferred(),
         )
         request.log(f"running {request.command!r} in run {run_id}")
         if request.synchronous:
