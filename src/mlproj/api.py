@@ -40,8 +40,10 @@ from mlproj.tags import (
 from mlproj.tracking.base import TrackingStore
 
 if TYPE_CHECKING:
+    from mlproj.envs.base import EnvironmentManager
+    from mlproj.sources.base import FetchedProject
     from mlproj.spec.params import ResolvedParameters
-    from mlproj.spec.project import EntryPoint
+    from mlproj.spec.project import EntryPoint, Project
 
 ENV_MANAGER_VAR = "MLPROJ_ENV_MANAGER"
 
@@ -150,7 +152,6 @@ def _scrubber(options: RunOptions) -> Callable[[str], str]:
 def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     from mlproj.backends.registry import get_backend
     from mlproj.envs import choose_manager
-    from mlproj.orchestration.run_key import run_key
     from mlproj.sources import fetch_project
     from mlproj.spec.params import render_command, resolve_parameters
     from mlproj.spec.project import load_project
@@ -204,11 +205,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     parent = _parent_run_id()
     if parent:
         tags.setdefault(MLFLOW_PARENT_RUN_ID, parent)
-    tags[TAG_RUN_KEY] = run_key(
-        fetched, project, options.entry_point, params, manager, tags.get(TAG_UPSTREAM, "")
-    )
-    reused = _reusable(store, options, tags[TAG_RUN_KEY], log)
-    if reused is not None:
+    if reused := _key_or_reuse(store, options, tags, log, (fetched, project, params, manager)):
         return reused
     run_id, experiment_id, artifact_uri = _open_run(store, options, tags)
     with _fail_run_on_error(store, run_id, scrub):
@@ -253,12 +250,22 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     return submitted
 
 
-def _reusable(
-    store: TrackingStore, options: RunOptions, key: str, log: Callable[[str], None]
+def _key_or_reuse(
+    store: TrackingStore,
+    options: RunOptions,
+    tags: dict[str, str],
+    log: Callable[[str], None],
+    inputs: tuple[FetchedProject, Project, ResolvedParameters, EnvironmentManager],
 ) -> SubmittedRun | None:
-    """``--reuse``: the newest FINISHED run of the experiment with the same key."""
-    from mlproj.orchestration.run_key import ReusedRun, find_reusable
+    """Tag the new run with its key; with ``--reuse``, return instead the newest FINISHED run
+    of the experiment that has the same key, if any."""
+    from mlproj.orchestration.run_key import ReusedRun, find_reusable, run_key
 
+    fetched, project, params, manager = inputs
+    key = run_key(
+        fetched, project, options.entry_point, params, manager, tags.get(TAG_UPSTREAM, "")
+    )
+    tags[TAG_RUN_KEY] = key
     if not options.reuse or options.run_id is not None:
         return None
     experiment_id = store.resolve_experiment(options.experiment_name, options.experiment_id)

@@ -65,7 +65,7 @@ from mlproj.tags import (
 )
 
 if TYPE_CHECKING:
-    from mlproj.spec.project import Parameter
+    from mlproj.spec.types import Parameter
     from mlproj.tracking.base import TrackingStore
     from mlproj.tracking.entities import Run
 
@@ -130,7 +130,7 @@ class Pipeline:
         return found
 
     def resolve_parameters(self, given: Mapping[str, object]) -> dict[str, str]:
-        from mlproj.spec.project import InvalidValue, check_value
+        from mlproj.spec.types import InvalidValue, check_value
 
         unknown = sorted(set(given) - set(self.parameters))
         if unknown:
@@ -240,11 +240,12 @@ def _pipeline_parameters(spec: Any, keys: tuple[str, ...], raw: object) -> dict[
     if not isinstance(raw, Mapping):
         raise spec.error((*keys, "parameters"), "expected a mapping")
     parameters: dict[str, Parameter] = {}
+    reader = spec_project._Reader(spec, strict=True)  # the loader's own parameter rules
     for pname, pdecl in raw.items():
         pkeys = (*keys, "parameters", str(pname))
         # `rows: 100` is a default (of a string parameter); `rows: int` a type, as in MLflow.
         decl = pdecl if isinstance(pdecl, (Mapping, str)) else {"default": pdecl}
-        parameters[str(pname)] = spec_project._parse_parameter(spec, pkeys, str(pname), decl)
+        parameters[str(pname)] = reader.parse_parameter(pkeys, str(pname), decl, "")
     return parameters
 
 

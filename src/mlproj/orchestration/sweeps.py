@@ -636,7 +636,8 @@ def _check_project(spec: SweepSpec) -> None:
     """Before the parent opens: the project loads, the entry point exists, and every listed
     value passes the declared parameter's type, choices and bounds."""
     from mlproj.sources import fetch_project
-    from mlproj.spec.project import InvalidValue, check_value, load_project
+    from mlproj.spec.project import load_project
+    from mlproj.spec.types import InvalidValue, check_value
 
     fetched = fetch_project(spec.uri, spec.version)
     project = load_project(fetched.directory)
