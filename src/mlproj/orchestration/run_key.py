@@ -46,12 +46,30 @@ def run_key(
         "v": KEY_VERSION,
         "code": code_state(fetched),
         "entry_point": entry_point,
-        "params": params.as_logged(),
+        "params": _normalised(project, entry_point, params),
         "env": environment_state(project, manager),
         "upstream": upstream,
     }
     encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode("utf-8")
     return hashlib.sha256(encoded).hexdigest()
+
+
+def _normalised(project: Project, entry_point: str, params: ResolvedParameters) -> dict[str, str]:
+    """Every param as logged, numbers of float and int params in one form (``0.50`` and
+    ``0.5`` are one value: the command may get the text as written, the result is the same)."""
+    declared = project.entry_points.get(entry_point)
+    types = {n: p.type for n, p in declared.parameters.items()} if declared else {}
+    values = params.as_logged()
+    for name, text in values.items():
+        try:
+            if types.get(name) == "float":
+                values[name] = repr(float(text))
+            elif types.get(name) == "int":
+                number = float(text)
+                values[name] = str(int(number)) if number.is_integer() else text
+        except ValueError:
+            continue  # not a number: keep the text
+    return values
 
 
 def code_state(fetched: FetchedProject) -> str:
