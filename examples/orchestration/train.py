@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import random
 
 from tracking import log_metric
@@ -26,7 +27,7 @@ for _ in range(args.epochs):
         grad_b = sum(2 * (a * x + b - y) for x, y in chunk) / len(chunk)
         a, b = a - args.lr * grad_a, b - args.lr * grad_b
 loss = sum((a * x + b - y) ** 2 for x, y in data) / len(data)
-if loss != loss or loss > 1e6:  # diverged
+if math.isnan(loss) or loss > 1e6:  # diverged
     loss = 1e6
 print(f"a={a:.3f} b={b:.3f} loss={loss:.5f}")
 log_metric("loss", loss)
