@@ -27,8 +27,8 @@ def check_command(uri: str, entry_point: str | None, version: str | None, as_jso
 
     Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 wrong usage.
     """
+    from mlproj.lint import check_project, summary
     from mlproj.sources import fetch_project
-    from mlproj.spec.lint import check_project, summary
 
     def quiet(_: str) -> None:
         return None
