@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_servers import MlflowServer, serve_folder
+from tests.shared_servers import MlflowServer, serve_folder
 
 STORE_KINDS = ("file", "sqlite")
 

@@ -1,8 +1,8 @@
 """Real servers on loopback shared by the test folders: a free port, a folder served over HTTP
 by a thread, and a real ``mlflow server`` process.
 
-Importable as ``shared_servers`` from every test folder: pytest's default "prepend" import
-mode puts tests/ on sys.path when it loads tests/conftest.py (tests/ has no __init__.py).
+Imported as ``tests.shared_servers``: tests/ and its folders are packages, so every helper
+module is named by its path from the repository root, with no ``sys.path`` edits.
 """
 
 from __future__ import annotations

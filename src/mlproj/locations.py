@@ -1,8 +1,9 @@
-"""Which local path a URI names: ``file:`` URIs and plain paths.
+"""Which local path a URI names: ``file:`` URIs, plain paths and SQLite database URIs.
 
-Shared by subsystems that must not know each other: tracking (the file store's folder), the
-docker environment and the Kubernetes backend (mounting or excluding a local store), sources
-and downloads (``file://`` projects and parameters). Depends on nothing in mlproj but errors.
+Shared by subsystems that must not know each other: tracking (the file store's folder, the
+SQLite database), the docker environment and the Kubernetes backend (mounting or excluding a
+local store), sources and downloads (``file://`` projects and parameters). Depends on nothing in
+mlproj but errors.
 """
 
 from __future__ import annotations
@@ -12,6 +13,20 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse, urlsplit
 
 from mlproj.errors import ExecutionException
+
+
+def sqlite_database(uri: str) -> Path | None:
+    """The absolute file of ``sqlite:///rel.db`` (relative to the current folder) or
+    ``sqlite:////abs.db``; None for another scheme, a URI with a host, or an in-memory database.
+    """
+    parts = urlsplit(uri)
+    if parts.scheme.split("+", 1)[0] != "sqlite" or parts.netloc:
+        return None
+    raw = unquote(parts.path)
+    raw = raw[1:] if raw.startswith("/") else raw  # sqlite:///rel -> rel, sqlite:////abs -> /abs
+    if not raw or raw == ":memory:":
+        return None
+    return Path(raw).expanduser().absolute()
 
 
 def local_store_root(uri: str) -> Path | None:

@@ -15,6 +15,7 @@ env and hostPath volumes), and writes pod phases and the Job's status and condit
 from __future__ import annotations
 
 import copy
+import io
 import json
 import re
 import secrets
@@ -213,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
         proc = subprocess.Popen(
             ["docker", "logs", "-f", container], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-        assert proc.stdout is not None
+        assert isinstance(proc.stdout, io.BufferedReader)
         try:
             while chunk := proc.stdout.read1(4096):
                 self.wfile.write(chunk)

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from mlproj.tracking.base import TrackingStore
-from shared_servers import free_port
+from tests.shared_servers import free_port
 
 
 class Registry:

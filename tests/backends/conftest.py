@@ -5,18 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from backends_databricks_standin import TOKEN as DATABRICKS_TOKEN  # noqa: E402
-from backends_databricks_standin import DatabricksStandin  # noqa: E402
-from backends_k8s_standin import KubernetesStandin  # noqa: E402
-from backends_servers import Registry  # noqa: E402
+from tests.backends.backends_databricks_standin import TOKEN as DATABRICKS_TOKEN
+from tests.backends.backends_databricks_standin import DatabricksStandin
+from tests.backends.backends_k8s_standin import KubernetesStandin
+from tests.backends.backends_servers import Registry
 
 BUSYBOX_IMAGE = "mlproj-ci/busybox:1"
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from backends_databricks_standin import DatabricksStandin
-from backends_servers import wait_for_status, wait_for_watcher
 
 import mlproj
 from mlproj.backends.databricks.backend import DatabricksBackend, libraries_with_mlflow, upload_once
@@ -20,7 +18,9 @@ from mlproj.backends.databricks.run import run_status
 from mlproj.errors import ExecutionException
 from mlproj.spec.project import load_project
 from mlproj.tracking import get_store
-from shared_servers import MlflowServer
+from tests.backends.backends_databricks_standin import DatabricksStandin
+from tests.backends.backends_servers import wait_for_status, wait_for_watcher
+from tests.shared_servers import MlflowServer
 
 CLUSTER = {"spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge", "num_workers": 1}
 

@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from backends_k8s_standin import KubernetesStandin
-from backends_servers import Registry, wait_for_status, wait_for_watcher
 
 import mlproj
 from mlproj.backends.kubernetes.connection import api_client
@@ -19,7 +17,9 @@ from mlproj.docker.images import push_image
 from mlproj.errors import ExecutionException
 from mlproj.submitted import SubmittedRun
 from mlproj.tracking import get_store
-from shared_servers import MlflowServer
+from tests.backends.backends_k8s_standin import KubernetesStandin
+from tests.backends.backends_servers import Registry, wait_for_status, wait_for_watcher
+from tests.shared_servers import MlflowServer
 
 pytestmark = pytest.mark.docker
 
@@ -61,7 +61,9 @@ def _project(tmp_path: Path, image: str, command: str, extra_docker: str = "") -
     return project
 
 
-def _config(tmp_path: Path, registry: Registry, backoff: int = 0, **extra: object) -> dict:
+def _config(
+    tmp_path: Path, registry: Registry, backoff: int = 0, **extra: object
+) -> dict[str, object]:
     template = tmp_path / "job.yaml"
     template.write_text(TEMPLATE.format(backoff=backoff))
     return {
@@ -235,7 +237,7 @@ def test_unknown_namespace_fails_the_run_with_the_api_message(
 ) -> None:
     project = _project(tmp_path, docker_ready, "echo hi")
     config = _config(tmp_path, registry)
-    Path(config["kube-job-template-path"]).write_text(
+    Path(str(config["kube-job-template-path"])).write_text(
         TEMPLATE.format(backoff=0).replace("namespace: ml", "namespace: nope")
     )
     with pytest.raises(ExecutionException, match='404 Not Found namespaces "nope" not found'):
@@ -268,7 +270,7 @@ def test_no_kubeconfig_and_not_in_a_cluster_is_a_clear_error(
         api_client("prod")
 
 
-def _cli(project: Path, config: dict, *extra: str) -> subprocess.Popen[str]:
+def _cli(project: Path, config: dict[str, object], *extra: str) -> subprocess.Popen[str]:
     import json
     import os
     import sys

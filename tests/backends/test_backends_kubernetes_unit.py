@@ -19,7 +19,7 @@ from mlproj.backends.kubernetes.job import (
 )
 from mlproj.backends.kubernetes.run import job_status
 from mlproj.errors import ExecutionException
-from mlproj.spec.project import DockerEnv, load_project
+from mlproj.spec.project import DockerEnv, Project, load_project
 
 TEMPLATE = """\
 apiVersion: batch/v1
@@ -41,7 +41,9 @@ spec:
 """
 
 
-def _project(tmp_path: Path, docker: str | None = "image: mlproj-ci/busybox:1", name: str = "demo"):
+def _project(
+    tmp_path: Path, docker: str | None = "image: mlproj-ci/busybox:1", name: str = "demo"
+) -> Project:
     lines = [f"name: {name}"] if name else []
     if docker is not None:
         lines += ["docker_env:", *(f"  {line}" for line in docker.splitlines())]
@@ -315,7 +317,7 @@ def test_status_reads_survive_blips_but_not_a_cluster_that_is_gone(
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setattr(kubernetes_run, "MAX_UNREACHABLE_POLLS", 3)
     client = api_client(None)
-    client.configuration.retries = False  # type: ignore[attr-defined]
+    client.configuration.retries = False
     run = KubernetesSubmittedRun("r", "job", "ns", client, store=None)  # type: ignore[arg-type]
     assert run.get_status() == "SCHEDULED"  # first failures: keep the last known status
     assert run.get_status() == "SCHEDULED"

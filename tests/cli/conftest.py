@@ -4,7 +4,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import Tmux
+
+from tests.cli.cli_support import Tmux
 
 
 @pytest.fixture

@@ -12,20 +12,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_support import EXAMPLE, Tmux, run_cli
 
 from mlproj.tracking import get_store
+from tests.cli.cli_support import EXAMPLE, Tmux, run_cli
 
 
 def _complete(shell: str, words: str, **env: str) -> list[tuple[str, str]]:
     """(value, help) pairs that ``mlproj`` offers for the last word of ``words``."""
     current = "" if words.endswith(" ") else words.rsplit(maxsplit=1)[-1]
     cword = str(len(words.split()) - (0 if words.endswith(" ") else 1))
+    # mypy cannot tell that **env holds variable names only, never run_cli's cwd or timeout.
     done = run_cli(
         _MLPROJ_COMPLETE=f"{shell}_complete",
         COMP_WORDS=words,
         COMP_CWORD=current if shell == "fish" else cword,
-        **env,
+        **env,  # type: ignore[arg-type]
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # nothing may land in the user's command line

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 import click
-from cli_support import run_cli
 
 from mlproj.cli.main import cli
+from tests.cli.cli_support import run_cli
 
 
 def _all_commands() -> list[tuple[str, ...]]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_support import EXAMPLE, run_cli
-
 from mlproj.tracking import get_store
+from tests.cli.cli_support import EXAMPLE, run_cli
 
 
 def test_undeclared_parameter_warns_once_then_passes_it_on_as_mlflow_does() -> None:

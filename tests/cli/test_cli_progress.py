@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import Tmux
+
+from tests.cli.cli_support import Tmux
 
 SIZE = 400_000
 CHUNKS = 50
@@ -109,7 +110,7 @@ def test_plain_line_in_a_pipe_and_nothing_with_quiet(
 
 def test_environment_build_progress_in_a_terminal(tmux: Tmux, tmp_path: Path) -> None:
     """The example's first run builds its uv environment: one updating line, then the result."""
-    from cli_support import EXAMPLE
+    from tests.cli.cli_support import EXAMPLE
 
     tmux.type_line("clear")
     tmux.type_line(f"{sys.executable} -m mlproj run {EXAMPLE} -P alpha=0.3")

@@ -6,7 +6,7 @@ import re
 import shlex
 from pathlib import Path
 
-from cli_support import run_cli
+from tests.cli.cli_support import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_support import EXAMPLE, run_cli
 
 from mlproj.errors import ExecutionException
 from mlproj.tracking import get_store
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.run_ids import resolve_run_id
-from shared_servers import MlflowServer
+from tests.cli.cli_support import EXAMPLE, run_cli
+from tests.shared_servers import MlflowServer
 
 pytestmark = pytest.mark.usefixtures("tracking_store_kind")  # on both local stores
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from mlproj import fsutil
 from mlproj.fsutil import (
     append_bytes,
     create_once,
@@ -49,7 +48,7 @@ def test_create_once_without_hard_links(tmp_path: Path, monkeypatch: pytest.Monk
     def no_link(src: object, dst: object) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(fsutil.os, "link", no_link)
+    monkeypatch.setattr(os, "link", no_link)
     target = tmp_path / "alpha"
     assert create_once(target, b"0.1") is True
     assert create_once(target, b"0.2") is False

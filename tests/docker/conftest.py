@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from docker_support import BUSYBOX_IMAGE, PYTHON_IMAGE
+
+from tests.docker.docker_support import BUSYBOX_IMAGE, PYTHON_IMAGE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETUP_SCRIPT = REPO_ROOT / ".ci" / "docker-setup.sh"

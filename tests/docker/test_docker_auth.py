@@ -13,12 +13,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from docker_support import Recorder, docker, execute, make_request, open_run, write_project
 
 from mlproj.docker.images import push_image
 from mlproj.envs.docker import DockerManager
 from mlproj.errors import ExecutionException
-from shared_servers import free_port
+from tests.docker.docker_support import (
+    Recorder,
+    docker,
+    execute,
+    make_request,
+    open_run,
+    write_project,
+)
+from tests.shared_servers import free_port
 
 pytestmark = pytest.mark.docker
 

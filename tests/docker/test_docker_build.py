@@ -6,14 +6,22 @@ import time
 from pathlib import Path
 
 import pytest
-from docker_support import Recorder, docker, execute, make_request, open_run, write_project
 
 from mlproj.docker.images import build_project_image
 from mlproj.envs.docker import DockerManager
+from tests.docker.docker_support import (
+    Recorder,
+    docker,
+    execute,
+    make_request,
+    open_run,
+    write_project,
+)
 
 pytestmark = pytest.mark.docker
 
 
+@pytest.mark.timing
 def test_second_prepare_reuses_the_image_without_building(
     tmp_path: Path,
     docker_daemon: str,

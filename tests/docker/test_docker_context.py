@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from docker_support import Recorder, execute, make_request, open_run, write_project
 
 from mlproj.docker.images import _context_files, content_hash, repository_for
 from mlproj.envs.docker import DockerManager
 from mlproj.spec.project import load_project
+from tests.docker.docker_support import Recorder, execute, make_request, open_run, write_project
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from docker_support import docker, write_project
 
 import mlproj
+from tests.docker.docker_support import docker, write_project
 
 pytestmark = pytest.mark.docker
 

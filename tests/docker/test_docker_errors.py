@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from docker_support import make_request, open_run, write_project
 
 from mlproj.envs.docker import DockerManager
 from mlproj.envs.docker_run import docker_arg_options
 from mlproj.errors import ExecutionException
 from mlproj.spec.project import DockerEnv, EntryPoint, Project
+from tests.docker.docker_support import make_request, open_run, write_project
 
 
 def _one_line(excinfo: pytest.ExceptionInfo[ExecutionException]) -> str:

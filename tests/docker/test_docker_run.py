@@ -11,7 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from docker_support import (
+
+from mlproj.envs.docker import DockerManager
+from mlproj.errors import ExecutionException
+from tests.docker.docker_support import (
     Recorder,
     docker,
     execute,
@@ -19,9 +22,6 @@ from docker_support import (
     open_run,
     write_project,
 )
-
-from mlproj.envs.docker import DockerManager
-from mlproj.errors import ExecutionException
 
 pytestmark = pytest.mark.docker
 

@@ -7,10 +7,10 @@ import shlex
 from pathlib import Path
 
 import pytest
-from docker_support import OpenRun, Recorder, execute, make_request, write_project
 
 from mlproj.envs.docker import DockerManager
-from shared_servers import MlflowServer
+from tests.docker.docker_support import OpenRun, Recorder, execute, make_request, write_project
+from tests.shared_servers import MlflowServer
 
 pytestmark = pytest.mark.docker
 

@@ -6,10 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from e2e_support import MakeProject
 
 from mlproj.tracking import get_store
 from mlproj.tracking.base import TrackingStore
+from tests.e2e.e2e_support import MakeProject
 
 
 @pytest.fixture

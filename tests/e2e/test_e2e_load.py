@@ -18,7 +18,7 @@ import pytest
 
 from mlproj.tracking import get_store
 from mlproj.tracking.artifacts import read_artifact
-from shared_servers import MlflowServer
+from tests.shared_servers import MlflowServer
 
 pytestmark = pytest.mark.slow
 

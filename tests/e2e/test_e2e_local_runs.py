@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from e2e_support import MakeProject, mlflow_read, run_cli
 
 import mlproj
 from mlproj.tracking.base import TrackingStore
+from tests.e2e.e2e_support import MakeProject, mlflow_read, run_cli
 
 TRAIN = """
 import os, sys
@@ -56,7 +56,7 @@ def _project(make_project: MakeProject) -> Path:
     return make_project(MLPROJECT, train__py=TRAIN, sleeper__sh=SLEEPER)
 
 
-def _runs(store: TrackingStore) -> list[mlproj.tracking.entities.Run]:  # type: ignore[name-defined]
+def _runs(store: TrackingStore) -> list[mlproj.tracking.entities.Run]:
     return store.search_runs([e.experiment_id for e in store.list_experiments()])
 
 

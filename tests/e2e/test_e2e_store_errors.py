@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from e2e_support import run_cli
+from tests.e2e.e2e_support import run_cli
 
 
 def test_store_that_is_a_file(tmp_path: Path) -> None:

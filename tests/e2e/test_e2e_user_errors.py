@@ -17,7 +17,6 @@ from typing import ClassVar
 import click
 import pytest
 from click.testing import CliRunner
-from e2e_support import MakeProject, run_cli
 
 import mlproj
 from mlproj.backends import registry
@@ -28,7 +27,8 @@ from mlproj.errors import one_line
 from mlproj.local_run.process import ProcessRunner
 from mlproj.submitted import SubmittedRun
 from mlproj.tracking.base import TrackingStore
-from shared_servers import QuietHandler, serve_folder
+from tests.e2e.e2e_support import MakeProject, run_cli
+from tests.shared_servers import QuietHandler, serve_folder
 
 MLPROJECT = """
 name: errors

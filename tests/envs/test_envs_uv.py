@@ -66,6 +66,7 @@ def launch(plan: LaunchPlan) -> str:
 
 
 @needs_py310
+@pytest.mark.timing
 def test_python_310_env_is_built_then_reused(tmp_path: Path) -> None:
     project = make_project(
         tmp_path / "proj",

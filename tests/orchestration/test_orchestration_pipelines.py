@@ -10,7 +10,11 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-from orch_support import (
+import mlproj
+from mlproj.statuses import RunStatus
+from mlproj.tags import TAG_KIND, TAG_PIPELINE_STEP_PREFIX, TAG_STEP
+from mlproj.tracking import get_store
+from tests.orchestration.orch_support import (
     PY,
     children,
     cli,
@@ -21,11 +25,6 @@ from orch_support import (
     stop,
     wait_for,
 )
-
-import mlproj
-from mlproj.statuses import RunStatus
-from mlproj.tags import TAG_KIND, TAG_PIPELINE_STEP_PREFIX, TAG_STEP
-from mlproj.tracking import get_store
 
 
 def _steps(parent_id: str) -> dict[str, list]:

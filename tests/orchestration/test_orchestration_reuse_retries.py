@@ -7,13 +7,12 @@ import textwrap
 import time
 from pathlib import Path
 
-from orch_support import PY, cli, trial_project
-
 from mlproj.orchestration.run_key import code_state
 from mlproj.sources import fetch_project
 from mlproj.statuses import RunStatus
 from mlproj.tags import TAG_ATTEMPT, TAG_RETRY_OF, TAG_RUN_KEY
 from mlproj.tracking import get_store
+from tests.orchestration.orch_support import PY, cli, trial_project
 
 
 def _all_runs() -> list:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from orch_support import cli, trial_project
 
 from mlproj.statuses import RunStatus
 from mlproj.tags import MLFLOW_PARENT_RUN_ID, TAG_KIND, TAG_RUN_KEY
 from mlproj.tracking import get_store
+from tests.orchestration.orch_support import cli, trial_project
 
 pytestmark = pytest.mark.slow  # a real MLflow server and MLflow's SQL store
 

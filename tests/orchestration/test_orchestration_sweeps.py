@@ -11,17 +11,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from orch_support import (
-    PY,
-    children,
-    cli,
-    parents,
-    running_children,
-    start_cli,
-    stop,
-    trial_project,
-    wait_for,
-)
 
 import mlproj
 from mlproj.statuses import RunStatus
@@ -36,6 +25,17 @@ from mlproj.tags import (
     TAG_TRIAL,
 )
 from mlproj.tracking import get_store
+from tests.orchestration.orch_support import (
+    PY,
+    children,
+    cli,
+    parents,
+    running_children,
+    start_cli,
+    stop,
+    trial_project,
+    wait_for,
+)
 
 
 def _max_overlap(runs: list) -> int:

@@ -6,12 +6,16 @@ import io
 import os
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from mlproj.errors import ExecutionException
 from mlproj.sources import fetch_project
+
+TarWriteMode = Literal["w", "w:gz"]
 
 MLPROJECT = "name: packed\nentry_points:\n  main:\n    command: 'true'\n"
 
@@ -23,7 +27,7 @@ def make_zip(path: Path, prefix: str = "") -> None:
         zipped.writestr(f"{prefix}sub.d/MLproject", "name: inner\n")
 
 
-def make_tar(path: Path, mode: str, prefix: str = "") -> None:
+def make_tar(path: Path, mode: TarWriteMode, prefix: str = "") -> None:
     with tarfile.open(path, mode) as tarred:
         for name, text in (
             ("MLproject", MLPROJECT),
@@ -50,7 +54,9 @@ def extracted_entries() -> list[str]:
 @pytest.mark.parametrize(
     ("name", "mode"), [("p.zip", None), ("p.tar.gz", "w:gz"), ("p.tgz", "w:gz"), ("p.tar", "w")]
 )
-def test_archive_over_http(http_folder: tuple[Path, str], name: str, mode: str | None) -> None:
+def test_archive_over_http(
+    http_folder: tuple[Path, str], name: str, mode: TarWriteMode | None
+) -> None:
     root, base = http_folder
     if mode is None:
         make_zip(root / name)
@@ -144,7 +150,7 @@ def evil_tar_hardlink(path: Path, outside: Path) -> None:
 def test_traversal_archives_extract_nothing(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    cases = {
+    cases: dict[str, Callable[[Path], None]] = {
         "zip-dotdot.zip": evil_zip,
         "tar-absolute.tar.gz": lambda p: evil_tar_absolute(p, outside / "abs.txt"),
         "tar-symlink.tar": lambda p: evil_tar_symlink(p, outside),

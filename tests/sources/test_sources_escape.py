@@ -14,10 +14,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from sources_git_cli import git
 
 from mlproj.errors import ExecutionException
 from mlproj.sources import fetch_project
+from tests.sources.sources_git_cli import git
 
 MLPROJECT = b"name: evil\nentry_points:\n  main:\n    command: 'true'\n"
 

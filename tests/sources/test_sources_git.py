@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sources_git_cli import git
 
 from mlproj.errors import ExecutionException
 from mlproj.sources import fetch_project
 from mlproj.sources.git_cache import cache_key
-from shared_servers import QuietHandler, free_port, serve_folder
+from tests.shared_servers import QuietHandler, free_port, serve_folder
+from tests.sources.sources_git_cli import git
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from sources_git_cli import git
 
 from mlproj.errors import ExecutionException
 from mlproj.sources import fetch_project
+from tests.sources.sources_git_cli import git
 
 
 def make_repo(path: Path) -> str:
@@ -150,6 +150,7 @@ def _median_ms(target: str) -> float:
     return statistics.median(timings) * 1000
 
 
+@pytest.mark.timing
 def test_local_git_folder_is_cheap(tmp_path: Path) -> None:
     """The hot path of every local run: at the repository root, a few file reads, no process."""
     repo = tmp_path / "repo"

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from spec_mlflow_example import GREETER_ENTRY_POINTS
 
 from mlproj.errors import ExecutionException
 from mlproj.spec.params import render_command, resolve_parameters
 from mlproj.spec.project import EntryPoint, load_project
+from tests.spec.spec_mlflow_example import GREETER_ENTRY_POINTS
 
 
 def test_declared_entry_point(tmp_path: Path) -> None:

@@ -6,10 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from spec_mlflow_example import MLFLOW_EXAMPLE_ENTRY_POINTS
 
 from mlproj.errors import ExecutionException
 from mlproj.spec.project import DockerEnv, Parameter, load_project
+from tests.spec.spec_mlflow_example import MLFLOW_EXAMPLE_ENTRY_POINTS
 
 
 def write_project(root: Path, spec: str | None, *files: str, name: str = "MLproject") -> Path:

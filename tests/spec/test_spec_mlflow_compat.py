@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spec_mlflow_example import MLFLOW_EXAMPLE_ENTRY_POINTS
 
 from mlproj.spec.params import render_command, resolve_parameters
 from mlproj.spec.project import load_project
+from tests.spec.spec_mlflow_example import MLFLOW_EXAMPLE_ENTRY_POINTS
 
 mlflow_spec: Any = pytest.importorskip("mlflow.projects._project_spec")
 

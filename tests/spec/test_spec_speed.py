@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from mlproj.spec.params import render_command, resolve_parameters
 from mlproj.spec.project import load_project
 
@@ -32,6 +34,7 @@ entry_points:
 """
 
 
+@pytest.mark.timing
 def test_load_resolve_render_is_fast(tmp_path: Path) -> None:
     (tmp_path / "MLproject").write_text(TYPICAL)
     (tmp_path / "python_env.yaml").write_text("python: '3.11'\n")
@@ -55,6 +58,7 @@ def test_load_resolve_render_is_fast(tmp_path: Path) -> None:
     assert median_ms < 4, f"median {median_ms:.3f} ms"
 
 
+@pytest.mark.timing
 def test_importing_spec_and_params_stays_light() -> None:
     """No SDKs or network stacks at import: `mlproj --help` depends on it."""
     code = (

@@ -8,9 +8,9 @@ import textwrap
 from pathlib import Path
 
 import yaml
-from tracking_mlflow_child import run_mlflow
 
 from mlproj.tracking.file_store import FileStore
+from tests.tracking.tracking_mlflow_child import run_mlflow
 
 PROCESSES = 6
 RUNS_EACH = 25

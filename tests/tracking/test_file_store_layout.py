@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 import string
@@ -500,7 +501,11 @@ def test_hot_path_needs_no_yaml_and_imports_nothing_heavy(
         "import sys, mlproj.tracking.file_store; "
         "print(sorted(m for m in ('yaml', 'filelock', 'uuid', 'mlflow') if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # Without coverage's subprocess hook: its tracer imports modules (uuid) of its own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     assert done.stdout.strip() == "[]"
 
     store.get_experiment("0")  # creating an experiment uses filelock, once per store

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tracking_mlflow_child import run_mlflow
 
 from mlproj.tracking.entities import Metric
 from mlproj.tracking.file_store import FileStore
+from tests.tracking.tracking_mlflow_child import run_mlflow
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from tracking_mlflow_child import run_mlflow
 
 from mlproj.tracking.sqlite_store import SqliteStore
+from tests.tracking.tracking_mlflow_child import run_mlflow
 
 pytestmark = pytest.mark.usefixtures("in_tmp_folder")
 

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from tracking_mlflow_child import run_mlflow
 
 from mlproj.errors import ExecutionException
 from mlproj.tracking import get_store
 from mlproj.tracking.artifacts import read_artifact
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import Metric
+from tests.tracking.tracking_mlflow_child import run_mlflow
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_bad_input_is_one_line(store: TrackingStore) -> None:
         ({"metrics": [Metric("m", "high", 1, 0)]}, "metrics must be numbers"),  # type: ignore[arg-type]
     ):
         with pytest.raises(ExecutionException, match=match) as caught:
-            store.log_batch(info.run_id, **kwargs)  # type: ignore[arg-type]
+            store.log_batch(info.run_id, **kwargs)
         assert "\n" not in str(caught.value)
     with pytest.raises(
         ExecutionException, match="Run 'f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0' not found"

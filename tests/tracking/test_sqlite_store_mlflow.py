@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from tracking_mlflow_child import run_mlflow
 
 from mlproj.errors import ExecutionException
 from mlproj.tracking.entities import Metric
 from mlproj.tracking.sqlite_store import SqliteStore
+from tests.tracking.tracking_mlflow_child import run_mlflow
 
 RUN_COLUMNS = (
     "name, source_type, source_name, entry_point_name, user_id, status, source_version, "

@@ -11,8 +11,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from pin_sqlite_schema import PINNED, dump_schema, mlflow_schema
-from tracking_mlflow_child import run_mlflow
 
 from mlproj.errors import ExecutionException
 from mlproj.tracking import sqlite_schema
@@ -26,6 +24,8 @@ from mlproj.tracking.sqlite_schema import (
     wal_allowed,
 )
 from mlproj.tracking.sqlite_store import SqliteStore
+from tests.tracking.pin_sqlite_schema import PINNED, dump_schema, mlflow_schema
+from tests.tracking.tracking_mlflow_child import run_mlflow
 
 NOOP = """\
 name: noop

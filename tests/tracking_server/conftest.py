@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared_servers import MlflowServer
+from tests.shared_servers import MlflowServer
 
 # Nothing from the developer's shell may leak into the clients under test (the servers never
 # see any MLFLOW_* variable of the test process).

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_servers import MlflowServer
+from tests.shared_servers import MlflowServer
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +95,8 @@ print(json.dumps(out))
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    runs: list[dict[str, object]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return runs
 
 
 def _wait_for_output(home: Path, text: str, timeout: float = 60) -> None:

@@ -14,14 +14,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from mlproj.docker.cli import DockerCli
 from mlproj.docker.images import CODE_DIR
 from mlproj.errors import ExecutionException
 from mlproj.fsutil import write_json_atomic
 from mlproj.home import home_subdir
-from mlproj.locations import local_store_root
+from mlproj.locations import local_store_root, sqlite_database
 
 _OPTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Variables the docker client itself reads: passing them by name would redirect or break the
@@ -166,14 +166,11 @@ def add_tracking(
         root.mkdir(parents=True, exist_ok=True)
         spec.add_mount(Mount(root, str(root)))
         return root.as_uri(), False
-    parsed = urlparse(tracking_uri)
-    scheme = parsed.scheme.split("+", 1)[0]
-    if scheme == "sqlite":
-        # sqlite:///rel.db is relative to the caller's folder; sqlite:////abs.db is absolute.
-        raw = unquote(parsed.path)[1:] if parsed.path.startswith("/") else unquote(parsed.path)
-        db = Path(raw).absolute()
+    db = sqlite_database(tracking_uri)
+    if db is not None:
         spec.add_mount(Mount(db.parent, str(db.parent)))
         return f"sqlite:///{db}", False
+    scheme = urlparse(tracking_uri).scheme.split("+", 1)[0]
     if scheme in ("http", "https"):
         _pass_through(spec, host_env, "http")
         return tracking_uri, is_loopback_uri(tracking_uri)

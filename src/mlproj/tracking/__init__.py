@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote, urlparse, urlsplit
 
 from mlproj.errors import ExecutionException
-from mlproj.locations import local_store_root
+from mlproj.locations import local_store_root, sqlite_database
 from mlproj.tracking.base import TrackingStore
 
 __all__ = [
@@ -43,10 +43,10 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
         return root.as_uri()
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         # Relative to the caller's folder; children may start in another one.
-        path, sep, query = uri[len("sqlite:///") :].partition("?")
-        if path and path != ":memory:":
-            absolute = Path(unquote(path)).expanduser().absolute()
-            return f"sqlite:///{quote(str(absolute), safe='/')}{sep}{query}"
+        database = sqlite_database(uri)
+        if database is not None:
+            query = urlsplit(uri).query
+            return f"sqlite:///{quote(str(database), safe='/')}{'?' if query else ''}{query}"
     return uri
 
 

@@ -31,9 +31,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from mlproj.errors import ExecutionException, StoreUnreachable
+from mlproj.locations import sqlite_database
 from mlproj.statuses import STATUS_TO_INT, TERMINAL_STATUSES
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import local_folder, now_ms, run_not_found
@@ -45,7 +46,13 @@ from mlproj.tracking.entities import (
     Run,
     RunInfo,
 )
-from mlproj.tracking.limits import MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, validate_key
+from mlproj.tracking.limits import (
+    check_metric,
+    check_param,
+    check_tag,
+    param_conflict,
+    validate_key,
+)
 from mlproj.tracking.run_names import random_run_name
 from mlproj.tracking.sqlite_schema import (
     SchemaInfo,
@@ -74,19 +81,18 @@ _RUN_COLUMNS = (
 
 def sqlite_path(uri: str) -> Path:
     """The absolute database path of ``sqlite:///rel.db`` or ``sqlite:////abs.db``."""
+    path = sqlite_database(uri)
+    if path is not None:
+        return path
     parts = urlsplit(uri)
     if parts.scheme != "sqlite" or parts.netloc:
         raise ExecutionException(
             f"Tracking URI {uri!r}: a SQLite URI names a file, e.g. sqlite:///mlflow.db"
         )
-    raw = unquote(parts.path)
-    raw = raw[1:] if raw.startswith("/") else raw  # sqlite:///rel -> rel, sqlite:////abs -> /abs
-    if not raw or raw == ":memory:":
-        raise ExecutionException(
-            f"Tracking URI {uri!r}: an in-memory database cannot be shared with the run's "
-            "processes; name a file, e.g. sqlite:///mlflow.db"
-        )
-    return Path(raw).expanduser().absolute()
+    raise ExecutionException(
+        f"Tracking URI {uri!r}: an in-memory database cannot be shared with the run's "
+        "processes; name a file, e.g. sqlite:///mlflow.db"
+    )
 
 
 def default_artifact_root() -> str:
@@ -128,27 +134,10 @@ def _value(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _shorten(value: str, limit: int = 60) -> str:
-    return value if len(value) <= limit else value[:limit] + "..."
-
-
 def _metric_row(run_id: str, metric: Metric) -> tuple[str, float, int, str, int, int]:
     """(key, value, timestamp, run_uuid, step, is_nan) as MLflow stores a metric point."""
+    check_metric(metric)
     key, value, timestamp, step = metric.key, metric.value, metric.timestamp, metric.step
-    validate_key("metric", key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ExecutionException(
-            f"Invalid value {value!r} for metric {key!r}: metrics must be numbers."
-        )
-    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
-        raise ExecutionException(
-            f"Invalid timestamp {timestamp!r} for metric {key!r}: use integer milliseconds "
-            "since the epoch."
-        )
-    if isinstance(step, bool) or not isinstance(step, int):
-        raise ExecutionException(
-            f"Invalid step {step!r} for metric {key!r}: steps must be integers."
-        )
     number = float(value)
     if math.isnan(number):
         return key, 0.0, timestamp, run_id, step, 1
@@ -446,7 +435,7 @@ class SqliteStore(TrackingStore):
         name = run_name or tagged_name or random_run_name()
         all_tags[RUN_NAME_TAG] = name
         for key, value in all_tags.items():
-            _check_tag(key, value)
+            check_tag(key, value)
         number = _experiment_number(experiment_id)
         run_id = _new_run_id()
         started = now_ms() if start_time is None else int(start_time)
@@ -588,11 +577,9 @@ class SqliteStore(TrackingStore):
         new_params = {str(k): _value(v) for k, v in (params or {}).items()}
         new_tags = {str(k): _value(v) for k, v in (tags or {}).items()}
         for key, value in new_params.items():
-            validate_key("param", key)
-            if len(value) > MAX_PARAM_VALUE_LENGTH:
-                raise _too_long("param", key, value, MAX_PARAM_VALUE_LENGTH)
+            check_param(key, value)
         for key, value in new_tags.items():
-            _check_tag(key, value)
+            check_tag(key, value)
         rows = [_metric_row(run_id, m) for m in metrics]
         if not (new_params or new_tags or rows):
             return
@@ -629,11 +616,7 @@ class SqliteStore(TrackingStore):
             )
         for key, old in existing.items():
             if old != params[key]:  # checked before any write: a conflict changes nothing
-                raise ExecutionException(
-                    f"Param {key!r} of run '{run_id}' was already logged with value "
-                    f"'{_shorten(old)}'; it cannot change to '{_shorten(params[key])}' (params "
-                    "are immutable). Start a new run, or log the new value under another key."
-                )
+                raise param_conflict(run_id, key, old, params[key])
         conn.executemany(
             "INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
             [(k, v, run_id) for k, v in params.items() if k not in existing],
@@ -846,19 +829,6 @@ def _experiment_number(experiment_id: object) -> int | None:
 
 def _join_uri(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts])
-
-
-def _check_tag(key: str, value: str) -> None:
-    validate_key("tag", key)
-    if len(value) > MAX_TAG_VALUE_LENGTH:
-        raise _too_long("tag", key, value, MAX_TAG_VALUE_LENGTH)
-
-
-def _too_long(kind: str, key: str, value: str, limit: int) -> ExecutionException:
-    return ExecutionException(
-        f"Value of {kind} {key!r} is {len(value)} characters long, the limit is {limit} "
-        f"(starts with '{_shorten(value)}'). Log long values as an artifact instead."
-    )
 
 
 def _experiment(row: Sequence[object], tags: dict[str, str]) -> Experiment:
