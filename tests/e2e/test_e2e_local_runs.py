@@ -15,6 +15,7 @@ import pytest
 from e2e_support import MakeProject, mlflow_read, run_cli
 
 import mlproj
+from mlproj.tags import TAG_CHILD_PID
 from mlproj.tracking.base import TrackingStore
 
 TRAIN = """
@@ -389,7 +390,7 @@ def test_nested_runs_inherit_env_manager_and_parent(
 def test_reap_stops_what_a_killed_supervisor_left(
     make_project: MakeProject, store: TrackingStore
 ) -> None:
-    from mlproj import supervision
+    from mlproj.local_run import identity as supervision
 
     project = _project(make_project)
     proc = subprocess.Popen(
@@ -399,7 +400,7 @@ def test_reap_stops_what_a_killed_supervisor_left(
     _wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2)
     children = [int(p) for p in pids.read_text().split()]
     (run,) = _runs(store)
-    _wait_for(lambda: supervision.TAG_CHILD_PID in store.get_run(run.run_id).tags)
+    _wait_for(lambda: TAG_CHILD_PID in store.get_run(run.run_id).tags)
     proc.kill()  # the supervisor dies without recording anything
     proc.wait()
     run = store.get_run(run.run_id)

@@ -95,6 +95,15 @@ def is_orphaned(run: Run) -> bool:
     return not supervisor_alive(run)
 
 
+def outcome_recorded(run: Run) -> bool:
+    """The run's status is final: terminal, and no supervisor of it still runs here. The
+    project's own MLflow client may end the run (its atexit ``end_run`` writes FINISHED even
+    when the script crashed) just before the supervisor records how the command ended."""
+    if run.info.status not in TERMINAL_STATUSES:
+        return False
+    return TAG_PID not in run.tags or not supervisor_alive(run)
+
+
 def reap(store: TrackingStore, run: Run) -> None:
     """Stop what an orphaned run left behind (its process group, its containers) and mark
     it FAILED, saying why."""
