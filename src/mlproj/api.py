@@ -7,7 +7,6 @@ before the tracking run is opened; anything failing after that marks the run FAI
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
@@ -370,6 +369,8 @@ def load_backend_config(config: Mapping[str, Any] | str | None) -> dict[str, Any
 
 def _user() -> str:
     try:
+        import getpass  # here: it imports termios and pwd, unused by most runs
+
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers)
         return "unknown"

@@ -38,7 +38,7 @@ def test_multi_line_command_is_shown_as_written(make_project: MakeProject) -> No
     assert done.returncode == 0, done.stderr
     assert "first second\nthird 'quoted'\n" in done.stdout
     lines = done.stderr.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.endswith(": running"))
+    start = next(i for i, line in enumerate(lines) if line.endswith(": running:"))
     assert lines[start + 1 : start + 4] == [
         "    echo first \\",
         "      second",

@@ -69,13 +69,14 @@ def parse_timeout(backend_config: Mapping[str, Any]) -> float | None:
     return seconds
 
 
-def shown_command(command: str | Sequence[str]) -> str:
-    """A command as the user would type it: an argv list as ``shlex.join`` writes it, a shell
-    command as written; a multi-line one on lines of its own, indented, not as a repr."""
+def running_message(run_id: str, command: str | Sequence[str]) -> str:
+    """The command as the user would type it: an argv list as ``shlex.join`` writes it, a
+    shell command as written; a multi-line one on lines of its own, indented, not as a repr."""
     text = shlex.join(command) if not isinstance(command, str) else command.strip()
     if "\n" not in text:
-        return text
-    return "\n" + "\n".join(f"    {line}" for line in text.splitlines())
+        return f"run {run_id}: running {text}"
+    indented = "\n".join(f"    {line}" for line in text.splitlines())
+    return f"run {run_id}: running:\n{indented}"
 
 
 class LocalBackend(Backend):
@@ -115,7 +116,7 @@ class LocalBackend(Backend):
             timeout=parse_timeout(request.backend_config),
             upload_log=upload_log,
         )
-        request.log(f"run {run_id}: running {shown_command(request.command)}")
+        request.log(running_message(run_id, request.command))
         if request.synchronous:
             # The identity tags of this process were written when the run was created.
             supervisor = Supervisor(job, store)

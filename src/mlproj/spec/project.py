@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlparse
 
-import yaml
-
+from mlproj import yaml_cache
 from mlproj.errors import ExecutionException, one_line
 
 ParamType = Literal["string", "float", "int", "path", "uri", "bool"]
@@ -39,8 +38,13 @@ DEFAULT_ENV_FILES: tuple[tuple[str, EnvType], ...] = (
     ("conda.yaml", "conda_env"),
 )
 
-# The C loader is several times faster; fall back to the pure-Python one when libyaml is absent.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+def _loader() -> Any:
+    """The C loader is several times faster; the pure-Python one when libyaml is absent."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 Key = str | int  # one step of a key path: a mapping key or a list index
 
@@ -283,8 +287,10 @@ def _key_path(keys: Sequence[Key]) -> str:
 
 def _line_of(raw: bytes, keys: Sequence[Key]) -> int | None:
     """1-based line of the deepest node on ``keys`` (only computed when reporting an error)."""
+    import yaml
+
     try:
-        node = yaml.compose(raw, Loader=_Loader)
+        node = yaml.compose(raw, Loader=_loader())
     except yaml.YAMLError:
         return None
     line: int | None = None
@@ -361,14 +367,21 @@ def _char_code(character: object) -> str:
     return repr(character)
 
 
-def _parse_yaml(path: Path) -> tuple[_SpecFile, dict[Any, Any]]:
+def _load_yaml(path: Path, raw: bytes) -> Any:
+    """The file's data; from the parse cache when this exact text was parsed before, so a
+    warm run does not import PyYAML."""
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ExecutionException(f"Cannot read {path}: {exc.strerror or exc}") from None
-    spec = _SpecFile(path, raw)
+        text: str | None = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None  # PyYAML says where, below
+    if text is not None:
+        cached = yaml_cache.lookup(text)
+        if cached is not yaml_cache.MISSING:
+            return cached
+    import yaml
+
     try:
-        data = yaml.load(raw, Loader=_Loader)  # noqa: S506 - _Loader is a safe loader
+        data = yaml.load(raw, Loader=_loader())  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -384,6 +397,18 @@ def _parse_yaml(path: Path) -> tuple[_SpecFile, dict[Any, Any]]:
         ) from None
     except yaml.YAMLError as exc:
         raise ExecutionException(f"{path}: not valid YAML: {one_line(str(exc))}") from None
+    if text is not None:
+        yaml_cache.remember(text, data)
+    return data
+
+
+def _parse_yaml(path: Path) -> tuple[_SpecFile, dict[Any, Any]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ExecutionException(f"Cannot read {path}: {exc.strerror or exc}") from None
+    spec = _SpecFile(path, raw)
+    data = _load_yaml(path, raw)
     if data is None:
         raise spec.error(
             (),

@@ -156,6 +156,8 @@ class VenvManager(EnvironmentManager):
             "interpreter": [str(interpreter.path), interpreter.version_text],
             "files": files_digest(referenced_files(lines, project.directory), project.directory),
             **self.extra_inputs(project, resolved),
+            # Environments built before bytecode was compiled at build time are rebuilt once.
+            "bytecode": "compiled at build",
         }
         if has_local_paths(lines):
             inputs["project"] = str(project.directory)  # ./pkg means something per project
