@@ -165,7 +165,7 @@ def _spawn_supervisor(job: Job, store: TrackingStore) -> subprocess.Popen[bytes]
         # marked failed, so its supervisor (and the command it may have started) must stop;
         # it records how, before the caller records why.
         process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        with contextlib.suppress(subprocess.TimeoutExpired, ExecutionException):
             process.wait(timeout=kill_grace() + 30)
         raise
     return process
