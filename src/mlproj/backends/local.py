@@ -125,7 +125,7 @@ class LocalBackend(Backend):
             with signals_deferred() as pending:
                 supervisor.start()
                 try:
-                    store.set_tags(
+                    supervisor.store.set_tags(
                         run_id, {TAG_LOG: str(log_path), **child_tags(supervisor.runner.pid)}
                     )
                 except BaseException:

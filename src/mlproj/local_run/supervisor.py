@@ -27,6 +27,7 @@ from mlproj.statuses import RunStatus
 from mlproj.tags import LOG_ARTIFACT_DIR, TAG_ERROR
 from mlproj.tracking import get_store
 from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.journal import JournaledStore
 
 
 class Cancelled(BaseException):
@@ -68,7 +69,8 @@ class Supervisor:
 
     def __init__(self, job: Job, store: TrackingStore, *, echo: bool = True) -> None:
         self.job = job
-        self.store = store
+        # The end of a run is kept on disk when the store is down, never lost or waited for.
+        self.store = store if isinstance(store, JournaledStore) else JournaledStore(store, _warn)
         self.runner = ProcessRunner(job.plan, job.log_path, echo=echo)
         self.status: str = RunStatus.RUNNING
         self.exit_code: int | None = None
@@ -138,9 +140,13 @@ class Supervisor:
                 print(f"mlproj: warning: could not upload the run log: {exc}", file=sys.stderr)
         if error:
             store.set_tag(run_id, TAG_ERROR, error)
-        # How the command ended decides, whatever the project's own MLflow client recorded:
-        # its atexit end_run writes FINISHED even when the script crashed.
+        # How the command ended decides, whatever the project's own MLflow client recorded
+        # on its way out (its atexit end_run writes FINISHED even after a crash).
         store.set_terminated(run_id, status)
+
+
+def _warn(message: str) -> None:
+    print(f"mlproj: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _describe_exit(code: int) -> str:
@@ -206,26 +212,29 @@ def main() -> int:
     """
     with signals_deferred() as pending:
         job = Job.from_json(sys.stdin.read())
+        # Identities go straight to the store: `runs reap` reads them there, not in a journal.
+        # Outcomes may wait in the journal while the store is down.
         store = get_store(job.tracking_uri)
+        record = JournaledStore(store, _warn)
         try:
             store.set_tags(job.run_id, identity_tags())
         except Exception as exc:  # noqa: BLE001 - recorded as the run's failure
-            _fail_unstarted(store, job.run_id, f"could not record the supervisor: {exc}")
+            _fail_unstarted(record, job.run_id, f"could not record the supervisor: {exc}")
             return 1
         if pending:
-            _fail_unstarted(store, job.run_id, "cancelled before the command started", killed=True)
+            _fail_unstarted(record, job.run_id, "cancelled before the command started", killed=True)
             return 1
-        supervisor = Supervisor(job, store, echo=False)
+        supervisor = Supervisor(job, record, echo=False)
         try:
             supervisor.start()
         except ExecutionException as exc:
-            _fail_unstarted(store, job.run_id, str(exc))
+            _fail_unstarted(record, job.run_id, str(exc))
             return 1
         try:
             store.set_tags(job.run_id, child_tags(supervisor.runner.pid))
         except Exception as exc:  # noqa: BLE001 - whatever failed, the command must not stay
             supervisor.runner.stop("cancel")
-            _fail_unstarted(store, job.run_id, f"could not record the command's identity: {exc}")
+            _fail_unstarted(record, job.run_id, f"could not record the command's identity: {exc}")
             return 1
         try:
             with signals_cancel():
