@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlproj import report
 from mlproj.backends.base import SubmitRequest
 from mlproj.errors import ExecutionException
 from mlproj.local_run.identity import identity_tags, supervisor_alive
@@ -37,6 +38,7 @@ from mlproj.tracking.base import TrackingStore
 
 if TYPE_CHECKING:
     from mlproj.spec.params import ResolvedParameters
+    from mlproj.spec.project import EntryPoint
 
 ENV_MANAGER_VAR = "MLPROJ_ENV_MANAGER"
 
@@ -142,7 +144,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     from mlproj.spec.project import load_project
     from mlproj.tracking import get_store
 
-    log = options.log or _log_to_stderr
+    log = options.log or report.log
     backend_config = load_backend_config(options.backend_config)
     backend = get_backend(options.backend)
     fetched = fetch_project(_uri_text(options.uri), options.version, log=log)
@@ -156,6 +158,8 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
         storage_dir=options.storage_dir,
     )
     command = render_command(entry_point, params)
+    if params.extra and options.entry_point in project.entry_points:
+        log("warning: " + undeclared_parameters_message(entry_point, params.extra))
     _check_loggable(params, options.entry_point, project.spec_path or project.directory)
     # A manager the user chose also applies to runs the project starts itself (nested
     # mlproj.run calls in a multistep workflow: MLflow issue 6611).
@@ -219,6 +223,31 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     if not finished:
         raise ExecutionException(f"Run (ID '{run_id}') failed{_failure_reason(store, run_id)}")
     return submitted
+
+
+def undeclared_parameters_message(entry_point: EntryPoint, given: Mapping[str, str]) -> str:
+    """The warning for ``-P`` names an entry point does not declare: they are still passed on
+    as ``--name value`` (MLflow does so), but a typo is the likelier cause."""
+    from mlproj.shell import show_command
+
+    declared = list(entry_point.parameters)
+    where = f" of {entry_point.spec_path}" if entry_point.spec_path else ""
+    names = ", ".join(repr(name) for name in given)
+    hints = [
+        f"Did you mean {match!r}?" if len(given) == 1 else f"Did you mean {match!r} for {name!r}?"
+        for name in given
+        if (match := report.closest(name, declared)) is not None
+    ]
+    appended = show_command(
+        [part for name, value in given.items() for part in (f"--{name}", value)]
+    )
+    plural = "s" if len(given) > 1 else ""
+    return (
+        f"entry point {entry_point.name!r}{where} declares no parameter{plural} {names} "
+        f"(declared: {', '.join(declared) or 'none'}). "
+        + (f"{' '.join(hints)} " if hints else "")
+        + f"Passing on `{appended}`, as MLflow does"
+    )
 
 
 def _check_loggable(params: ResolvedParameters, entry_point: str, where: Path) -> None:
@@ -311,10 +340,7 @@ def _fail_run_on_error(
             if not ended:
                 store.set_terminated(run_id, RunStatus.KILLED if killed else RunStatus.FAILED)
         except Exception as record_exc:  # noqa: BLE001 - keep the original error, say why
-            print(
-                f"mlproj: warning: could not mark run {run_id} failed: {record_exc}",
-                file=sys.stderr,
-            )
+            report.warning(f"could not mark run {run_id} failed: {record_exc}")
         raise
 
 
@@ -367,7 +393,3 @@ def _parent_run_id() -> str | None:
         if current is not None:
             return str(current.info.run_id)
     return os.environ.get("MLFLOW_RUN_ID") or None
-
-
-def _log_to_stderr(line: str) -> None:
-    print(f"mlproj: {line}", file=sys.stderr, flush=True)

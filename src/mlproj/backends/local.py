@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from mlproj.settings import (
     PYTHON_INSTALL_TIMEOUT,
     kill_grace,
 )
+from mlproj.shell import show_command
 from mlproj.spec.project import Project
 from mlproj.submitted import SubmittedRun
 from mlproj.tags import LOG_ARTIFACT_DIR, LOG_ARTIFACT_NAME, TAG_LOG
@@ -72,7 +72,7 @@ def parse_timeout(backend_config: Mapping[str, Any]) -> float | None:
 def running_message(run_id: str, command: str | Sequence[str]) -> str:
     """The command as the user would type it: an argv list as ``shlex.join`` writes it, a
     shell command as written; a multi-line one on lines of its own, indented, not as a repr."""
-    text = shlex.join(command) if not isinstance(command, str) else command.strip()
+    text = show_command(command).strip()
     if "\n" not in text:
         return f"run {run_id}: running {text}"
     indented = "\n".join(f"    {line}" for line in text.splitlines())
