@@ -16,6 +16,8 @@ from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.run_ids import resolve_run_id
 from shared_servers import MlflowServer
 
+pytestmark = pytest.mark.usefixtures("tracking_store_kind")  # on both local stores
+
 
 def _runs(store: TrackingStore, count: int, experiment: str = "ids") -> list[str]:
     experiment_id = store.resolve_experiment(experiment)

@@ -7,7 +7,9 @@ How candidates are found, per store:
 
 - file store: the run folders themselves (a directory listing per experiment; no file is read
   but the matches' ``meta.yaml``), so it stays fast on stores with many thousands of runs;
-- MLflow tracking servers and SQL stores: MLflow's search API cannot filter run ids by prefix
+- a store with its own lookup (:meth:`TrackingStore.run_ids_with_prefix`: the SQLite store's
+  primary-key index) answers directly;
+- MLflow tracking servers and other SQL stores: MLflow's search API cannot filter run ids by prefix
   (``attributes.run_id`` accepts only ``=`` and ``IN``), so the newest :data:`RECENT_RUNS`
   runs of the active experiments are searched; an older run needs its full id, and the error
   says so.
@@ -66,6 +68,9 @@ def _matching_ids(store: TrackingStore, prefix: str) -> dict[str, str | None]:
     root = _file_store_root(store)
     if root is not None:
         return dict.fromkeys(_folder_matches(root, prefix))
+    direct = store.run_ids_with_prefix(prefix)
+    if direct is not None:
+        return dict.fromkeys(direct)
     experiment_ids = [
         e.experiment_id for e in store.list_experiments() if e.lifecycle_stage == "active"
     ]
@@ -116,8 +121,9 @@ def _names(
 
 def _no_match(store: TrackingStore, text: str) -> ExecutionException:
     base = run_not_found(text, store.tracking_uri)
-    if _file_store_root(store) is not None:
-        return base
+    direct_lookup = type(store).run_ids_with_prefix is not TrackingStore.run_ids_with_prefix
+    if _file_store_root(store) is not None or direct_lookup:
+        return base  # every run was looked at
     return ExecutionException(
         f"{base} (a short id is matched against the newest {RECENT_RUNS} runs of the active "
         "experiments; give the full run id for an older run)"
