@@ -46,6 +46,8 @@ with mlflow.start_run():
 
 CRASHING = ["log_then_exit", "ended_then_raise"]
 
+pytestmark = pytest.mark.usefixtures("tracking_store_kind")  # on both local stores
+
 
 @pytest.fixture
 def project(make_project: MakeProject) -> Path:
