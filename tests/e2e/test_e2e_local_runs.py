@@ -18,11 +18,11 @@ import mlproj
 from mlproj.tags import TAG_CHILD_PID
 from mlproj.tracking.base import TrackingStore
 
+pytestmark = pytest.mark.usefixtures("tracking_store_kind")  # on both local stores
+
 TRAIN = """
 import os, sys
 import mlflow
-
-pytestmark = pytest.mark.usefixtures("tracking_store_kind")  # on both local stores
 print("training", sys.argv[1:])
 mlflow.log_metric("score", float(sys.argv[1]) * 2)
 mlflow.log_param("from_project", "yes")
