@@ -151,6 +151,8 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     fetched = fetch_project(_uri_text(options.uri), options.version, log=log)
     project = load_project(fetched.directory)
     entry_point = project.get_entry_point(options.entry_point)
+    for warning in project.warnings_for(options.entry_point):
+        log(f"warning: {warning}")
     params = resolve_parameters(
         entry_point,
         options.parameters,
@@ -193,7 +195,9 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     run_id, experiment_id, artifact_uri = _open_run(store, options, tags)
     with _fail_run_on_error(store, run_id, scrub):
         if options.run_id is None:
-            store.log_batch(run_id, params=params.as_logged())
+            # Only the local supervisor logs the deferred number forms when the run ends.
+            at_start = params.logged_at_start() if backend.name == "local" else params.as_logged()
+            store.log_batch(run_id, params=at_start)
         submitted = backend.submit(
             SubmitRequest(
                 project=project,

@@ -292,7 +292,7 @@ def test_status_reads_survive_blips_but_not_a_cluster_that_is_gone(
 ) -> None:
     import socket
 
-    from mlproj.backends import kubernetes_run
+    from mlproj.backends.kubernetes import run as kubernetes_run
     from mlproj.backends.kubernetes.connection import api_client
     from mlproj.backends.kubernetes.run import KubernetesSubmittedRun
 

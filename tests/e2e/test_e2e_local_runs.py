@@ -15,7 +15,6 @@ import pytest
 from e2e_support import MakeProject, mlflow_read, run_cli
 
 import mlproj
-from mlproj.tags import TAG_CHILD_PID
 from mlproj.tracking.base import TrackingStore
 
 pytestmark = pytest.mark.usefixtures("tracking_store_kind")  # on both local stores
@@ -393,6 +392,7 @@ def test_reap_stops_what_a_killed_supervisor_left(
     make_project: MakeProject, store: TrackingStore
 ) -> None:
     from mlproj.local_run import identity as supervision
+    from mlproj.tags import TAG_CHILD_PID
 
     project = _project(make_project)
     proc = subprocess.Popen(

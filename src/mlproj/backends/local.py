@@ -115,6 +115,7 @@ class LocalBackend(Backend):
             log_path=log_path,
             timeout=parse_timeout(request.backend_config),
             upload_log=upload_log,
+            deferred_params=request.params.deferred(),
         )
         request.log(running_message(run_id, request.command))
         if request.synchronous:

@@ -23,6 +23,11 @@ _LAZY_COMMANDS = {
     "runs": ("mlproj.cli.runs:runs", "List, inspect, follow, cancel and reap runs."),
     "experiments": ("mlproj.cli.runs:experiments", "List the experiments of a tracking store."),
     "envs": ("mlproj.cli.envs:envs_group", "List and prune cached environments."),
+    "check": (
+        "mlproj.cli.check:check_command",
+        "Find mistakes in an MLproject, without running it.",
+    ),
+    "ui": ("mlproj.cli.ui:ui_command", "Browse the runs in MLflow's own UI."),
     "sources": ("mlproj.cli.sources:sources_group", "List and clear cached Git repos, archives."),
 }
 
@@ -332,7 +337,7 @@ def run_command(
             code=128 + stop.signum,
         )
     if synchronous:
-        log(f"run {submitted.run_id} {submitted.get_status()}")
+        log(f"run {submitted.run_id} {submitted.get_status()}; browse: mlproj ui")
     else:
         log(
             f"run {submitted.run_id} started; "

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from mlproj.errors import ExecutionException
+from mlproj.errors import ExecutionException, StoreUnreachable
 from mlproj.fsutil import (
     append_bytes,
     create_once,
@@ -807,10 +807,17 @@ def _write_error(what: str, exc: OSError) -> ExecutionException:
             f"{what}: {exc.filename} is both a key and the folder of nested keys ('a' and "
             "'a/b'); use a different key."
         )
-    return ExecutionException(
+    message = (
         f"{what}: {exc.strerror or exc} ({exc.filename}). Check that the tracking store folder "
         "is writable and the disk is not full."
     )
+    if exc.errno in _TRANSIENT_WRITE_ERRORS:
+        # A full disk frees up: the end of a run can wait in the journal for it.
+        return StoreUnreachable(message)
+    return ExecutionException(message)
+
+
+_TRANSIENT_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
 
 
 def _metric_lines(metrics: Sequence[Metric]) -> dict[str, bytes]:
