@@ -31,6 +31,21 @@ def time_command(
     return elapsed
 
 
+def time_command_cpu(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and its children) of one command. CPU time
+    is what a busy machine inflates least: several jobs sharing the cores stretch the wall
+    time of each, not the work it does."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time_command(argv, env=env, cwd=cwd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
 def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment benchmarked commands run with. PYTHONDONTWRITEBYTECODE (set on some
     machines) is dropped: installed users never recompile every module on every start."""

@@ -5,7 +5,9 @@ The public names are loaded lazily so ``import mlproj`` (and the CLI) stay fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# Not `from typing import ...`: typing (and the re it imports) would cost more than the rest
+# of `import mlproj`; mypy treats a name TYPE_CHECKING as typing's.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -31,6 +33,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlproj.api import run
     from mlproj.errors import ExecutionException
     from mlproj.local_run.handle import LocalSubmittedRun

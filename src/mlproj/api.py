@@ -7,7 +7,6 @@ before the tracking run is opened; anything failing after that marks the run FAI
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
@@ -22,6 +21,7 @@ from mlproj.backends.base import SubmitRequest
 from mlproj.errors import ExecutionException
 from mlproj.local_run.identity import identity_tags, supervisor_alive
 from mlproj.local_run.supervisor import Cancelled
+from mlproj.settings import ENV_MANAGER
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.submitted import SubmittedRun
 from mlproj.tags import (
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from mlproj.spec.params import ResolvedParameters
     from mlproj.spec.project import EntryPoint, Project
 
-ENV_MANAGER_VAR = "MLPROJ_ENV_MANAGER"
+ENV_MANAGER_VAR = ENV_MANAGER.name
 
 
 def run(
@@ -178,7 +178,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     _check_loggable(params, options.entry_point, project.spec_path or project.directory)
     # A manager the user chose also applies to runs the project starts itself (nested
     # mlproj.run calls in a multistep workflow: MLflow issue 6611).
-    env_manager = options.env_manager or os.environ.get(ENV_MANAGER_VAR) or None
+    env_manager = options.env_manager or ENV_MANAGER.get()
     manager = choose_manager(project, env_manager)
     if project.docker_env is None and (options.docker_args or options.build_image):
         log(
@@ -428,6 +428,8 @@ def load_backend_config(config: Mapping[str, Any] | str | None) -> dict[str, Any
 
 def _user() -> str:
     try:
+        import getpass  # here: it imports termios and pwd, unused by most runs
+
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers)
         return "unknown"

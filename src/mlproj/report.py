@@ -17,9 +17,7 @@ and backends; :meth:`Reporter.log` is that callback, and it turns a line that st
 
 from __future__ import annotations
 
-import difflib
 import os
-import shutil
 import sys
 import threading
 import time
@@ -98,6 +96,8 @@ class Reporter:
 
     def _draw(self, text: str) -> None:
         with self._lock:
+            import shutil  # here: it imports bz2 and lzma; only a live progress line needs it
+
             width = shutil.get_terminal_size((80, 24)).columns
             # Longer than the terminal would wrap, and "\r" would then redraw only the tail.
             self.stream.write("\r\x1b[2K" + text[: max(width - 1, 10)])
@@ -239,5 +239,7 @@ def _size(num: float) -> str:
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate a typo most likely meant (``alpa`` -> ``alpha``), if any is close."""
+    import difflib  # here: only a typo needs it, and it costs every start
+
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return matches[0] if matches else None

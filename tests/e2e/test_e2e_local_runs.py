@@ -17,11 +17,11 @@ import mlproj
 from mlproj.tracking.base import TrackingStore
 from tests.e2e.e2e_support import MakeProject, mlflow_read, run_cli
 
+pytestmark = pytest.mark.usefixtures("tracking_store_kind")  # on both local stores
+
 TRAIN = """
 import os, sys
 import mlflow
-
-pytestmark = pytest.mark.usefixtures("tracking_store_kind")  # on both local stores
 print("training", sys.argv[1:])
 mlflow.log_metric("score", float(sys.argv[1]) * 2)
 mlflow.log_param("from_project", "yes")

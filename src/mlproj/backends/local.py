@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,7 +17,14 @@ from mlproj.errors import ExecutionException
 from mlproj.home import home_subdir
 from mlproj.local_run.handle import LocalSubmittedRun
 from mlproj.local_run.identity import child_tags, identity_tags
-from mlproj.local_run.supervisor import Job, Supervisor
+from mlproj.local_run.supervisor import Cancelled, Job, Supervisor, signals_deferred
+from mlproj.settings import (
+    BUILD_STEP_TIMEOUT,
+    KILL_GRACE,
+    PYTHON_INSTALL_TIMEOUT,
+    kill_grace,
+)
+from mlproj.shell import show_command
 from mlproj.spec.project import Project
 from mlproj.submitted import SubmittedRun
 from mlproj.tags import LOG_ARTIFACT_DIR, LOG_ARTIFACT_NAME, TAG_LOG
@@ -60,11 +69,24 @@ def parse_timeout(backend_config: Mapping[str, Any]) -> float | None:
     return seconds
 
 
+def running_message(run_id: str, command: str | Sequence[str]) -> str:
+    """The command as the user would type it: an argv list as ``shlex.join`` writes it, a
+    shell command as written; a multi-line one on lines of its own, indented, not as a repr."""
+    text = show_command(command).strip()
+    if "\n" not in text:
+        return f"run {run_id}: running {text}"
+    indented = "\n".join(f"    {line}" for line in text.splitlines())
+    return f"run {run_id}: running:\n{indented}"
+
+
 class LocalBackend(Backend):
     name: ClassVar[str] = "local"
 
     def validate(self, project: Project, backend_config: Mapping[str, Any]) -> None:
         parse_timeout(backend_config)
+        # A bad setting is refused before the run opens, not when it is first needed.
+        for setting in (KILL_GRACE, BUILD_STEP_TIMEOUT, PYTHON_INSTALL_TIMEOUT):
+            setting.get()
 
     def submit(self, request: SubmitRequest) -> SubmittedRun:
         store, run_id = request.store, request.run_id
@@ -95,20 +117,28 @@ class LocalBackend(Backend):
             upload_log=upload_log,
             deferred_params=request.params.deferred(),
         )
-        request.log(f"running {request.command!r} in run {run_id}")
+        request.log(running_message(run_id, request.command))
         if request.synchronous:
             # The identity tags of this process were written when the run was created.
             supervisor = Supervisor(job, store)
-            supervisor.start()
-            try:
-                supervisor.store.set_tags(
-                    run_id, {TAG_LOG: str(log_path), **child_tags(supervisor.runner.pid)}
-                )
-            except BaseException:
-                # Ctrl-C (or a store error) before the wait begins: the command is running
-                # already and must not outlive its run.
+            # Signals wait until the command's identity is recorded (or it is stopped):
+            # nothing unwinds between the start and the record.
+            with signals_deferred() as pending:
+                supervisor.start()
+                try:
+                    supervisor.store.set_tags(
+                        run_id, {TAG_LOG: str(log_path), **child_tags(supervisor.runner.pid)}
+                    )
+                except BaseException:
+                    # A store error before the wait begins: the command is running already
+                    # and must not outlive its run.
+                    supervisor.cancel()
+                    raise
+            if pending:
                 supervisor.cancel()
-                raise
+                if pending[0] == signal.SIGINT:
+                    raise KeyboardInterrupt
+                raise Cancelled(pending[0])
             return LocalSubmittedRun(run_id, supervisor=supervisor)
         return LocalSubmittedRun(run_id, process=_spawn_supervisor(job, store), store=store)
 
@@ -133,7 +163,10 @@ def _spawn_supervisor(job: Job, store: TrackingStore) -> subprocess.Popen[bytes]
         store.set_tags(job.run_id, {**identity_tags(process.pid), TAG_LOG: str(job.log_path)})
     except BaseException:
         # Ctrl-C or a store error before the run knows its supervisor: the run is about to be
-        # marked failed, so its supervisor (and the command it may have started) must stop.
+        # marked failed, so its supervisor (and the command it may have started) must stop;
+        # it records how, before the caller records why.
         process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired, ExecutionException):
+            process.wait(timeout=kill_grace() + 30)
         raise
     return process

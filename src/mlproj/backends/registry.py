@@ -10,10 +10,13 @@ Entry points are only listed (never imported) until a plugin is asked for by nam
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from mlproj.backends.base import Backend
 from mlproj.errors import ExecutionException
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 ENTRY_POINT_GROUP = "mlproj.backends"
 
@@ -26,6 +29,9 @@ _BUILTINS: dict[str, str] = {
 
 def _plugin_entry_points() -> dict[str, EntryPoint]:
     """Installed plugin entry points by name; the first one wins when names repeat."""
+    # Imported here: listing installed distributions costs more than a whole no-op run.
+    from importlib.metadata import entry_points
+
     found: dict[str, EntryPoint] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, ep)

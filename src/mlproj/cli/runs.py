@@ -503,15 +503,15 @@ def _write(data: bytes) -> None:
 
 
 def _print_local_log(store: TrackingStore, run: Run, path: Path, follow: bool) -> None:
-    from mlproj.local_run.identity import is_orphaned
+    from mlproj.local_run.identity import is_orphaned, outcome_recorded
 
     with path.open("rb") as log:
         _write(log.read())
         if not follow:
             return
-        status = run.info.status
+        latest = run
         checked = time.monotonic()
-        while status not in TERMINAL_STATUSES:
+        while not outcome_recorded(latest):
             chunk = log.read()
             if chunk:
                 _write(chunk)
@@ -527,7 +527,6 @@ def _print_local_log(store: TrackingStore, run: Run, path: Path, follow: bool) -
                         err=True,
                     )
                     return
-                status = latest.info.status
                 checked = time.monotonic()
         # The supervisor may write its last lines just before it records the status.
         _write(log.read())

@@ -3,7 +3,10 @@ terminal, and the tail of the log in the error when a step fails."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -13,6 +16,7 @@ from typing import TextIO
 
 from mlproj import report
 from mlproj.errors import ExecutionException
+from mlproj.settings import BUILD_STEP_TIMEOUT
 
 TAIL_LINES = 20
 
@@ -87,22 +91,21 @@ class BuildLog:
         else:
             self.log(f"{self.title}: {step}")
         self.note(f"\n## {step}\n$ cd {shlex.quote(str(cwd))} && {shlex.join(argv)}")
+        timeout = BUILD_STEP_TIMEOUT.get()
         try:
             with self.path.open("a", encoding="utf-8") as out:
-                code = subprocess.run(
-                    list(argv),
-                    env=dict(env),
-                    cwd=cwd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    check=False,
-                ).returncode
+                code = _run_bounded(argv, env, cwd, out, timeout)
         except OSError as exc:
             self.note(f"cannot start {argv[0]}: {exc}")
             if not check:
                 return 127
             raise self.failure(step, f"cannot start {argv[0]}: {exc.strerror}") from None
+        if code is None:
+            self.note(f"# stopped after {timeout:g} s")
+            raise self.failure(
+                step,
+                f"no result within {timeout:g} s; {BUILD_STEP_TIMEOUT.name} sets the limit",
+            )
         self.note(f"# exit code {code}")
         if code != 0 and check:
             raise self.failure(step, f"exit code {code}")
@@ -124,3 +127,28 @@ class BuildLog:
         # The header (title, key inputs) is for the log reader, not for the error message.
         first_step = next((i for i, line in enumerate(all_lines) if line.startswith("## ")), 0)
         return "\n".join("  " + line for line in all_lines[first_step:][-lines:])
+
+
+def _run_bounded(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path, out: TextIO, timeout: float
+) -> int | None:
+    """Run one build command in its own process group; its exit code, or None when it was
+    stopped at ``timeout``. However this returns (Ctrl-C included), nothing of it is left:
+    installers start helpers of their own, which a kill of the leader alone would leave."""
+    proc = subprocess.Popen(
+        list(argv),
+        env=dict(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

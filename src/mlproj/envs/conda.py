@@ -139,7 +139,9 @@ class CondaManager(EnvironmentManager):
         key = make_key(self.name, inputs)
 
         def build(env_dir: Path, blog: BuildLog) -> dict[str, Any]:
-            env = {k: v for k, v in request.env.items() if k != "CONDA_PREFIX"}
+            # The build writes bytecode (conda for noarch packages, pip for pip: lines) once.
+            dropped = ("CONDA_PREFIX", "PYTHONDONTWRITEBYTECODE", "PIP_NO_COMPILE")
+            env = {k: v for k, v in request.env.items() if k not in dropped}
             argv = self.create_argv(tools, env_dir, conda_file)
             blog.run(f"creating the conda environment with {tools.create.name}", argv, env,
                      conda_file.parent)  # fmt: skip

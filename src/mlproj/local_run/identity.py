@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -32,6 +31,12 @@ from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import Run
 
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+
+
+def hostname() -> str:
+    """This machine's name, as ``socket.gethostname()`` gives it (without importing socket,
+    which costs more on the start of every run than the rest of this module)."""
+    return os.uname().nodename
 
 
 def boot_id() -> str:
@@ -64,7 +69,7 @@ def identity_tags(pid: int | None = None) -> dict[str, str]:
     """Tags that identify ``pid`` (default: this process) as a run's supervisor."""
     pid = os.getpid() if pid is None else pid
     return {
-        TAG_HOST: socket.gethostname(),
+        TAG_HOST: hostname(),
         TAG_BOOT_ID: boot_id(),
         TAG_PID: str(pid),
         TAG_START: process_start_ticks(pid) or "",
@@ -72,7 +77,7 @@ def identity_tags(pid: int | None = None) -> dict[str, str]:
 
 
 def _on_this_host(run: Run) -> bool:
-    return run.tags.get(TAG_HOST) == socket.gethostname()
+    return run.tags.get(TAG_HOST) == hostname()
 
 
 def supervisor_alive(run: Run) -> bool:
@@ -93,6 +98,15 @@ def is_orphaned(run: Run) -> bool:
     if run.info.status != RunStatus.RUNNING or TAG_PID not in run.tags or not _on_this_host(run):
         return False
     return not supervisor_alive(run)
+
+
+def outcome_recorded(run: Run) -> bool:
+    """The run's status is final: terminal, and no supervisor of it still runs here. The
+    project's own MLflow client may end the run (its atexit ``end_run`` writes FINISHED even
+    when the script crashed) just before the supervisor records how the command ended."""
+    if run.info.status not in TERMINAL_STATUSES:
+        return False
+    return TAG_PID not in run.tags or not supervisor_alive(run)
 
 
 def reap(store: TrackingStore, run: Run) -> None:

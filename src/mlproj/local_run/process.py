@@ -18,9 +18,7 @@ from typing import BinaryIO
 
 from mlproj.envs.base import LaunchPlan
 from mlproj.errors import ExecutionException
-
-#: Seconds between SIGTERM and SIGKILL when stopping a process group.
-GRACE_PERIOD = float(os.environ.get("MLPROJ_KILL_GRACE", "10"))
+from mlproj.settings import kill_grace
 
 
 class ProcessRunner:
@@ -139,9 +137,15 @@ class ProcessRunner:
         plan's cancel commands (e.g. removing a container)."""
         assert self._proc is not None
         self.stopped_by = self.stopped_by or reason
+        try:
+            grace = kill_grace()
+        except ExecutionException as exc:
+            # Stopping must not fail over a setting: stop at once, and say why.
+            print(f"mlproj: warning: {exc}; stopping without a grace period", file=sys.stderr)
+            grace = 0.0
         pgid = self._proc.pid
         _signal_group(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + GRACE_PERIOD
+        deadline = time.monotonic() + grace
         interrupted: BaseException | None = None
         try:
             while self._proc.poll() is None and time.monotonic() < deadline:

@@ -21,7 +21,7 @@ from typing import Any
 
 from mlproj.envs.base import LaunchPlan
 from mlproj.errors import ExecutionException
-from mlproj.local_run.identity import child_tags
+from mlproj.local_run.identity import child_tags, identity_tags
 from mlproj.local_run.process import ProcessRunner
 from mlproj.statuses import RunStatus
 from mlproj.tags import LOG_ARTIFACT_DIR, TAG_ERROR
@@ -192,21 +192,84 @@ def signals_cancel() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """While in this block, SIGTERM, SIGHUP, SIGQUIT and SIGINT are only noted in the list
+    it yields, so nothing unwinds half-way between starting a command and recording who it
+    is. Handlers do not survive exec: the command itself gets the default ones."""
+    pending: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending  # signals reach the main thread only
+        return
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    signals = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGINT)
+    previous = {sig: signal.signal(sig, note) for sig in signals}
+    try:
+        yield pending
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def main() -> int:
-    """Entry of the detached supervisor process: the job arrives as JSON on stdin."""
-    job = Job.from_json(sys.stdin.read())
-    supervisor = Supervisor(job, get_store(job.tracking_uri), echo=False)
+    """Entry of the detached supervisor process: the job arrives as JSON on stdin.
+
+    Signals are held from the start until the wait begins: who supervises the run is
+    recorded before the command starts, and who the command is right after, so ``runs
+    reap`` can always find what to stop. A command whose identity cannot be recorded is
+    stopped at once.
+    """
+    with signals_deferred() as pending:
+        job = Job.from_json(sys.stdin.read())
+        # Identities go straight to the store: `runs reap` reads them there, not in a journal.
+        # Outcomes may wait in the journal while the store is down.
+        store = get_store(job.tracking_uri)
+        record = JournaledStore(store, _warn)
+        try:
+            store.set_tags(job.run_id, identity_tags())
+        except Exception as exc:  # noqa: BLE001 - recorded as the run's failure
+            _fail_unstarted(record, job.run_id, f"could not record the supervisor: {exc}")
+            return 1
+        if pending:
+            _fail_unstarted(record, job.run_id, "cancelled before the command started", killed=True)
+            return 1
+        supervisor = Supervisor(job, record, echo=False)
+        try:
+            supervisor.start()
+        except ExecutionException as exc:
+            _fail_unstarted(record, job.run_id, str(exc))
+            return 1
+        try:
+            store.set_tags(job.run_id, child_tags(supervisor.runner.pid))
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the command must not stay
+            supervisor.runner.stop("cancel")
+            _fail_unstarted(record, job.run_id, f"could not record the command's identity: {exc}")
+            return 1
+        try:
+            with signals_cancel():
+                if pending:  # a signal held above: cancel now, as if it came during the wait
+                    raise Cancelled(pending[0])
+                return 0 if supervisor.wait() else 1
+        except (Cancelled, KeyboardInterrupt):
+            supervisor.cancel()
+            return 1
+
+
+def _fail_unstarted(store: TrackingStore, run_id: str, error: str, *, killed: bool = False) -> None:
+    """Record why the command is not running (best effort: the store may be what fails)."""
     try:
-        supervisor.start()
-    except ExecutionException as exc:
-        supervisor.store.set_tag(job.run_id, TAG_ERROR, str(exc))
-        supervisor.store.set_terminated(job.run_id, RunStatus.FAILED)
-        return 1
-    supervisor.store.set_tags(job.run_id, child_tags(supervisor.runner.pid))
-    try:
-        return 0 if supervisor.wait() else 1
-    except Cancelled:
-        return 1
+        store.set_tag(run_id, TAG_ERROR, error)
+        store.set_terminated(run_id, RunStatus.KILLED if killed else RunStatus.FAILED)
+    except Exception as exc:  # noqa: BLE001 - said in the supervisor's own log
+        print(
+            f"mlproj: error: run {run_id}: {error}; recording that failed too: {exc}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"mlproj: error: run {run_id}: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":

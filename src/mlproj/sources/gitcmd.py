@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +31,8 @@ class GitError(Exception):
 
 @functools.lru_cache(maxsize=1)
 def git_executable() -> str:
+    import shutil  # here: shutil imports bz2 and lzma, unused by most runs
+
     found = shutil.which("git")
     if found is None:
         raise ExecutionException(
@@ -44,6 +45,8 @@ def has_remote_helper(scheme: str) -> bool:
     """True when git can fetch ``scheme://`` URLs through a remote helper (``git-remote-<scheme>``
     on PATH or in git's exec path, e.g. git-remote-codecommit)."""
     helper = f"git-remote-{scheme}"
+    import shutil
+
     if shutil.which(helper):
         return True
     try:

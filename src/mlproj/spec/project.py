@@ -19,10 +19,9 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-import yaml
-
+from mlproj import yaml_cache
 from mlproj.errors import ExecutionException, one_line
 from mlproj.spec.problems import Problem, SpecError, closest
 from mlproj.spec.types import (
@@ -37,6 +36,9 @@ from mlproj.spec.types import (
     show_value,
     typed_text,
 )
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "DockerEnv",
@@ -73,8 +75,15 @@ DEFAULT_ENV_FILES: tuple[tuple[str, EnvType], ...] = (
 )
 _PYTHON_ENV_KEYS = frozenset({"python", "build_dependencies", "dependencies"})
 
-# The C loader is several times faster; fall back to the pure-Python one when libyaml is absent.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+def _loader() -> Any:
+    """The C loader is several times faster; the pure-Python one when libyaml is absent.
+    PyYAML is imported only here and where a file must be parsed: a warm run reads the
+    MLproject from :mod:`mlproj.yaml_cache` and never imports it."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 Key = str | int  # one step of a key path: a mapping key or a list index
 
@@ -192,6 +201,8 @@ def _key_path(keys: Sequence[Key]) -> str:
 
 def _line_in(root: yaml.Node | None, keys: Sequence[Key]) -> int | None:
     """1-based line of the deepest node on ``keys``."""
+    import yaml
+
     node = root
     line: int | None = None
     for key in keys:
@@ -222,8 +233,10 @@ class SpecFile:
 
     def line(self, keys: Sequence[Key]) -> int | None:
         if self._root is False:
+            import yaml
+
             try:
-                self._root = yaml.compose(self.raw, Loader=_Loader)
+                self._root = yaml.compose(self.raw, Loader=_loader())
             except yaml.YAMLError:
                 self._root = None
         return _line_in(self._root, keys) if keys else None
@@ -302,14 +315,20 @@ def _yaml_error(path: Path, message: str, line: int | None) -> SpecError:
     return SpecError(Problem("error", "yaml", message, file=path, line=line))
 
 
-def _parse_yaml(path: Path) -> tuple[SpecFile, dict[Any, Any]]:
+def _load_yaml(path: Path, raw: bytes) -> Any:
+    """The file's data; from the parse cache when this exact text was parsed before."""
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ExecutionException(f"Cannot read {path}: {exc.strerror or exc}") from None
-    spec = SpecFile(path, raw)
+        text: str | None = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None  # PyYAML says where, below
+    if text is not None:
+        cached = yaml_cache.lookup(text)
+        if cached is not yaml_cache.MISSING:
+            return cached
+    import yaml
+
     try:
-        data = yaml.load(raw, Loader=_Loader)  # noqa: S506 - _Loader is a safe loader
+        data = yaml.load(raw, Loader=_loader())  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -329,6 +348,18 @@ def _parse_yaml(path: Path) -> tuple[SpecFile, dict[Any, Any]]:
         ) from None
     except yaml.YAMLError as exc:
         raise _yaml_error(path, f"not valid YAML: {one_line(str(exc))}", None) from None
+    if text is not None:
+        yaml_cache.remember(text, data)
+    return data
+
+
+def _parse_yaml(path: Path) -> tuple[SpecFile, dict[Any, Any]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ExecutionException(f"Cannot read {path}: {exc.strerror or exc}") from None
+    spec = SpecFile(path, raw)
+    data = _load_yaml(path, raw)
     if data is None:
         raise spec.error(
             (),
@@ -632,8 +663,10 @@ class _Reader:
 
 
 def _holds_conda_spec(path: Path) -> bool:
+    import yaml
+
     try:
-        data = yaml.load(path.read_bytes(), Loader=_Loader)  # noqa: S506 - a safe loader
+        data = yaml.load(path.read_bytes(), Loader=_loader())  # noqa: S506 - a safe loader
     except (OSError, yaml.YAMLError):
         return False  # the environment manager reports it, with its own context
     if not isinstance(data, Mapping) or not data:

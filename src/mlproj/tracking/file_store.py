@@ -30,7 +30,6 @@ import itertools
 import os
 import posixpath
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -519,6 +518,8 @@ class FileStore(TrackingStore):
             (staging / META).write_bytes(dump_meta(_run_meta(info)))
             staging.rename(final)
         except OSError as exc:
+            import shutil  # here: shutil imports bz2 and lzma; a run rarely needs it
+
             shutil.rmtree(staging, ignore_errors=True)
             raise _write_error(f"Cannot create a run in {experiment_folder}", exc) from exc
         self._run_dirs[run_id] = final
@@ -844,6 +845,8 @@ class FileStore(TrackingStore):
                 )
             destination = destination / norm
         staging = temp_path(destination, source.name)
+        import shutil
+
         try:
             destination.mkdir(parents=True, exist_ok=True)
             if source.is_dir():

@@ -14,10 +14,8 @@ takes them from the current environment, as every other store access does.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -39,6 +37,8 @@ def journal_root() -> Path:
 
 
 def _key(tracking_uri: str, run_id: str) -> str:
+    import hashlib  # here, as shutil below: their imports cost every mlproj start
+
     digest = hashlib.sha256(redact_url(tracking_uri).encode()).hexdigest()[:16]
     return f"{digest}-{run_id}"
 
@@ -84,6 +84,8 @@ class RunJournal:
         slot = self.files / str(len(list(self.files.iterdir())))
         slot.mkdir()
         kept = slot / local_path.name
+        import shutil
+
         shutil.copyfile(local_path, kept)
         return kept
 
@@ -107,6 +109,8 @@ class RunJournal:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+        import shutil
+
         shutil.rmtree(self.files, ignore_errors=True)
 
 

@@ -80,7 +80,9 @@ class UvManager(VenvManager):
 
     def install_argv(self, env_dir: Path, args: list[str], dry_run: bool = False) -> list[str]:
         argv = [uv_binary(), "pip", "install", "--python", str(env_dir / "bin" / "python")]
-        return [*argv, "--dry-run", *args] if dry_run else [*argv, *args]
+        # Compiled once here, as pip does: a read-only cache or PYTHONDONTWRITEBYTECODE=1
+        # would otherwise make every run compile every module it imports.
+        return [*argv, "--dry-run", *args] if dry_run else [*argv, "--compile-bytecode", *args]
 
     def build(
         self,
@@ -100,6 +102,6 @@ class UvManager(VenvManager):
             )
         sync_env = {**env, "UV_PROJECT_ENVIRONMENT": str(env_dir)}
         argv = [uv_binary(), "sync", "--frozen", "--no-dev", "--no-install-project",
-                "--python", str(interpreter.path)]  # fmt: skip
+                "--compile-bytecode", "--python", str(interpreter.path)]  # fmt: skip
         blog.run("restoring uv.lock with uv sync", argv, sync_env, project.directory)
         return {"dropped": [], "uv_lock": True}

@@ -4,7 +4,6 @@ environment variables (faster than sourcing ``bin/activate`` in a shell)."""
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 from abc import abstractmethod
@@ -26,6 +25,7 @@ from mlproj.envs.python.pyspec import (
     referenced_files,
 )
 from mlproj.errors import ExecutionException
+from mlproj.settings import PYTHON_INSTALL_TIMEOUT
 from mlproj.spec.project import Project
 from mlproj.tags import TAG_ENV_KEY
 
@@ -70,7 +70,6 @@ def uv_available() -> bool:
     return importlib.util.find_spec("uv") is not None or shutil.which("uv") is not None
 
 
-@functools.cache
 def uv_binary() -> str:
     """The uv executable shipped by the ``uv`` PyPI package (a dependency of mlproj)."""
     try:
@@ -157,6 +156,8 @@ class VenvManager(EnvironmentManager):
             "interpreter": [str(interpreter.path), interpreter.version_text],
             "files": files_digest(referenced_files(lines, project.directory), project.directory),
             **self.extra_inputs(project, resolved),
+            # Environments built before bytecode was compiled at build time are rebuilt once.
+            "bytecode": "compiled at build",
         }
         if has_local_paths(lines):
             inputs["project"] = str(project.directory)  # ./pkg means something per project
@@ -195,6 +196,9 @@ class VenvManager(EnvironmentManager):
         env = dict(base)
         for name in ("VIRTUAL_ENV", "PYTHONHOME", "UV_PROJECT_ENVIRONMENT", "CONDA_PREFIX"):
             env.pop(name, None)
+        # The build is where bytecode gets written, once (runs may not write it).
+        for name in ("PYTHONDONTWRITEBYTECODE", "UV_NO_COMPILE", "PIP_NO_COMPILE"):
+            env.pop(name, None)
         env["UV_PYTHON_DOWNLOADS"] = "never"
         return env
 
@@ -214,13 +218,22 @@ class VenvManager(EnvironmentManager):
             request.log(f"No local Python matches {request_text!r}; downloading one with uv")
             env = dict(request.env)
             env.pop("UV_PYTHON_DOWNLOADS", None)
-            proc = subprocess.run(
-                [uv_binary(), "python", "install", request_text],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            timeout = PYTHON_INSTALL_TIMEOUT.get()
+            try:
+                proc = subprocess.run(
+                    [uv_binary(), "python", "install", request_text],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                raise ExecutionException(
+                    f"{where}: no Python interpreter on this machine matches, and `uv python "
+                    f"install {request_text}` gave no result within {timeout:g} s "
+                    f"({PYTHON_INSTALL_TIMEOUT.name} sets the limit)"
+                ) from None
             if proc.returncode == 0:
                 found = find_interpreter(request_text, cache_file)
                 if found is not None:

@@ -35,6 +35,7 @@ class VirtualenvManager(VenvManager):
         blog.run("creating the virtual environment", argv, env, env_dir.parent)
 
     def install_argv(self, env_dir: Path, args: list[str], dry_run: bool = False) -> list[str]:
+        # --compile is pip's default; said explicitly so no pip configuration turns it off.
         argv = [str(env_dir / "bin" / "python"), "-m", "pip", "install",
-                "--disable-pip-version-check"]  # fmt: skip
+                "--disable-pip-version-check", "--compile"]  # fmt: skip
         return [*argv, "--dry-run", *args] if dry_run else [*argv, *args]
