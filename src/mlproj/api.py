@@ -200,8 +200,10 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     }
     if manager.tag_value:
         tags[MLFLOW_ENV] = manager.tag_value
-    if options.synchronous and backend.name == "local":
-        tags.update(identity_tags())  # this process supervises the run
+    if backend.name == "local":
+        # This process supervises the run (an asynchronous one until its detached supervisor
+        # takes over), so a crash of it at any moment leaves an orphan `runs list` settles.
+        tags.update(identity_tags())
     parent = _parent_run_id()
     if parent:
         tags.setdefault(MLFLOW_PARENT_RUN_ID, parent)

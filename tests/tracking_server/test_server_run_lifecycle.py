@@ -150,21 +150,20 @@ def test_sigkilled_supervisor_is_orphaned_then_reaped(
         proc.wait(timeout=15)  # collect the zombie, as the user's shell would
     _wait_for(lambda: not _alive(supervisor), timeout=15)
 
-    listed = json.loads(mlproj_cli("runs", "list", "--json").stdout)
-    (record,) = [r for r in listed if r["run_id"] == run.run_id]
-    assert record["status"] == "RUNNING" and record["orphaned"] is True
-    shown = mlproj_cli("runs", "show", run.run_id).stdout
-    assert "RUNNING (orphaned)" in shown
-
+    orphans = json.loads(mlproj_cli("runs", "list", "--json", "--status", "orphaned").stdout)
+    assert [(r["run_id"], r["status"]) for r in orphans] == [(run.run_id, "RUNNING")]
     done = mlproj_cli("runs", "cancel", run.run_id)
     assert done.returncode == 1 and "orphaned" in done.stderr
 
-    done = mlproj_cli("runs", "reap")
-    assert done.returncode == 0, done.stderr
-    assert f"Marked FAILED: {run.run_id}" in done.stdout
+    # The next look at the run settles it: its command stopped, the run FAILED, saying why.
+    shown = mlproj_cli("runs", "show", run.run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "was left RUNNING by an mlproj process that is gone" in shown.stderr
+    assert "FAILED" in shown.stdout and "(orphaned)" not in shown.stdout
     reaped = get_store().get_run(run.run_id)
     assert reaped.info.status == "FAILED" and reaped.info.end_time is not None
     assert "supervisor" in reaped.tags["mlproj.error"]
+    assert mlproj_cli("runs", "reap").stdout.strip() == "No orphaned runs."
 
 
 def test_project_logging_lands_in_the_same_run_on_a_server(

@@ -106,6 +106,24 @@ def _is_orphan(run: Run, check: Callable[[Run], bool]) -> bool:
     return run.info.status == RunStatus.RUNNING and check(run)
 
 
+def settle_orphan(store: TrackingStore, run: Run) -> Run:
+    """Settle a run mlproj left RUNNING when it crashed on this host: stop what it left
+    running and mark it FAILED, saying so. Every command that looks at runs does this, so a
+    user never needs to know ``runs reap``. Returns the run as recorded now."""
+    from mlproj import report
+    from mlproj.local_run.identity import reap
+
+    try:
+        reap(store, run)
+    except ExecutionException:
+        return store.get_run(run.run_id)  # settled by another process a moment ago
+    report.warning(
+        f"run {run.run_id} ({run.info.run_name}) was left RUNNING by an mlproj process that "
+        "is gone (crash, kill or reboot): its command was stopped and the run marked FAILED"
+    )
+    return store.get_run(run.run_id)
+
+
 # -- formatting -----------------------------------------------------------------------------------
 def format_time(ms: int | None) -> str:
     if not ms:
@@ -314,13 +332,16 @@ def list_runs(
             infos = run_infos(store, list(names), status=search_status, max_results=limit)
             candidates = [(info, None) for info in infos]
         candidates.sort(key=lambda c: (c[0].start_time, c[0].run_id), reverse=True)
-        for info, loaded in candidates:
-            full = loaded
+        for found_info, loaded in candidates:
+            info, full = found_info, loaded
             orphaned = False
             if info.status == RunStatus.RUNNING:
                 # The orphan check needs the identity tags: fetch them for live runs only.
                 full = loaded or store.get_run(info.run_id)
                 orphaned = check(full)
+                if orphaned and not orphans_only:
+                    full = settle_orphan(store, full)
+                    info, orphaned = full.info, False
             if orphans_only and not orphaned:
                 continue
             listed.append((info, full, orphaned))
@@ -418,6 +439,8 @@ def show_run(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
         run = store.get_run(_resolve(store, run_id))
         experiment = store.get_experiment(run.info.experiment_id)
         orphaned = _is_orphan(run, _orphan_check())
+        if orphaned:
+            run, orphaned = settle_orphan(store, run), False
     _warn_damaged(store)
     record = run_record(run, orphaned, experiment.name if experiment else None)
     if as_json:

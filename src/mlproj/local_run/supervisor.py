@@ -23,7 +23,7 @@ from mlproj.envs.base import LaunchPlan
 from mlproj.errors import ExecutionException
 from mlproj.local_run.identity import child_tags, identity_tags
 from mlproj.local_run.process import ProcessRunner
-from mlproj.statuses import RunStatus
+from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.tags import LOG_ARTIFACT_DIR, TAG_ERROR
 from mlproj.tracking import get_store
 from mlproj.tracking.base import TrackingStore
@@ -233,8 +233,7 @@ def main() -> int:
         except Exception as exc:  # noqa: BLE001 - recorded as the run's failure
             _fail_unstarted(record, job.run_id, f"could not record the supervisor: {exc}")
             return 1
-        if pending:
-            _fail_unstarted(record, job.run_id, "cancelled before the command started", killed=True)
+        if _refuse_start(store, record, job.run_id, pending):
             return 1
         supervisor = Supervisor(job, record, echo=False)
         try:
@@ -256,6 +255,24 @@ def main() -> int:
         except (Cancelled, KeyboardInterrupt):
             supervisor.cancel()
             return 1
+
+
+def _refuse_start(
+    store: TrackingStore, record: TrackingStore, run_id: str, pending: list[int]
+) -> bool:
+    """True when the command must not start: a signal came first, or the caller died before
+    handing the run over and it was settled as an orphan meanwhile (starting the command then
+    would run it under an ended run)."""
+    if pending:
+        _fail_unstarted(record, run_id, "cancelled before the command started", killed=True)
+        return True
+    try:
+        settled = store.get_run_status(run_id) in TERMINAL_STATUSES
+    except Exception:  # noqa: BLE001 - the store answered a moment ago; start the run
+        settled = False
+    if settled:
+        print(f"mlproj: run {run_id} was settled before its supervisor started", file=sys.stderr)
+    return settled
 
 
 def _fail_unstarted(store: TrackingStore, run_id: str, error: str, *, killed: bool = False) -> None:
