@@ -157,6 +157,7 @@ def _scrubber(options: RunOptions) -> Callable[[str], str]:
 def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     from mlproj.backends.registry import get_backend
     from mlproj.backends.remote.reattach import wait_for_outcome
+    from mlproj.backends.remote.watcher import watcher_tags
     from mlproj.envs import choose_manager
     from mlproj.sources import fetch_project
     from mlproj.spec.params import render_command, resolve_parameters
@@ -205,6 +206,8 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
         tags[MLFLOW_ENV] = manager.tag_value
     if options.synchronous and backend.name == "local":
         tags.update(identity_tags())  # this process supervises the run
+    elif backend.name != "local":
+        tags.update(watcher_tags())  # this process watches the run until a watcher takes over
     parent = _parent_run_id()
     if parent:
         tags[MLFLOW_PARENT_RUN_ID] = parent

@@ -477,8 +477,9 @@ def cancel_run(run_id: str, tracking_uri: str | None, timeout: float) -> None:
             handle = reattach(run, store)
             if handle is None:
                 raise ExecutionException(
-                    f"Run '{run_id}' runs on backend {backend_name_of(run)!r}, which cannot "
-                    "find its runs again; cancel it where it runs"
+                    f"Run '{run_id}' (backend {backend_name_of(run)!r}) has no job recorded: "
+                    "it is still being submitted, or its backend cannot find its runs again; "
+                    "cancel it where it runs"
                 )
             handle.cancel()
             final = record_outcome(store, run_id, handle.get_status())
@@ -527,8 +528,11 @@ def reap_runs(tracking_uri: str | None, dry_run: bool) -> None:
                 click.echo(f"mlproj: error: could not check {where}: {exc}", err=True)
                 unreachable += 1
                 continue
-            if settled is None:
-                click.echo(f"Cannot check: {where} (its backend cannot find its runs again)")
+            if settled is None or not settled.found:
+                click.echo(
+                    f"Cannot check: {where} (no job recorded: still being submitted, or its "
+                    "backend cannot find its runs again)"
+                )
             elif settled.status in TERMINAL_STATUSES:
                 click.echo(f"Recorded {settled.status}: {where}")
             elif settled.new_watcher:
