@@ -128,30 +128,12 @@ def submit(options: RunOptions) -> SubmittedRun:
         raise
 
 
-# Environment variables whose values are secrets MLflow clients and backends read.
-_SECRET_VARS = (
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_TOKEN",
-    "DATABRICKS_TOKEN",
-    "DATABRICKS_CLIENT_SECRET",
-)
-
-
 def _scrubber(options: RunOptions) -> Callable[[str], str]:
-    from mlproj.sources.uris import scrub_text
+    from mlproj.redaction import Redactor, secrets_from_env
 
-    urls = [options.uri, options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")]
-    secrets = [v for v in map(os.environ.get, _SECRET_VARS) if v and len(v) >= 4]
-
-    def scrub(text: str) -> str:
-        for url in urls:
-            if isinstance(url, str) and url:
-                text = scrub_text(text, url)
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return scrub_text(text)
-
-    return scrub
+    # str(): callers may pass a pathlib.Path as the URI despite the annotation.
+    urls = [str(options.uri), options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")]
+    return Redactor(secrets_from_env(), urls)
 
 
 def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
@@ -252,7 +234,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
 
 def _check_loggable(params: ResolvedParameters, entry_point: str, where: Path) -> None:
     """MLflow's key and length rules hold for every store: say so before any run exists."""
-    from mlproj.tracking.file_store import MAX_PARAM_VALUE_LENGTH, validate_key
+    from mlproj.tracking.limits import MAX_PARAM_VALUE_LENGTH, validate_key
 
     for key, value in params.as_logged().items():
         try:

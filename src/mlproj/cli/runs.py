@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from mlproj.cli.sync import sync_command
 from mlproj.errors import ExecutionException
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.tags import (
@@ -581,3 +582,6 @@ def list_experiments(tracking_uri: str | None, as_json: bool) -> None:
         (e.experiment_id, e.name, format_time(e.creation_time), e.artifact_location) for e in found
     ]
     print_table(("ID", "NAME", "CREATED", "ARTIFACT LOCATION"), rows)
+
+
+runs.add_command(sync_command)

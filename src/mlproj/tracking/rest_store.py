@@ -19,11 +19,9 @@ from mlproj.tags import MLFLOW_RUN_NAME
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import now_ms, run_not_found
 from mlproj.tracking.entities import Experiment, Metric, Run, RunInfo
-from mlproj.tracking.http_client import HttpClient
+from mlproj.tracking.http_client import HttpClient, HttpSettings
+from mlproj.tracking.limits import MAX_ENTITIES_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
-# MLflow's log-batch limits (same on every server version since 1.x).
-MAX_ENTITIES_PER_BATCH = 1000
-MAX_PARAMS_TAGS_PER_BATCH = 100
 PAGE_SIZE = 1000
 NOT_FOUND = frozenset({404})
 
@@ -31,9 +29,9 @@ NOT_FOUND = frozenset({404})
 class RestStore(TrackingStore):
     """A remote MLflow tracking server, reached over HTTP with one reused session."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, http_settings: HttpSettings | None = None) -> None:
         self.tracking_uri = uri.rstrip("/")
-        self.http = HttpClient(self.tracking_uri)
+        self.http = HttpClient(self.tracking_uri, http_settings)
         # run id -> artifact URI, so uploading the log costs no extra lookup.
         self._artifact_uris: dict[str, str] = {}
 
