@@ -1,8 +1,10 @@
 """``mlproj runs ...`` and ``mlproj experiments ...``: look at and manage runs on any store.
 
-The commands work on every tracking store (``get_store``); process-level actions (cancel, reap,
-the orphan check) come from :mod:`mlproj.local_run.identity`. Tables are plain text, or rich on a
-terminal; ``--json`` gives machine-readable output.
+The commands work on every tracking store (``get_store``). Cancel and reap act on local runs
+through :mod:`mlproj.local_run.identity` (the supervisor process on this host) and on remote
+runs through :mod:`mlproj.backends.remote.reattach` (the backend named in the run's tags finds
+its job again). Tables are plain text, or rich on a terminal; ``--json`` gives machine-readable
+output.
 """
 
 from __future__ import annotations
