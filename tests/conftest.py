@@ -10,11 +10,34 @@ import pytest
 
 from shared_servers import MlflowServer, serve_folder
 
+STORE_KINDS = ("file", "sqlite")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Store-facing modules (``pytestmark = pytest.mark.usefixtures("tracking_store_kind")``)
+    run every test on both local stores: the file store and MLflow's default SQLite store."""
+    if "tracking_store_kind" in metafunc.fixturenames:
+        metafunc.parametrize("tracking_store_kind", STORE_KINDS)
+
+
+@pytest.fixture
+def tracking_store_kind(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "file"))
+
 
 @pytest.fixture(autouse=True)
-def _isolated_mlproj(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_mlproj(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     monkeypatch.setenv("MLPROJ_HOME", str(tmp_path / "mlproj-home"))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    callspec = getattr(request.node, "callspec", None)
+    kind = callspec.params.get("tracking_store_kind", "file") if callspec else "file"
+    if kind == "sqlite":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+        # MLflow's SQL store puts artifacts under ./mlruns of the current folder.
+        monkeypatch.chdir(tmp_path)
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlproj import report
 from mlproj.backends.base import SubmitRequest
 from mlproj.errors import ExecutionException
 from mlproj.local_run.identity import identity_tags, supervisor_alive
@@ -39,6 +40,7 @@ from mlproj.tracking.base import TrackingStore
 
 if TYPE_CHECKING:
     from mlproj.spec.params import ResolvedParameters
+    from mlproj.spec.project import EntryPoint
 
 ENV_MANAGER_VAR = "MLPROJ_ENV_MANAGER"
 
@@ -138,15 +140,13 @@ def _scrubber(options: RunOptions) -> Callable[[str], str]:
 
 def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     from mlproj.backends.registry import get_backend
-    from mlproj.backends.remote.reattach import wait_for_outcome
-    from mlproj.backends.remote.watcher import watcher_tags
     from mlproj.envs import choose_manager
     from mlproj.sources import fetch_project
     from mlproj.spec.params import render_command, resolve_parameters
     from mlproj.spec.project import load_project
     from mlproj.tracking import get_store
 
-    log = options.log or _log_to_stderr
+    log = options.log or report.log
     raw_backend_config = load_backend_config(options.backend_config)
     backend = get_backend(options.backend)
     fetched = fetch_project(_uri_text(options.uri), options.version, log=log)
@@ -160,6 +160,8 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
         storage_dir=options.storage_dir,
     )
     command = render_command(entry_point, params)
+    if params.extra and options.entry_point in project.entry_points:
+        log("warning: " + undeclared_parameters_message(entry_point, params.extra))
     _check_loggable(params, options.entry_point, project.spec_path or project.directory)
     # A manager the user chose also applies to runs the project starts itself (nested
     # mlproj.run calls in a multistep workflow: MLflow issue 6611).
@@ -186,10 +188,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     }
     if manager.tag_value:
         tags[MLFLOW_ENV] = manager.tag_value
-    if options.synchronous and backend.name == "local":
-        tags.update(identity_tags())  # this process supervises the run
-    elif backend.name != "local":
-        tags.update(watcher_tags())  # this process watches the run until a watcher takes over
+    tags.update(_waiter_tags(backend.name, options.synchronous))
     parent = _parent_run_id()
     if parent:
         tags[MLFLOW_PARENT_RUN_ID] = parent
@@ -223,13 +222,53 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     if options.synchronous:
         # Waiting can fail too (a store or cluster API error): the run must not stay RUNNING.
         with _fail_run_on_error(store, run_id, scrub):
-            if backend.name == "local":
-                finished = submitted.wait()
-            else:
-                finished = wait_for_outcome(store, submitted)
+            finished = _wait(backend.name, store, submitted)
     if not finished:
         raise ExecutionException(f"Run (ID '{run_id}') failed{_failure_reason(store, run_id)}")
     return submitted
+
+
+def _waiter_tags(backend: str, synchronous: bool) -> dict[str, str]:
+    """Who waits for the run, so `runs cancel` / `runs reap` can tell when nobody does."""
+    if backend == "local":
+        return identity_tags() if synchronous else {}  # this process supervises it
+    from mlproj.backends.remote.watcher import watcher_tags
+
+    return watcher_tags()  # this process watches it until a detached watcher takes over
+
+
+def _wait(backend: str, store: TrackingStore, submitted: SubmittedRun) -> bool:
+    if backend == "local":
+        return submitted.wait()
+    from mlproj.backends.remote.reattach import wait_for_outcome
+
+    # The job's end decides the stored status, whatever the handle or the project recorded.
+    return wait_for_outcome(store, submitted)
+
+
+def undeclared_parameters_message(entry_point: EntryPoint, given: Mapping[str, str]) -> str:
+    """The warning for ``-P`` names an entry point does not declare: they are still passed on
+    as ``--name value`` (MLflow does so), but a typo is the likelier cause."""
+    from mlproj.shell import show_command
+
+    declared = list(entry_point.parameters)
+    where = f" of {entry_point.spec_path}" if entry_point.spec_path else ""
+    names = ", ".join(repr(name) for name in given)
+    hints = [
+        f"Did you mean {match!r}?" if len(given) == 1 else f"Did you mean {match!r} for {name!r}?"
+        for name in given
+        if (match := report.closest(name, declared)) is not None
+    ]
+    appended = show_command(
+        [part for name, value in given.items() for part in (f"--{name}", value)]
+    )
+    plural = "s" if len(given) > 1 else ""
+    return (
+        f"entry point {entry_point.name!r}{where} declares no parameter{plural} {names} "
+        f"(declared: {', '.join(declared) or 'none'}). "
+        + (f"{' '.join(hints)} " if hints else "")
+        + f"Passing on `{appended}`, as MLflow does"
+    )
 
 
 def _check_loggable(params: ResolvedParameters, entry_point: str, where: Path) -> None:
@@ -322,10 +361,7 @@ def _fail_run_on_error(
             if not ended:
                 store.set_terminated(run_id, RunStatus.KILLED if killed else RunStatus.FAILED)
         except Exception as record_exc:  # noqa: BLE001 - keep the original error, say why
-            print(
-                f"mlproj: warning: could not mark run {run_id} failed: {record_exc}",
-                file=sys.stderr,
-            )
+            report.warning(f"could not mark run {run_id} failed: {record_exc}")
         raise
 
 
@@ -376,7 +412,3 @@ def _parent_run_id() -> str | None:
         if current is not None:
             return str(current.info.run_id)
     return os.environ.get("MLFLOW_RUN_ID") or None
-
-
-def _log_to_stderr(line: str) -> None:
-    print(f"mlproj: {line}", file=sys.stderr, flush=True)

@@ -16,12 +16,15 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from mlproj import report
 from mlproj.errors import ExecutionException
 from mlproj.locations import file_uri_to_path
 from mlproj.redaction import scrub_text, strip_credentials
 
 HTTP_TIMEOUT_S = 60.0  # per read of the response, not for the whole download
 _CHUNK = 1 << 20
+#: Read size off the network: small enough that the progress line moves on a slow link.
+_NET_CHUNK = 64 << 10
 
 # MLflow's own artifact URIs, resolved by the mlflow package against MLFLOW_TRACKING_URI.
 _MLFLOW_SCHEMES = {"runs", "models", "mlflow-artifacts", "dbfs"}
@@ -61,27 +64,35 @@ def _leaf_name(path: str) -> str:
     return leaf if leaf not in ("", ".", "..") else "download"
 
 
-def http_download(uri: str, target: Path, *, what: str = "") -> str:
+def http_download(uri: str, target: Path, *, what: str = "", announce: bool = True) -> str:
     """Stream ``uri`` into the file ``target``; return the SHA-256 of its bytes (hex).
 
     Errors are one line naming the URL without credentials; ``what`` (e.g. ``"archive "``) says
-    what was being downloaded.
+    what was being downloaded. Progress (bytes so far) updates one line on a terminal;
+    ``announce=False`` when the caller has already said what is downloaded.
     """
     import requests
 
     public = strip_credentials(uri)
     digest = hashlib.sha256()
     try:
-        with requests.get(uri, stream=True, timeout=HTTP_TIMEOUT_S) as reply:
+        with (
+            report.progress(f"Downloading {public}", announce=announce) as progress,
+            requests.get(uri, stream=True, timeout=HTTP_TIMEOUT_S) as reply,
+        ):
             if not reply.ok:
                 raise ExecutionException(
                     f"Could not download {what}{public}: HTTP {reply.status_code} "
                     f"{reply.reason}. Check the URL and your access to it."
                 )
+            total = int(reply.headers.get("Content-Length") or 0) or None
+            done = 0
             with target.open("wb") as handle:
-                for chunk in reply.iter_content(_CHUNK):
+                for chunk in reply.iter_content(_NET_CHUNK):
                     digest.update(chunk)
                     handle.write(chunk)
+                    done += len(chunk)
+                    progress.transferred(done, total)
     except requests.RequestException as err:
         raise ExecutionException(
             f"Could not download {what}{public}: {scrub_text(str(err), uri)}"

@@ -20,7 +20,9 @@ FORBIDDEN = {
     "docker": {"envs", "tracking", "backends", "local_run", "sources", "cli", "api"},
 }
 # Modules every subsystem may use: they depend on nothing in mlproj but mlproj.errors.
-NEUTRAL = ("errors", "redaction", "fsutil", "locations", "statuses", "tags", "home")
+NEUTRAL = (
+    "errors", "redaction", "fsutil", "locations", "statuses", "tags", "home", "report", "shell",
+)  # fmt: skip
 
 
 def _modules() -> dict[str, Path]:

@@ -20,6 +20,8 @@ from mlproj.tracking.base import TrackingStore
 TRAIN = """
 import os, sys
 import mlflow
+
+pytestmark = pytest.mark.usefixtures("tracking_store_kind")  # on both local stores
 print("training", sys.argv[1:])
 mlflow.log_metric("score", float(sys.argv[1]) * 2)
 mlflow.log_param("from_project", "yes")

@@ -21,15 +21,27 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.0f} days ago"
 
 
-@click.group("envs")
+@click.group("envs", short_help="List and prune cached environments.")
 def envs_group() -> None:
-    """Cached environments (uv, virtualenv, conda) under MLPROJ_HOME/envs."""
+    """Cached environments (uv, virtualenv, conda) under MLPROJ_HOME/envs.
+
+    \b
+    Examples:
+      mlproj envs list
+      mlproj envs prune --older-than 7 --dry-run
+    """
 
 
-@envs_group.command("list")
+@envs_group.command("list", short_help="Cached environments, most recently used first.")
 @size_option
 def list_command(show_size: bool) -> None:
-    """List cached environments, most recently used first."""
+    """List cached environments, most recently used first.
+
+    \b
+    Examples:
+      mlproj envs list
+      mlproj envs list --no-size
+    """
     from mlproj.envs.cache import envs_root, iter_entries
     from mlproj.fsutil import folder_size
 
@@ -60,7 +72,7 @@ def list_command(show_size: bool) -> None:
     click.echo(f"\n{len(entries)} environment(s) in {root}")
 
 
-@envs_group.command("prune")
+@envs_group.command("prune", short_help="Remove environments not used for a while.")
 @click.option(
     "--older-than",
     "older_than",
@@ -72,7 +84,14 @@ def list_command(show_size: bool) -> None:
 @click.option("--all", "remove_all", is_flag=True, help="Remove every cached environment.")
 @click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
 def prune_command(older_than: float | None, remove_all: bool, dry_run: bool) -> None:
-    """Remove environments by last use. Environments being built are kept."""
+    """Remove environments by last use. Environments being built are kept.
+
+    \b
+    Examples:
+      mlproj envs prune --dry-run
+      mlproj envs prune --older-than 7
+      mlproj envs prune --all
+    """
     from mlproj.envs.cache import prune
 
     if remove_all and older_than is not None:

@@ -21,12 +21,9 @@ from mlproj import __version__
 # name -> "module:attribute" of a click command, imported on first use.
 _LAZY_COMMANDS = {
     "runs": ("mlproj.cli.runs:runs", "List, inspect, follow, cancel and reap runs."),
-    "experiments": ("mlproj.cli.runs:experiments", "List experiments."),
+    "experiments": ("mlproj.cli.runs:experiments", "List the experiments of a tracking store."),
     "envs": ("mlproj.cli.envs:envs_group", "List and prune cached environments."),
-    "sources": (
-        "mlproj.cli.sources:sources_group",
-        "List and clear cached Git repositories and archives.",
-    ),
+    "sources": ("mlproj.cli.sources:sources_group", "List and clear cached Git repos, archives."),
 }
 
 
@@ -79,7 +76,16 @@ class _LazyGroup(click.Group):
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mlproj")
 def cli() -> None:
-    """Run MLflow Projects reproducibly and fast."""
+    """Run MLflow Projects reproducibly and fast.
+
+    \b
+    Examples:
+      mlproj run examples/hello -P alpha=0.3
+      mlproj runs list
+      mlproj runs show 82fc817e
+
+    A run id may be shortened to a unique prefix. Shell completion: docs/completion.md.
+    """
     from mlproj.cli.sync import replay_journals_quietly
 
     # Run updates kept while a tracking store was down are sent as soon as mlproj runs again.
@@ -133,9 +139,27 @@ def _parse_backend_config(value: str | None) -> dict[str, Any] | str | None:
     return loaded
 
 
-@cli.command("run", short_help="Run an MLflow project: a folder, Git repository or archive.")
+def _complete_entry_point(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    from mlproj.cli.completion import entry_point_items
+
+    # Click leaves URI unparsed when the option being completed has no value yet; the word is
+    # then among the unparsed arguments.
+    uri = ctx.params.get("uri") or next(iter(ctx.args), None)
+    return entry_point_items(uri, incomplete)
+
+
+@cli.command("run", short_help="Run a project: a folder, Git repository or archive.")
 @click.argument("uri")
-@click.option("-e", "--entry-point", default="main", show_default=True, help="Entry point to run.")
+@click.option(
+    "-e",
+    "--entry-point",
+    default="main",
+    show_default=True,
+    help="Entry point to run.",
+    shell_complete=_complete_entry_point,
+)
 @click.option(
     "-v", "--version", "version", default=None, help="Git branch, tag or commit (short SHAs too)."
 )
@@ -182,7 +206,9 @@ def _parse_backend_config(value: str | None) -> dict[str, Any] | str | None:
     help="Where remote `path` parameters are downloaded.",
 )
 @click.option(
-    "--run-id", default=None, help="Re-enter this existing RUNNING run instead of creating one."
+    "--run-id",
+    default=None,
+    help="Re-enter this RUNNING run (an id or a unique prefix) instead of creating one.",
 )
 @click.option("--run-name", default=None, help="Name of the new run.")
 @click.option(
@@ -209,7 +235,13 @@ def _parse_backend_config(value: str | None) -> dict[str, Any] | str | None:
     metavar="SECONDS",
     help="Stop the run after this long (local backend).",
 )
-@click.option("-q", "--quiet", is_flag=True, default=False, help="Print no mlproj status lines.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    default=False,
+    help="No mlproj status or progress lines (warnings and errors still show).",
+)
 def run_command(
     uri: str,
     entry_point: str,
@@ -253,12 +285,20 @@ def run_command(
             config = {**load_backend_config(config), "timeout": timeout}
         except ExecutionException as exc:
             _fail(str(exc))
+    from mlproj import report
     from mlproj.local_run.supervisor import Cancelled, signals_cancel
 
-    def log(line: str) -> None:
-        if not quiet:
-            click.echo(f"mlproj: {line}", err=True)
+    reporter = report.Reporter(quiet=quiet)
+    log = reporter.log
 
+    if run_id is not None:
+        from mlproj.tracking import get_store
+        from mlproj.tracking.run_ids import resolve_run_id
+
+        try:
+            run_id = resolve_run_id(get_store(tracking_uri), run_id)  # a short id is enough
+        except ExecutionException as exc:
+            _fail(str(exc))
     options = RunOptions(
         uri=uri,
         entry_point=entry_point,
@@ -280,7 +320,7 @@ def run_command(
     )
     try:
         # A signal at any step (fetch, env build, run) cancels cleanly: no run left RUNNING.
-        with signals_cancel():
+        with report.using(reporter), signals_cancel():
             submitted = submit(options)
     except ExecutionException as exc:
         _fail(str(exc))
@@ -303,7 +343,9 @@ def run_command(
 
 def _fail(message: str, code: int = 1) -> NoReturn:
     # One line, no traceback: a multi-line message (a build log tail) is kept as it is.
-    click.echo(f"mlproj: error: {message}", err=True)
+    from mlproj import report
+
+    report.current().error(message)
     sys.exit(code)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+from mlproj.cli.support import run_infos
 from mlproj.cli.sync import sync_command
 from mlproj.errors import ExecutionException
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
@@ -61,13 +62,33 @@ tracking_uri_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
+def _complete_run_id(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Shell completion of RUN_ID: the newest runs of the store the command line names."""
+    from mlproj.cli.completion import run_id_items
+
+    return run_id_items(ctx.params.get("tracking_uri"), incomplete)
+
+
+run_id_argument = click.argument("run_id", shell_complete=_complete_run_id)
+
+
+def _resolve(store: TrackingStore, text: str) -> str:
+    from mlproj.tracking.run_ids import resolve_run_id
+
+    return resolve_run_id(store, text)
+
+
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """ExecutionException -> one line on stderr (as ``mlproj run`` prints it), exit 1."""
     try:
         yield
     except ExecutionException as exc:
-        click.echo(f"mlproj: error: {exc}", err=True)
+        from mlproj import report
+
+        report.current().error(str(exc))
         raise click.exceptions.Exit(1) from None
 
 
@@ -222,12 +243,21 @@ def _newest_first(runs: list[Run]) -> list[Run]:
 
 
 # -- runs -----------------------------------------------------------------------------------------
-@click.group("runs")
+@click.group("runs", short_help="List, inspect, follow, cancel and reap runs.")
 def runs() -> None:
-    """List, inspect, follow, cancel and clean up runs."""
+    """List, inspect, follow, cancel and clean up runs.
+
+    A RUN_ID may be shortened to any unique prefix, as with Git commits.
+
+    \b
+    Examples:
+      mlproj runs list --status RUNNING
+      mlproj runs show 82fc817e
+      mlproj runs logs 82fc817e --follow
+    """
 
 
-@runs.command("list")
+@runs.command("list", short_help="Runs, newest first: status, start and duration.")
 @tracking_uri_option
 @click.option("--experiment-name", default=None, help="Only runs of this experiment.")
 @click.option("--experiment-id", default=None, help="Only runs of this experiment id.")
@@ -249,7 +279,15 @@ def list_runs(
     max_results: int,
     as_json: bool,
 ) -> None:
-    """Runs, newest first."""
+    """Runs of the tracking store, newest first: status, start and duration.
+
+    \b
+    Examples:
+      mlproj runs list
+      mlproj runs list --experiment-name demo --status FAILED
+      mlproj runs list --param alpha=0.3 --json
+      mlproj runs list --tracking-uri http://127.0.0.1:5000
+    """
     params = _parse_params(param_filters)
     with _user_errors():
         store = _open_store(tracking_uri)
@@ -268,7 +306,7 @@ def list_runs(
             candidates: list[tuple[RunInfo, Run | None]] = [(r.info, r) for r in found]
         else:
             # A table needs only the run records, not every param, metric and tag.
-            infos = _run_infos(store, list(names), status=search_status, max_results=limit)
+            infos = run_infos(store, list(names), status=search_status, max_results=limit)
             candidates = [(info, None) for info in infos]
         candidates.sort(key=lambda c: (c[0].start_time, c[0].run_id), reverse=True)
         for info, loaded in candidates:
@@ -291,7 +329,7 @@ def list_runs(
         click.echo(json.dumps(records, indent=2, allow_nan=False))
         return
     if not listed:
-        click.echo("No runs found.", err=True)
+        click.echo(_nothing_found(store, experiments, status, params), err=True)
         return
     now = int(time.time() * 1000)
     rows = [
@@ -309,34 +347,55 @@ def list_runs(
     print_table(("RUN ID", "EXPERIMENT", "NAME", "STATUS", "STARTED", "DURATION", "USER"), rows)
 
 
+def _nothing_found(
+    store: TrackingStore,
+    experiments: list[Experiment],
+    status: str | None,
+    params: dict[str, str],
+) -> str:
+    """Where ``runs list`` looked, and how to look elsewhere."""
+    from mlproj.redaction import redact_url
+
+    where = redact_url(store.tracking_uri)
+    elsewhere = "point at another store with --tracking-uri or MLFLOW_TRACKING_URI"
+    if not experiments:
+        return f"No experiments in tracking store {where}; {elsewhere}."
+    shown = ", ".join(f"{e.name!r} ({e.experiment_id})" for e in experiments[:5])
+    if len(experiments) > 5:
+        shown += f" and {len(experiments) - 5} more"
+    label = "experiment" if len(experiments) == 1 else "experiments"
+    filters = [f"status {status.upper()}"] if status else []
+    filters += [f"param {k}={v}" for k, v in params.items()]
+    matching = f" with {', '.join(filters)}" if filters else ""
+    return (
+        f"No runs{matching} in {label} {shown} of tracking store {where}; {elsewhere}, "
+        "or at another experiment with --experiment-name."
+    )
+
+
 def _warn_damaged(store: TrackingStore) -> None:
     """Name every damaged file the store skipped (a truncated meta.yaml, a corrupt metric)."""
+    from mlproj import report
+
     for problem in getattr(store, "damaged", ()):
-        click.echo(f"mlproj: warning: skipped a damaged file: {problem}", err=True)
+        report.warning(f"skipped a damaged file: {problem}")
 
 
-def _run_infos(
-    store: TrackingStore, experiment_ids: list[str], *, status: str | None, max_results: int
-) -> list[RunInfo]:
-    """Run records without params/metrics/tags, from the cheapest source the store offers."""
-    # Optional store method, same arguments as search_runs (FileStore: one file read per run).
-    fast = getattr(store, "search_run_infos", None)
-    if callable(fast):
-        infos: list[RunInfo] = fast(experiment_ids, status=status, max_results=max_results)
-        return infos
-    found = store.search_runs(experiment_ids, status=status, max_results=max_results)
-    return [r.info for r in found]
-
-
-@runs.command("show")
-@click.argument("run_id")
+@runs.command("show", short_help="Everything about one run: params, metrics, tags.")
+@run_id_argument
 @tracking_uri_option
 @json_option
 def show_run(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
-    """Everything about one run: status, timing, source, params, metrics, tags."""
+    """Everything about one run: status, timing, source, params, metrics, tags.
+
+    \b
+    Examples:
+      mlproj runs show 82fc817e
+      mlproj runs show 82fc817e --json
+    """
     with _user_errors():
         store = _open_store(tracking_uri)
-        run = store.get_run(run_id)
+        run = store.get_run(_resolve(store, run_id))
         experiment = store.get_experiment(run.info.experiment_id)
         orphaned = _is_orphan(run, _orphan_check())
     _warn_damaged(store)
@@ -372,14 +431,21 @@ def show_run(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
     click.echo("\n".join(lines))
 
 
-@runs.command("logs")
-@click.argument("run_id")
+@runs.command("logs", short_help="A run's output; --follow while it runs.")
+@run_id_argument
 @tracking_uri_option
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the run ends.")
 def run_logs(run_id: str, tracking_uri: str | None, follow: bool) -> None:
-    """The output of a run: the local log file, else the artifact mlproj/output.log."""
+    """The output of a run: the local log file, else the artifact mlproj/output.log.
+
+    \b
+    Examples:
+      mlproj runs logs 82fc817e
+      mlproj runs logs 82fc817e --follow
+    """
     with _user_errors():
         store = _open_store(tracking_uri)
+        run_id = _resolve(store, run_id)
         run = store.get_run(run_id)
         local = _local_log(run)
         try:
@@ -460,8 +526,8 @@ def _wait_terminal(store: TrackingStore, run: Run) -> Run:
     return run
 
 
-@runs.command("cancel")
-@click.argument("run_id")
+@runs.command("cancel", short_help="Stop a RUNNING run; it ends KILLED.")
+@run_id_argument
 @tracking_uri_option
 @click.option(
     "--timeout",
@@ -472,13 +538,20 @@ def _wait_terminal(store: TrackingStore, run: Run) -> Run:
 )
 def cancel_run(run_id: str, tracking_uri: str | None, timeout: float) -> None:
     """Stop a RUNNING run: a local run started on this machine, or a run of a remote backend
-    (Kubernetes, Databricks, a plugin) found again through its tags; it ends KILLED."""
+    (Kubernetes, Databricks, a plugin) found again through its tags; it ends KILLED.
+
+    \b
+    Examples:
+      mlproj runs cancel 82fc817e
+      mlproj runs cancel 82fc817e --timeout 60
+    """
     with _user_errors():
         from mlproj.backends.registry import backend_name_of
         from mlproj.backends.remote.reattach import is_local, reattach, record_outcome
         from mlproj.local_run.identity import request_cancel
 
         store = _open_store(tracking_uri)
+        run_id = _resolve(store, run_id)
         run = store.get_run(run_id)
         if is_local(run):
             final = request_cancel(store, run, timeout=timeout)
@@ -497,7 +570,7 @@ def cancel_run(run_id: str, tracking_uri: str | None, timeout: float) -> None:
     click.echo(f"Run {run_id}: {final}")
 
 
-@runs.command("reap")
+@runs.command("reap", short_help="Settle RUNNING runs nobody watches any more.")
 @tracking_uri_option
 @click.option("--dry-run", is_flag=True, help="Only list what would be done.")
 def reap_runs(tracking_uri: str | None, dry_run: bool) -> None:
@@ -507,7 +580,13 @@ def reap_runs(tracking_uri: str | None, dry_run: bool) -> None:
     (Kubernetes, Databricks, plugins) is looked up on its cluster through its tags: when it
     has ended its real final status is recorded; when it still runs and its watcher on this
     machine is gone, a new watcher is started.
+
+    \b
+    Examples:
+      mlproj runs reap --dry-run
+      mlproj runs reap
     """
+    from mlproj import report
     from mlproj.backends.registry import backend_name_of
     from mlproj.backends.remote.reattach import is_local, settle
     from mlproj.local_run.identity import is_orphaned, reap
@@ -536,7 +615,7 @@ def reap_runs(tracking_uri: str | None, dry_run: bool) -> None:
                 settled = settle(run, store)
             except ExecutionException as exc:
                 # One unreachable cluster must not stop the others from being settled.
-                click.echo(f"mlproj: error: could not check {where}: {exc}", err=True)
+                report.current().error(f"could not check {where}: {exc}")
                 unreachable += 1
                 continue
             if settled is None or not settled.found:
@@ -557,16 +636,28 @@ def reap_runs(tracking_uri: str | None, dry_run: bool) -> None:
 
 
 # -- experiments ----------------------------------------------------------------------------------
-@click.group("experiments")
+@click.group("experiments", short_help="List the experiments of a tracking store.")
 def experiments() -> None:
-    """Experiments of a tracking store."""
+    """Experiments of a tracking store.
+
+    \b
+    Examples:
+      mlproj experiments list
+      mlproj experiments list --tracking-uri http://127.0.0.1:5000 --json
+    """
 
 
-@experiments.command("list")
+@experiments.command("list", short_help="Active experiments, oldest first.")
 @tracking_uri_option
 @json_option
 def list_experiments(tracking_uri: str | None, as_json: bool) -> None:
-    """Active experiments."""
+    """Active experiments of the tracking store, oldest first.
+
+    \b
+    Examples:
+      mlproj experiments list
+      mlproj experiments list --json
+    """
     with _user_errors():
         store = _open_store(tracking_uri)
         found = [e for e in store.list_experiments() if e.lifecycle_stage == "active"]

@@ -20,15 +20,27 @@ def _mirror_url(mirror: Path) -> str:
     return str(meta.get("url", "?"))
 
 
-@click.group("sources")
+@click.group("sources", short_help="List and clear cached Git repos, archives.")
 def sources_group() -> None:
-    """Cached Git mirrors, checkouts and archives under MLPROJ_HOME."""
+    """Cached Git mirrors, checkouts and archives under MLPROJ_HOME.
+
+    \b
+    Examples:
+      mlproj sources list
+      mlproj sources clear --url https://github.com/org/repo.git
+    """
 
 
-@sources_group.command("list")
+@sources_group.command("list", short_help="Cached Git repositories and archives.")
 @size_option
 def list_command(show_size: bool) -> None:
-    """List cached Git repositories and extracted archives."""
+    """List cached Git repositories and extracted archives.
+
+    \b
+    Examples:
+      mlproj sources list
+      mlproj sources list --no-size
+    """
     from mlproj.home import mlproj_home
 
     home = mlproj_home()
@@ -50,13 +62,18 @@ def list_command(show_size: bool) -> None:
         click.echo(f"archive  {folder.name}  ({shown})")
 
 
-@sources_group.command("clear")
+@sources_group.command("clear", short_help="Delete cached Git mirrors and archives.")
 @click.option("--url", default=None, help="Only the Git repository with this URL.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def clear_command(url: str | None, yes: bool) -> None:
     """Delete cached Git mirrors, checkouts and archives (re-fetched on the next run).
 
     Do not clear while a run uses a cached project: its folder disappears.
+
+    \b
+    Examples:
+      mlproj sources clear
+      mlproj sources clear --url https://github.com/org/repo.git --yes
     """
     from mlproj.home import mlproj_home
     from mlproj.sources.git_cache import cache_key

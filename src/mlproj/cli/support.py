@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import RunInfo
+
 #: ``--size/--no-size`` of the ``list`` commands: folder sizes cost a walk of every file.
 size_option = click.option(
     "--size/--no-size", "show_size", default=True, help="Compute folder sizes."
@@ -17,3 +20,16 @@ def human_size(num: float) -> str:
             return f"{num:.0f} {unit}" if unit == "B" else f"{num:.1f} {unit}"
         num /= 1024
     return f"{num:.1f} GB"
+
+
+def run_infos(
+    store: TrackingStore, experiment_ids: list[str], *, status: str | None, max_results: int
+) -> list[RunInfo]:
+    """Run records without params/metrics/tags, from the cheapest source the store offers."""
+    # Optional store method, same arguments as search_runs (FileStore: one file read per run).
+    fast = getattr(store, "search_run_infos", None)
+    if callable(fast):
+        infos: list[RunInfo] = fast(experiment_ids, status=status, max_results=max_results)
+        return infos
+    found = store.search_runs(experiment_ids, status=status, max_results=max_results)
+    return [r.info for r in found]

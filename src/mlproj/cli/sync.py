@@ -29,11 +29,13 @@ def replay_journals_quietly() -> None:
     from mlproj.tracking.journal import replay
 
     synced, _still_pending = replay(quick=True)
+    # This runs before the command parses --quiet, so look for it here.
+    if any(arg in ("-q", "--quiet") for arg in sys.argv[1:]):
+        return
+    from mlproj import report
+
     for run_id in synced:
-        print(
-            f"mlproj: sent the updates of run {run_id} kept while its store was unreachable",
-            file=sys.stderr,
-        )
+        report.info(f"sent the updates of run {run_id} kept while its store was unreachable")
 
 
 @click.command("sync")

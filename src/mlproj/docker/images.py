@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlproj import report
 from mlproj.docker.cli import DockerCli, logged_in
 from mlproj.errors import ExecutionException
 from mlproj.fsutil import write_json_atomic
@@ -59,7 +60,8 @@ def resolve_image(cli: DockerCli, ref: str, log: Callable[[str], None] = _ignore
     image_id = cli.image_id(ref)
     if image_id is None:
         log(f"Pulling Docker image {ref}")
-        cli.pull(ref)
+        with report.progress(f"Pulling {ref}", announce=False):
+            cli.pull(ref)
         image_id = cli.image_id(ref)
         if image_id is None:
             raise ExecutionException(f"Docker image {ref!r} was pulled but cannot be inspected")
@@ -278,7 +280,8 @@ def build_or_reuse(
         if existing is not None:
             return ImageRef(tag, existing), base
         log(f"Building Docker image {tag} FROM {base_image}")
-        _docker_build(cli, project.directory, base_image, tag, exclude)
+        with report.progress(f"Building {tag}", announce=False):
+            _docker_build(cli, project.directory, base_image, tag, exclude)
     image_id = cli.image_id(tag)
     if image_id is None:
         raise ExecutionException(f"Docker build of {tag} succeeded but the image is missing")
@@ -319,7 +322,7 @@ def push_image(
     cli = cli or DockerCli()
     repository = uri.rsplit(":", 1)[0] if ":" in uri.rsplit("/", 1)[-1] else uri
     log(f"Pushing Docker image {uri}")
-    with logged_in(cli, auth, uri):
+    with logged_in(cli, auth, uri), report.progress(f"Pushing {uri}", announce=False):
         result = cli.run(["push", uri], timeout=3600)
     if result.returncode != 0:
         raise ExecutionException(

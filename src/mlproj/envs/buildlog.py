@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
+from mlproj import report
 from mlproj.errors import ExecutionException
 
 TAIL_LINES = 20
-_FRAMES = "|/-\\"
 
 
 class BuildFailed(ExecutionException):
@@ -36,19 +34,20 @@ class BuildLog:
         self.path = path
         self.title = title
         self.log = log
-        self.stream = stream if stream is not None else sys.stderr
+        self.stream = stream  # None: the process's reporter (stderr), which knows --quiet
         self.step = "starting"
         self.started = time.monotonic()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._progress: report.Progress | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"# {title}\n", encoding="utf-8")
 
-    # -- progress line -------------------------------------------------------------------------
+    # -- progress line (mlproj.report: one updating line on a terminal, else step lines) -----
     def __enter__(self) -> BuildLog:
-        if _is_tty(self.stream):
-            self._thread = threading.Thread(target=self._spin, daemon=True)
-            self._thread.start()
+        reporter = report.current()
+        if self.stream is not None:
+            reporter = report.Reporter(quiet=reporter.quiet, stream=self.stream)
+        self._progress = reporter.progress(self.title, announce=False).__enter__()
+        self._progress.current = self.step
         return self
 
     def __exit__(
@@ -57,20 +56,9 @@ class BuildLog:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
-
-    def _spin(self) -> None:
-        frame = 0
-        while not self._stop.wait(0.1):
-            elapsed = time.monotonic() - self.started
-            line = f"{_FRAMES[frame % 4]} {self.title}: {self.step} ({elapsed:.1f}s)"
-            self.stream.write("\r\x1b[2K" + line[:200])
-            self.stream.flush()
-            frame += 1
+        if self._progress is not None:
+            self._progress.__exit__(exc_type, exc, tb)
+            self._progress = None
 
     @property
     def elapsed(self) -> float:
@@ -94,7 +82,9 @@ class BuildLog:
         """Run one build command; its output goes to the log. Raise BuildFailed on failure
         when ``check``, else return the exit code."""
         self.step = step
-        if self._thread is None:
+        if self._progress is not None and self._progress.live:
+            self._progress.step(step)
+        else:
             self.log(f"{self.title}: {step}")
         self.note(f"\n## {step}\n$ cd {shlex.quote(str(cwd))} && {shlex.join(argv)}")
         try:
@@ -134,10 +124,3 @@ class BuildLog:
         # The header (title, key inputs) is for the log reader, not for the error message.
         first_step = next((i for i, line in enumerate(all_lines) if line.startswith("## ")), 0)
         return "\n".join("  " + line for line in all_lines[first_step:][-lines:])
-
-
-def _is_tty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False

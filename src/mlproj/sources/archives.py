@@ -39,7 +39,7 @@ def fetch_archive(
         name = posixpath.basename(uri.split("?", 1)[0]) or "archive"
         downloaded = Path(tmp) / name
         say(f"Downloading {public}")
-        digest = http_download(uri, downloaded, what="archive ")
+        digest = http_download(uri, downloaded, what="archive ", announce=False)
         return _extract_cached(downloaded, digest, root, public, say)
 
 

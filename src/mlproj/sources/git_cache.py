@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from mlproj import report
 from mlproj.errors import ExecutionException
 from mlproj.home import home_subdir
 from mlproj.redaction import strip_credentials
@@ -260,13 +261,14 @@ class GitCache:
             "+refs/remotes/*:refs/remotes/*",
         )
         try:
-            run_git(
-                ["fetch", "--quiet", "--prune", self.url, *refspecs],
-                git_dir=self.mirror,
-                secret_url=self.url,
-                network=True,
-                transfer=True,
-            )
+            with report.progress(f"Fetching {self.public_url}", announce=False):
+                run_git(
+                    ["fetch", "--quiet", "--prune", self.url, *refspecs],
+                    git_dir=self.mirror,
+                    secret_url=self.url,
+                    network=True,
+                    transfer=True,
+                )
         except GitError as err:
             raise ExecutionException(
                 f"Fetching Git repository {self.public_url} failed: {err.stderr}. Check the URL, "

@@ -91,6 +91,11 @@ class TrackingStore(ABC):
         """The run's status alone; stores override it when that is cheaper than ``get_run``."""
         return self.get_run(run_id).info.status
 
+    def run_ids_with_prefix(self, prefix: str) -> list[str] | None:
+        """Ids of the runs whose id starts with ``prefix``, when the store can look them up
+        directly (an index, a folder listing); None when it cannot."""
+        return None
+
     def local_artifact_dir(self, run_id: str) -> Path | None:
         """The run's artifact folder when it is on this machine's disk, else None."""
         return None

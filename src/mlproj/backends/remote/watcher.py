@@ -2,7 +2,7 @@
 
 A remote run (Kubernetes Job, Databricks run, a plugin's job) keeps going after the submitting
 process exits. A synchronous ``mlproj run`` waits for it itself; an asynchronous submission
-starts a detached watcher - ``python -m mlproj.backends.remote.watcher TRACKING_URI RUN_ID`` in
+starts a detached watcher - ``python -m mlproj.backends.remote.watch TRACKING_URI RUN_ID`` in
 its own session - which re-attaches through the backend named in the run's tags, waits, and
 records the final status and log, so a run is never left RUNNING because nobody waited.
 Either way the waiting process is recorded in the run's tags (``mlproj.watcher.*``): when it
@@ -25,7 +25,7 @@ from mlproj.tags import TAG_WATCHER_BOOT_ID, TAG_WATCHER_HOST, TAG_WATCHER_PID, 
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import Run
 
-WATCHER_MODULE = "mlproj.backends.remote.watcher"
+WATCHER_MODULE = "mlproj.backends.remote.watch"  # its entry point
 
 
 def spawn_watcher(tracking_uri: str, run_id: str, backend: str) -> int:
@@ -88,29 +88,3 @@ def reap(pid: int | None) -> None:
         return
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-
-
-def main(argv: list[str]) -> int:
-    """Re-attach to the run through its backend and wait for it: 0 FINISHED, 1 not, 2 a user
-    error (cannot re-attach), 3 anything else (said in one line in the watcher's log)."""
-    from mlproj.backends.remote.reattach import reattach
-    from mlproj.errors import ExecutionException
-    from mlproj.tracking import get_store
-
-    tracking_uri, run_id = argv
-    try:
-        store = get_store(tracking_uri)
-        handle = reattach(store.get_run(run_id), store)
-        if handle is None:
-            raise ExecutionException(f"Run {run_id}: its backend cannot re-attach to it")
-        return 0 if handle.wait() else 1
-    except ExecutionException as exc:
-        print(f"mlproj: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - a watcher reports any failure in one line
-        print(f"mlproj: watcher stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 3
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

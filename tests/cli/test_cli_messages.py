@@ -1,0 +1,62 @@
+"""What the CLI says to a newcomer: undeclared parameters, and where `runs list` looked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli_support import EXAMPLE, run_cli
+
+from mlproj.tracking import get_store
+
+
+def test_undeclared_parameter_warns_once_then_passes_it_on_as_mlflow_does() -> None:
+    done = run_cli("run", str(EXAMPLE), "--env-manager", "local", "-P", "alpa=0.3")
+    warnings = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        f"mlproj: warning: entry point 'main' of {EXAMPLE / 'MLproject'} declares no parameter "
+        "'alpa' (declared: alpha, epochs, greeting). Did you mean 'alpha'? "
+        "Passing on `--alpa 0.3`, as MLflow does"
+    ]
+    # The warning comes before the run starts; the script then refuses the argument.
+    assert done.stderr.index("warning") < done.stderr.index("unrecognized arguments: --alpa 0.3")
+    assert done.returncode == 1
+    store = get_store()
+    (run,) = store.search_runs([e.experiment_id for e in store.list_experiments()])
+    assert run.params["alpa"] == "0.3" and run.info.status == "FAILED"
+
+
+def test_undeclared_parameter_warning_survives_quiet() -> None:
+    done = run_cli("run", str(EXAMPLE), "-e", "fail", "--env-manager", "local", "-q", "-P", "x=1")
+    assert done.stderr.splitlines()[0].startswith("mlproj: warning: entry point 'fail' of ")
+    assert "declares no parameter 'x' (declared: none). Passing on `--x 1`" in done.stderr
+    assert "mlproj: running" not in done.stderr  # --quiet hides the status lines
+
+
+def test_script_entry_points_take_any_parameter_without_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "job.py").write_text("import sys; print(sys.argv[1:])\n")
+    done = run_cli("run", str(tmp_path), "-e", "job.py", "-P", "lr=0.1")
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr
+    assert "['--lr', '0.1']" in done.stdout
+
+
+def test_runs_list_without_runs_says_where_it_looked(tmp_path: Path) -> None:
+    empty = tmp_path / "empty-store"
+    done = run_cli("runs", "list", "--tracking-uri", str(empty))
+    assert done.returncode == 0
+    assert done.stderr.strip() == (
+        f"No experiments in tracking store {empty.as_uri()}; point at another store with "
+        "--tracking-uri or MLFLOW_TRACKING_URI."
+    )
+    store = get_store(empty.as_uri())
+    demo, other = store.resolve_experiment("demo"), store.resolve_experiment("other")
+    done = run_cli("runs", "list", "--tracking-uri", str(empty), "--status", "failed")
+    message = done.stderr.strip()
+    assert message.startswith("No runs with status FAILED in experiments ")
+    assert f"'demo' ({demo})" in message and f"'other' ({other})" in message
+    assert message.endswith(
+        f" of tracking store {empty.as_uri()}; point at another store with --tracking-uri or "
+        "MLFLOW_TRACKING_URI, or at another experiment with --experiment-name."
+    )
+    done = run_cli("runs", "list", "--tracking-uri", str(empty), "--experiment-name", "demo")
+    assert done.stderr.strip().startswith(f"No runs in experiment 'demo' ({demo}) of tracking")

@@ -1,0 +1,125 @@
+"""Long work shows progress on one updating line in a real terminal (tmux), and plain lines or
+nothing in a pipe or with --quiet. The long work here: a `path` parameter downloaded from a
+loopback server that sends its bytes slowly."""
+
+from __future__ import annotations
+
+import http.server
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_support import Tmux
+
+SIZE = 400_000
+CHUNKS = 50
+PAUSE_S = 0.08  # a download of about 4 s; mlproj reads 64 KiB at a time: 6 updates
+
+
+class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(SIZE))
+        self.end_headers()
+        for _ in range(CHUNKS):
+            self.wfile.write(b"x" * (SIZE // CHUNKS))
+            self.wfile.flush()
+            time.sleep(PAUSE_S)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def slow_url() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/data.bin"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "MLproject").write_text(
+        "name: slow\nentry_points:\n  main:\n    parameters: {data: path}\n"
+        '    command: "wc -c < {data}"\n'
+    )
+    return folder
+
+
+def _command(project: Path, url: str, *extra: str) -> str:
+    return f"{sys.executable} -m mlproj run {project} -P data={url} {' '.join(extra)}"
+
+
+def _wait_done(tmux: Tmux) -> str:
+    return tmux.wait_for(lambda s: "FINISHED" in s or "error" in s or "DONE" in s, timeout=90)
+
+
+def test_download_progress_updates_one_line_in_a_terminal(
+    tmux: Tmux, project: Path, slow_url: str
+) -> None:
+    tmux.type_line("clear")
+    tmux.type_line(_command(project, slow_url))
+    pattern = re.compile(
+        rf"^. Downloading {re.escape(slow_url)}: (\d+\.\d) KB of 390\.6 KB \((\d+\.\d)s\)$"
+    )
+    seen: list[tuple[float, float]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len({kb for kb, _ in seen}) < 3:
+        lines = [m for line in tmux.screen().splitlines() if (m := pattern.match(line))]
+        assert len(lines) <= 1  # one line, updated in place, never a new line per update
+        seen.extend((float(m.group(1)), float(m.group(2))) for m in lines)
+        time.sleep(0.05)
+    kbs = [kb for kb, _ in seen]
+    assert len(set(kbs)) >= 3, seen  # the same line showed at least three different amounts
+    assert kbs == sorted(kbs) and [s for _, s in seen] == sorted(s for _, s in seen)
+    screen = _wait_done(tmux)
+    assert "FINISHED" in screen
+    assert not any(pattern.match(line) for line in screen.splitlines())  # cleared at the end
+    assert f"{SIZE}" in screen  # the command read the whole download
+
+
+def test_plain_line_in_a_pipe_and_nothing_with_quiet(
+    tmux: Tmux, project: Path, slow_url: str
+) -> None:
+    tmux.type_line("clear")
+    tmux.type_line(_command(project, slow_url) + " 2>&1 | cat; echo DONE")
+    screen = _wait_done(tmux)
+    tmux.wait_for(lambda s: "DONE" in s.replace("echo DONE", ""))
+    screen = tmux.screen()
+    assert f"mlproj: Downloading {slow_url}" in screen.splitlines()
+    assert "KB of" not in screen  # no updates in a pipe, just the one line
+
+    tmux.type_line("clear")
+    tmux.type_line(_command(project, slow_url, "--quiet") + "; echo DONE")
+    screen = tmux.wait_for(lambda s: "DONE" in s.replace("echo DONE", ""), timeout=90)
+    assert "Downloading" not in screen and "mlproj:" not in screen
+    assert f"{SIZE}" in screen
+
+
+def test_environment_build_progress_in_a_terminal(tmux: Tmux, tmp_path: Path) -> None:
+    """The example's first run builds its uv environment: one updating line, then the result."""
+    from cli_support import EXAMPLE
+
+    tmux.type_line("clear")
+    tmux.type_line(f"{sys.executable} -m mlproj run {EXAMPLE} -P alpha=0.3")
+    building = re.compile(r"^. Building the uv environment \(Python [\d.]+\): (.+) \((\d+\.\d)s\)$")
+    screen = tmux.wait_for(lambda s: any(building.match(line) for line in s.splitlines()), 300)
+    assert len([line for line in screen.splitlines() if building.match(line)]) == 1
+    screen = _wait_done(tmux)
+    assert "FINISHED" in screen
+    lines = screen.splitlines()
+    assert not any(building.match(line) for line in lines)  # cleared once the build is done
+    assert any(re.match(r"^mlproj: Environment uv-\w+ ready in \d+\.\ds$", line) for line in lines)
+    # No step lines on a terminal: the updating line said them.
+    assert not any(line.startswith("mlproj: Building the uv environment") for line in lines)
