@@ -15,7 +15,9 @@ __all__ = [
     "SubmittedRun",
     "__version__",
     "load_project",
+    "pipeline",
     "run",
+    "sweep",
 ]
 
 _LAZY = {
@@ -24,12 +26,16 @@ _LAZY = {
     "LocalSubmittedRun": ("mlproj.local_run.handle", "LocalSubmittedRun"),
     "ExecutionException": ("mlproj.errors", "ExecutionException"),
     "load_project": ("mlproj.spec.project", "load_project"),
+    "sweep": ("mlproj.orchestration.sweeps", "sweep"),
+    "pipeline": ("mlproj.orchestration.pipelines", "pipeline"),
 }
 
 if TYPE_CHECKING:
     from mlproj.api import run
     from mlproj.errors import ExecutionException
     from mlproj.local_run.handle import LocalSubmittedRun
+    from mlproj.orchestration.pipelines import pipeline
+    from mlproj.orchestration.sweeps import sweep
     from mlproj.spec.project import load_project
     from mlproj.submitted import SubmittedRun
 

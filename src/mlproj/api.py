@@ -35,12 +35,16 @@ from mlproj.tags import (
     TAG_BACKEND,
     TAG_ERROR,
     TAG_PID,
+    TAG_RUN_KEY,
+    TAG_UPSTREAM,
 )
 from mlproj.tracking.base import TrackingStore
 
 if TYPE_CHECKING:
+    from mlproj.envs.base import EnvironmentManager
+    from mlproj.sources.base import FetchedProject
     from mlproj.spec.params import ResolvedParameters
-    from mlproj.spec.project import EntryPoint
+    from mlproj.spec.project import EntryPoint, Project
 
 ENV_MANAGER_VAR = "MLPROJ_ENV_MANAGER"
 
@@ -113,6 +117,14 @@ class RunOptions:
     docker_auth: Mapping[str, str] | None = None
     tracking_uri: str | None = None
     log: Callable[[str], None] | None = None
+    # Orchestration (mlproj.orchestration): extra run tags (parent, trial, step), extra
+    # variables for the command (GPU pinning), reuse of a FINISHED run with the same key, and
+    # hooks that give the scheduler the run id and the handle while the run goes on.
+    tags: Mapping[str, str] | None = None
+    extra_env: Mapping[str, str] | None = None
+    reuse: bool = False
+    on_opened: Callable[[str], None] = lambda _run_id: None
+    on_submitted: Callable[[SubmittedRun], None] = lambda _handle: None
 
 
 def submit(options: RunOptions) -> SubmittedRun:
@@ -152,6 +164,8 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     fetched = fetch_project(_uri_text(options.uri), options.version, log=log)
     project = load_project(fetched.directory)
     entry_point = project.get_entry_point(options.entry_point)
+    for warning in project.warnings_for(options.entry_point):
+        log(f"warning: {warning}")
     params = resolve_parameters(
         entry_point,
         options.parameters,
@@ -185,17 +199,23 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
         MLFLOW_BACKEND: backend.name,
         TAG_BACKEND: backend.name,
         **fetched.source_tags(),
+        **(options.tags or {}),  # orchestration: parent, trial, step (a parent given wins)
     }
     if manager.tag_value:
         tags[MLFLOW_ENV] = manager.tag_value
     tags.update(_waiter_tags(backend.name, options.synchronous))
     parent = _parent_run_id()
     if parent:
-        tags[MLFLOW_PARENT_RUN_ID] = parent
+        tags.setdefault(MLFLOW_PARENT_RUN_ID, parent)
+    if reused := _key_or_reuse(store, options, tags, log, (fetched, project, params, manager)):
+        return reused
     run_id, experiment_id, artifact_uri = _open_run(store, options, tags)
     with _fail_run_on_error(store, run_id, scrub):
+        options.on_opened(run_id)
         if options.run_id is None:
-            store.log_batch(run_id, params=params.as_logged())
+            # Only the local supervisor logs the deferred number forms when the run ends.
+            at_start = params.logged_at_start() if backend.name == "local" else params.as_logged()
+            store.log_batch(run_id, params=at_start)
         submitted = backend.submit(
             SubmitRequest(
                 project=project,
@@ -215,9 +235,13 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
                 storage_dir=Path(options.storage_dir) if options.storage_dir else None,
                 log=log,
                 artifact_uri=artifact_uri,
-                extra_env={ENV_MANAGER_VAR: env_manager} if env_manager else {},
+                extra_env={
+                    **({ENV_MANAGER_VAR: env_manager} if env_manager else {}),
+                    **(options.extra_env or {}),
+                },
             )
         )
+        options.on_submitted(submitted)
     finished = True
     if options.synchronous:
         # Waiting can fail too (a store or cluster API error): the run must not stay RUNNING.
@@ -244,6 +268,32 @@ def _wait(backend: str, store: TrackingStore, submitted: SubmittedRun) -> bool:
 
     # The job's end decides the stored status, whatever the handle or the project recorded.
     return wait_for_outcome(store, submitted)
+
+
+def _key_or_reuse(
+    store: TrackingStore,
+    options: RunOptions,
+    tags: dict[str, str],
+    log: Callable[[str], None],
+    inputs: tuple[FetchedProject, Project, ResolvedParameters, EnvironmentManager],
+) -> SubmittedRun | None:
+    """Tag the new run with its key; with ``--reuse``, return instead the newest FINISHED run
+    of the experiment that has the same key, if any."""
+    from mlproj.orchestration.run_key import ReusedRun, find_reusable, run_key
+
+    fetched, project, params, manager = inputs
+    key = run_key(
+        fetched, project, options.entry_point, params, manager, tags.get(TAG_UPSTREAM, "")
+    )
+    tags[TAG_RUN_KEY] = key
+    if not options.reuse or options.run_id is not None:
+        return None
+    experiment_id = store.resolve_experiment(options.experiment_name, options.experiment_id)
+    found = find_reusable(store, experiment_id, key)
+    if found is None:
+        return None
+    log(f"reusing run {found.run_id} ({found.info.run_name}): same code, parameters and env")
+    return ReusedRun(found)
 
 
 def undeclared_parameters_message(entry_point: EntryPoint, given: Mapping[str, str]) -> str:

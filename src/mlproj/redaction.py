@@ -35,6 +35,11 @@ _SECRET_QUERY_KEY = re.compile(
 )
 
 
+def is_secret_name(name: str) -> bool:
+    """A key whose value is likely a secret (``api_token``, ``password``, ``sig`` ...)."""
+    return _SECRET_QUERY_KEY.search(name) is not None
+
+
 def _is_account_name(scheme: str, userinfo: str) -> bool:
     """A bare ssh user (``ssh://git@host/...``) names an account, it is not a secret."""
     return scheme.lower() in _SSH_SCHEMES and ":" not in userinfo

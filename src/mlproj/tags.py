@@ -48,6 +48,21 @@ TAG_ENV_KEY = "mlproj.env"  # the environment cache entry the run used
 TAG_DOCKER_CONTAINER = "mlproj.docker.container"
 LABEL_RUN_ID = "mlproj.run_id"  # docker label on a run's containers
 
+# -- orchestration: sweeps, pipelines, retries, reuse ------------------------------------------
+TAG_RUN_KEY = "mlproj.key"  # what determines the run's result; equal keys may be reused
+TAG_KIND = "mlproj.kind"  # sweep | pipeline on a parent run; trial | step on its children
+TAG_RETRY_OF = "mlproj.retry_of"  # the failed run this run tries again
+TAG_ATTEMPT = "mlproj.attempt"  # 1 for the first try, 2 for the first retry, ...
+TAG_UPSTREAM = "mlproj.upstream"  # pipeline step: run ids of the steps it depends on
+TAG_TRIAL = "mlproj.trial"  # sweep trial number, from 0
+TAG_STEP = "mlproj.step"  # pipeline step name
+TAG_GPU = "mlproj.gpu"  # the device given to the run in CUDA_VISIBLE_DEVICES
+TAG_SWEEP_SPEC = "mlproj.sweep.spec"  # the sweep as JSON, so --resume needs only the store
+TAG_PIPELINE_SPEC = "mlproj.pipeline.spec"  # the pipeline run's plan as JSON, for resume
+TAG_PIPELINE_STEP_PREFIX = "mlproj.pipeline.step."  # + step name: the run the step ended with
+TAG_BEST_RUN = "mlproj.best.run_id"
+TAG_BEST_METRIC = "mlproj.best.metric"
+
 # -- the output log artifact ------------------------------------------------------------------
 LOG_ARTIFACT_DIR = "mlproj"
 LOG_ARTIFACT_NAME = "output.log"

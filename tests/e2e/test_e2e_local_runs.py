@@ -391,7 +391,8 @@ def test_nested_runs_inherit_env_manager_and_parent(
 def test_reap_stops_what_a_killed_supervisor_left(
     make_project: MakeProject, store: TrackingStore
 ) -> None:
-    from mlproj import supervision
+    from mlproj.local_run import identity as supervision
+    from mlproj.tags import TAG_CHILD_PID
 
     project = _project(make_project)
     proc = subprocess.Popen(
@@ -401,7 +402,7 @@ def test_reap_stops_what_a_killed_supervisor_left(
     _wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2)
     children = [int(p) for p in pids.read_text().split()]
     (run,) = _runs(store)
-    _wait_for(lambda: supervision.TAG_CHILD_PID in store.get_run(run.run_id).tags)
+    _wait_for(lambda: TAG_CHILD_PID in store.get_run(run.run_id).tags)
     proc.kill()  # the supervisor dies without recording anything
     proc.wait()
     run = store.get_run(run.run_id)

@@ -98,24 +98,44 @@ def test_none_counts_as_not_given(project_dir: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("given", "expected"),
+    ("given", "expected", "deferred"),
     [
-        ("0.004", "0.004"),
-        ("-0.99", "-0.99"),
-        ("1e-5", "1e-05"),
-        ("0.00001", "1e-05"),
-        ("1", "1.0"),
-        (" 2.5 ", "2.5"),
-        ("1_000.5", "1000.5"),
-        ("inf", "inf"),
-        (0.5, "0.5"),
-        (3, "3.0"),
-        (1e-05, "1e-05"),
+        ("0.004", "0.004", False),
+        ("-0.99", "-0.99", False),
+        ("1e-5", "1e-5", True),
+        ("1e-05", "1e-05", False),
+        ("1", "1", True),
+        (" 2.5 ", " 2.5 ", True),
+        ("1_000.5", "1_000.5", True),
+        ("inf", "inf", False),
+        (0.5, "0.5", False),
+        (3, "3", True),
+        (1e-05, "1e-05", False),
     ],
 )
-def test_float_values_are_normalised(project_dir: Path, given: object, expected: str) -> None:
-    """Normalised like Python's float repr, so a script logging float(argv) logs the same text."""
-    assert resolve(project_dir, "main", {"alpha": given}).declared["alpha"] == expected
+def test_float_values_reach_the_command_as_given(
+    project_dir: Path, given: object, expected: str, deferred: bool
+) -> None:
+    """Validated, not rewritten (MLflow passes str(value)); a text that float() would write
+    differently is logged only at the end, unless the project logged it (issues 3536, 2820)."""
+    resolved = resolve(project_dir, "main", {"alpha": given})
+    assert resolved.declared["alpha"] == expected
+    assert resolved.as_logged()["alpha"] == expected
+    assert ("alpha" in resolved.logged_at_start()) is not deferred
+    assert resolved.logged_at_end({}) == ({"alpha": expected} if deferred else {})
+    assert resolved.logged_at_end({"alpha": str(float(expected))}) == {}
+
+
+def test_default_50_of_a_float_is_50(tmp_path: Path) -> None:
+    (tmp_path / "MLproject").write_text(
+        "entry_points:\n  main:\n    parameters:\n"
+        "      n: {type: float, default: 50}\n      lr: {type: float, default: 1e-3}\n"
+        "    command: python train.py {n} {lr}\n"
+    )
+    resolved = resolve(tmp_path, "main", {})
+    assert resolved.declared == {"n": "50", "lr": "1e-3"}
+    assert resolved.logged_at_start() == {}
+    assert resolved.logged_at_end({"n": "50.0"}) == {"lr": "1e-3"}
 
 
 @pytest.mark.parametrize("given", ["abc", "", "1.2.3", "0x10", True, [1.0]])
@@ -128,10 +148,15 @@ def test_float_errors(project_dir: Path, given: object) -> None:
 
 
 @pytest.mark.parametrize(
-    ("given", "expected"), [("010", "10"), (" 7", "7"), ("+5", "5"), (12, "12"), (20.0, "20")]
+    ("given", "deferred"),
+    [("010", True), (" 7", True), ("+5", True), (12, False), ("20", False), (20.0, True)],
 )
-def test_int_values_are_normalised(project_dir: Path, given: object, expected: str) -> None:
-    assert resolve(project_dir, "main", {"epochs": given}).declared["epochs"] == expected
+def test_int_values_reach_the_command_as_given(
+    project_dir: Path, given: object, deferred: bool
+) -> None:
+    resolved = resolve(project_dir, "main", {"epochs": given})
+    assert resolved.declared["epochs"] == str(given)
+    assert ("epochs" in resolved.logged_at_start()) is not deferred
 
 
 @pytest.mark.parametrize("given", ["1.5", 1.5, "abc", "1e3", "", False])
@@ -187,7 +212,7 @@ def test_choices(project_dir: Path) -> None:
         "expected one of 'adam', 'sgd', got 'rmsprop'"
     )
     # Numeric choices compare by value, so 0.250 matches 0.25.
-    assert resolve(project_dir, "main", {"ratio": "0.250"}).declared["ratio"] == "0.25"
+    assert resolve(project_dir, "main", {"ratio": "0.250"}).declared["ratio"] == "0.250"
     assert "expected one of 0.1, 0.25, got '0.3'" in resolve_error(
         project_dir, "main", {"ratio": "0.3"}
     )

@@ -85,6 +85,7 @@ class LocalBackend(Backend[LocalConfig]):
             log_path=log_path,
             timeout=request.backend_config.timeout,
             upload_log=upload_log,
+            deferred_params=request.params.deferred(),
         )
         request.log(f"running {request.command!r} in run {run_id}")
         if request.synchronous:

@@ -23,7 +23,17 @@ _LAZY_COMMANDS = {
     "runs": ("mlproj.cli.runs:runs", "List, inspect, follow, cancel and reap runs."),
     "experiments": ("mlproj.cli.runs:experiments", "List the experiments of a tracking store."),
     "envs": ("mlproj.cli.envs:envs_group", "List and prune cached environments."),
+    "check": (
+        "mlproj.cli.check:check_command",
+        "Find mistakes in an MLproject, without running it.",
+    ),
+    "ui": ("mlproj.cli.ui:ui_command", "Browse the runs in MLflow's own UI."),
     "sources": ("mlproj.cli.sources:sources_group", "List and clear cached Git repos, archives."),
+    "sweep": (
+        "mlproj.cli.sweep:sweep_command",
+        "Run an entry point over a grid, random or Optuna.",
+    ),
+    "pipeline": ("mlproj.cli.pipeline:pipeline_group", "Run, resume and show MLproject pipelines."),
 }
 
 
@@ -236,6 +246,24 @@ def _complete_entry_point(
     help="Stop the run after this long (local backend).",
 )
 @click.option(
+    "--reuse/--force",
+    "reuse",
+    default=False,
+    help="--reuse: if a FINISHED run with the same code, entry point, parameters and "
+    "environment exists in the experiment, return it without running; --force: run (default).",
+)
+@click.option(
+    "--retries", type=click.IntRange(min=0), default=0, help="Try a failed run again, N times."
+)
+@click.option(
+    "--retry-delay",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait before the first retry; doubled for each next one.",
+)
+@click.option(
     "-q",
     "--quiet",
     is_flag=True,
@@ -260,6 +288,9 @@ def run_command(
     tracking_uri: str | None,
     wait: bool | None,
     timeout: float | None,
+    reuse: bool,
+    retries: int,
+    retry_delay: float,
     quiet: bool,
 ) -> None:
     """Run the project at URI: a folder, a Git repository (URI#subdir) or an archive.
@@ -277,7 +308,7 @@ def run_command(
     config = _parse_backend_config(backend_config)
     synchronous = wait if wait is not None else backend != "databricks"
 
-    from mlproj.api import RunOptions, load_backend_config, submit
+    from mlproj.api import RunOptions, load_backend_config
     from mlproj.errors import ExecutionException
 
     if timeout is not None:
@@ -317,11 +348,14 @@ def run_command(
         build_image=build_image,
         tracking_uri=tracking_uri,
         log=log,
+        reuse=reuse,
     )
+    from mlproj.orchestration.retry import RetryPolicy, submit_with_retries
+
     try:
         # A signal at any step (fetch, env build, run) cancels cleanly: no run left RUNNING.
         with report.using(reporter), signals_cancel():
-            submitted = submit(options)
+            submitted = submit_with_retries(options, RetryPolicy(retries, retry_delay), log)
     except ExecutionException as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -332,7 +366,7 @@ def run_command(
             code=128 + stop.signum,
         )
     if synchronous:
-        log(f"run {submitted.run_id} {submitted.get_status()}")
+        log(f"run {submitted.run_id} {submitted.get_status()}; browse: mlproj ui")
     else:
         log(
             f"run {submitted.run_id} started; "

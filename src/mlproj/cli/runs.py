@@ -268,6 +268,9 @@ def runs() -> None:
     help="Only runs with this status (ORPHANED: RUNNING but its supervisor is gone).",
 )
 @click.option("--param", "param_filters", multiple=True, metavar="KEY=VALUE", help="Param filter.")
+@click.option(
+    "--parent", default=None, metavar="RUN_ID", help="Only children of this run (trials, steps)."
+)
 @click.option("--max-results", type=click.IntRange(min=1), default=100, show_default=True)
 @json_option
 def list_runs(
@@ -276,6 +279,7 @@ def list_runs(
     experiment_id: str | None,
     status: str | None,
     param_filters: tuple[str, ...],
+    parent: str | None,
     max_results: int,
     as_json: bool,
 ) -> None:
@@ -299,11 +303,15 @@ def list_runs(
         limit = ALL_RUNS if orphans_only else max_results
         check = _orphan_check()
         listed: list[tuple[RunInfo, Run | None, bool]] = []
-        if as_json or params:
+        candidates: list[tuple[RunInfo, Run | None]]
+        if parent:
+            found = _children(store, list(names), parent, search_status, params)
+            candidates = [(r.info, r) for r in found]
+        elif as_json or params:
             found = store.search_runs(
                 list(names), status=search_status, params=params or None, max_results=limit
             )
-            candidates: list[tuple[RunInfo, Run | None]] = [(r.info, r) for r in found]
+            candidates = [(r.info, r) for r in found]
         else:
             # A table needs only the run records, not every param, metric and tag.
             infos = run_infos(store, list(names), status=search_status, max_results=limit)
@@ -345,6 +353,21 @@ def list_runs(
         for info, _, orphaned in listed
     ]
     print_table(("RUN ID", "EXPERIMENT", "NAME", "STATUS", "STARTED", "DURATION", "USER"), rows)
+
+
+def _children(
+    store: TrackingStore,
+    experiment_ids: list[str],
+    parent: str,
+    status: str | None,
+    params: dict[str, str],
+) -> list[Run]:
+    from mlproj.tags import MLFLOW_PARENT_RUN_ID
+
+    found = store.find_runs_by_tag(
+        experiment_ids, MLFLOW_PARENT_RUN_ID, parent, status=status, max_results=ALL_RUNS
+    )
+    return [r for r in found if all(r.params.get(k) == v for k, v in params.items())]
 
 
 def _nothing_found(

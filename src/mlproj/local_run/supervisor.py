@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -50,6 +50,8 @@ class Job:
     log_path: Path
     timeout: float | None = None
     upload_log: bool = False  # the store is remote: copy the log into the run at the end
+    # Params logged at the end unless the project logged them (spec.params.logged_at_end).
+    deferred_params: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data: dict[str, Any] = asdict(self)
@@ -140,6 +142,14 @@ class Supervisor:
                 store.log_artifact(run_id, self.job.log_path, LOG_ARTIFACT_DIR)
             except ExecutionException as exc:
                 print(f"mlproj: warning: could not upload the run log: {exc}", file=sys.stderr)
+        if self.job.deferred_params:
+            from mlproj.spec.params import logged_at_end
+
+            try:
+                logged = store.get_run(run_id).params
+                store.log_batch(run_id, params=logged_at_end(self.job.deferred_params, logged))
+            except ExecutionException as exc:  # the status matters more than these params
+                print(f"mlproj: warning: could not log the run's params: {exc}", file=sys.stderr)
         if error:
             store.set_tag(run_id, TAG_ERROR, error)
         # How the command ended decides, whatever the project's own MLflow client recorded

@@ -15,27 +15,54 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from mlproj.errors import ExecutionException
-from mlproj.spec.project import (
-    EntryPoint,
+from mlproj.spec.project import EntryPoint, absolute_path, expand_user
+from mlproj.spec.types import (
+    NUMERIC_TYPES,
     InvalidValue,
-    absolute_path,
     check_value,
-    expand_user,
     has_scheme,
+    in_python_form,
     show_value,
 )
 
 
 @dataclass(frozen=True)
 class ResolvedParameters:
-    declared: dict[str, str]  # name -> normalised value, declaration order
+    declared: dict[str, str]  # name -> value as the command gets it, declaration order
     extra: dict[str, str]  # undeclared, in the user's order
     # path params as the command sees them (remote ones: the downloaded copy)
     local_paths: dict[str, Path] = field(default_factory=dict)
     download_dir: Path | None = None  # folder made for remote `path` values, when one was needed
+    # Declared float/int params whose text is not the form Python writes for that number
+    # (`50` for a float, `1e-3`, `010` for an int): see logged_at_end.
+    number_forms: frozenset[str] = frozenset()
 
     def as_logged(self) -> dict[str, str]:
+        """Every param of the run as MLflow logs it (the values unquoted)."""
         return {**self.declared, **self.extra}
+
+    def logged_at_start(self) -> dict[str, str]:
+        """The params to log when the run is opened: all but those of :meth:`logged_at_end`."""
+        return {k: v for k, v in self.as_logged().items() if k not in self.number_forms}
+
+    def deferred(self) -> dict[str, str]:
+        """The params whose logging waits for the run's end (see :func:`logged_at_end`)."""
+        return {k: v for k, v in self.declared.items() if k in self.number_forms}
+
+    def logged_at_end(self, logged_by_project: Mapping[str, str]) -> dict[str, str]:
+        return logged_at_end(self.deferred(), logged_by_project)
+
+
+def logged_at_end(
+    deferred: Mapping[str, str], logged_by_project: Mapping[str, str]
+) -> dict[str, str]:
+    """The params to log when the run ends: the deferred ones the project did not log itself.
+
+    A project that reads ``50`` with ``float()`` and logs it writes ``50.0``, and a store
+    refuses a second, different value for a param (MLflow issues 3536, 2820). So a number whose
+    text differs from Python's form of it is logged only when the run ends, and only if the
+    project has not logged that param meanwhile; the command still gets the text as given."""
+    return {k: v for k, v in deferred.items() if k not in logged_by_project}
 
 
 _BRACE_HINT = "write {{ and }} for a literal brace"
@@ -228,7 +255,12 @@ def resolve_parameters(
         if download_dir is None:
             download_dir = _make_download_dir(storage_dir)
         local_paths[name] = _download(uri, download_dir / f"param_{index}", name, origin)
-    return ResolvedParameters(declared, extra, local_paths, download_dir)
+    number_forms = frozenset(
+        name
+        for name, param in params.items()
+        if param.type in NUMERIC_TYPES and not in_python_form(param.type, declared[name])
+    )
+    return ResolvedParameters(declared, extra, local_paths, download_dir, number_forms)
 
 
 def render_command(entry_point: EntryPoint, resolved: ResolvedParameters) -> str:

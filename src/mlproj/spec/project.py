@@ -1,63 +1,82 @@
 """The MLproject file: loading, validation and entry points.
 
-``load_project`` accepts every MLproject that ``mlflow run`` accepts, and turns every malformed
-one into an :class:`ExecutionException` that names the file, the key path, the offending value
-and (when the YAML parser knows it) the line. The value rules of the parameter types live here
-too, because defaults and choices are checked when the file is loaded.
+``load_project`` accepts every MLproject that ``mlflow run`` accepts. A malformed file becomes a
+:class:`~mlproj.spec.problems.SpecError` naming the file, the key path, the offending value and
+(when the YAML parser knows it) the line. Validation is per entry point, as in MLflow: a
+mistake inside one entry point is raised only when that entry point is run, and shows as a
+warning otherwise. Suspicious but valid spellings (an unknown type, a misspelled key) are kept
+as warnings on the project. :func:`inspect_project` collects every problem instead of raising
+the first, for ``mlproj check``. The value rules of the parameter types are in
+:mod:`mlproj.spec.types`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
-from urllib.parse import urlparse
 
 import yaml
 
 from mlproj.errors import ExecutionException, one_line
-from mlproj.redaction import mask_userinfo
+from mlproj.spec.problems import Problem, SpecError, closest
+from mlproj.spec.types import (
+    KNOWN_TYPES,
+    NUMERIC_TYPES,
+    InvalidValue,
+    Parameter,
+    canonical_type,
+    check_value,
+    has_scheme,
+    show_number,
+    show_value,
+    typed_text,
+)
 
-ParamType = Literal["string", "float", "int", "path", "uri", "bool"]
+__all__ = [
+    "DockerEnv",
+    "EntryPoint",
+    "InvalidValue",
+    "Parameter",
+    "Project",
+    "absolute_path",
+    "check_value",
+    "expand_user",
+    "has_scheme",
+    "inspect_project",
+    "load_project",
+    "show_value",
+]
+
 EnvType = Literal["python_env", "conda_env", "docker", "none"]
 
-PARAM_TYPES: tuple[str, ...] = ("string", "float", "int", "path", "uri", "bool")
-# Spellings seen in real MLproject files; MLflow passes any type name through, so accepting
-# these keeps such projects running.
-_TYPE_ALIASES = {"str": "string", "integer": "int", "boolean": "bool", "double": "float"}
-BOOL_TRUE = frozenset({"true", "yes", "1", "on"})
-BOOL_FALSE = frozenset({"false", "no", "0", "off"})
+TOP_LEVEL_KEYS = (
+    "name",
+    "entry_points",
+    "conda_env",
+    "python_env",
+    "docker_env",
+    "databricks_spark_job",
+)
+ENTRY_POINT_KEYS = ("command", "parameters")
+PARAMETER_KEYS = ("type", "default", "choices", "min", "max", "help")
 _ENV_FIELDS = ("docker_env", "python_env", "conda_env")
 _SCRIPT_RUNNERS = {".py": "python", ".sh": "bash"}
 DEFAULT_ENV_FILES: tuple[tuple[str, EnvType], ...] = (
     ("python_env.yaml", "python_env"),
     ("conda.yaml", "conda_env"),
 )
+_PYTHON_ENV_KEYS = frozenset({"python", "build_dependencies", "dependencies"})
 
 # The C loader is several times faster; fall back to the pure-Python one when libyaml is absent.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Key = str | int  # one step of a key path: a mapping key or a list index
-
-
-@dataclass(frozen=True)
-class Parameter:
-    name: str
-    type: ParamType = "string"
-    default: Any = None  # None means required
-    choices: tuple[Any, ...] | None = None
-    min: float | None = None
-    max: float | None = None
-    help: str | None = None
-
-    @property
-    def required(self) -> bool:
-        return self.default is None
 
 
 @dataclass(frozen=True)
@@ -81,17 +100,36 @@ class Project:
     directory: Path  # absolute
     spec_path: Path | None  # the MLproject file, None when the folder has none
     name: str | None
-    entry_points: Mapping[str, EntryPoint]
+    entry_points: Mapping[str, EntryPoint]  # the valid ones
     env_type: EnvType
     env_file: Path | None  # absolute path of python_env / conda yaml, when there is one
     docker_env: DockerEnv | None = None
     databricks_spark_job: Mapping[str, Any] | None = None  # kept as written; Databricks only
+    # Entry points with a mistake: the error is raised when that entry point is run.
+    invalid_entry_points: Mapping[str, SpecError] = field(default_factory=dict)
+    warnings: tuple[Problem, ...] = ()
 
     def describe(self) -> str:
         """Where the entry points come from, for messages."""
         if self.spec_path is not None:
             return str(self.spec_path)
         return f"{self.directory} (no MLproject file)"
+
+    def warnings_for(self, entry_point: str) -> list[Problem]:
+        """What to warn about when running ``entry_point``: the project's warnings, the entry
+        point's own, and one line for each other entry point that could not be run."""
+        found = [w for w in self.warnings if w.entry_point in (None, entry_point)]
+        for name, error in self.invalid_entry_points.items():
+            if name != entry_point:
+                found.append(
+                    dataclasses.replace(
+                        error.problem,
+                        severity="warning",
+                        code="invalid-entry-point",
+                        message=f"entry point {name!r} cannot run: {error.problem.message}",
+                    )
+                )
+        return found
 
     def get_entry_point(self, name: str) -> EntryPoint:
         """A declared entry point, or ``python x.py`` / ``bash x.sh`` for a script in the folder."""
@@ -100,6 +138,9 @@ class Project:
         declared = self.entry_points.get(name)
         if declared is not None:
             return declared
+        invalid = self.invalid_entry_points.get(name)
+        if invalid is not None:
+            raise invalid
         runner = _SCRIPT_RUNNERS.get(Path(name).suffix)
         if runner is None:
             raise ExecutionException(
@@ -125,24 +166,6 @@ class Project:
         return EntryPoint(name=name, command=f"{runner} {quoted}", spec_path=self.spec_path)
 
 
-# --------------------------------------------------------------------------------------------
-# Parameter values: one set of rules for defaults, choices and user values.
-
-
-class InvalidValue(ValueError):
-    """A value does not fit its parameter; ``problem`` reads e.g. ``expected float, got 'x'``."""
-
-    def __init__(self, problem: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
-
-
-def show_value(value: object, limit: int = 200) -> str:
-    """repr() for messages: credentials in URLs hidden, long values cut."""
-    text = mask_userinfo(repr(value))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def absolute_path(path: str | os.PathLike[str]) -> Path:
     """Absolute and normalised, like os.path.abspath: symlinks stay as the user named them."""
     return Path(os.path.abspath(path))  # noqa: PTH100 - Path.resolve() would follow symlinks
@@ -156,117 +179,6 @@ def expand_user(path: str | os.PathLike[str]) -> Path:
         return Path(path)
 
 
-def _show_number(number: float) -> str:
-    if isinstance(number, float) and number.is_integer():
-        return str(int(number))
-    return repr(number)
-
-
-def has_scheme(text: str) -> bool:
-    """True for ``s3://b/k``, ``file:///x``; False for ``/x``, ``x`` and ``C:\\x``."""
-    try:
-        return len(urlparse(text).scheme) >= 2
-    except ValueError:  # e.g. an unbalanced IPv6 bracket
-        return False
-
-
-def _as_float(value: object) -> float:
-    if isinstance(value, bool):
-        raise InvalidValue(f"expected float, got {show_value(value)}")
-    try:
-        if isinstance(value, int | float | str):
-            return float(value)
-    except (ValueError, OverflowError):
-        pass
-    raise InvalidValue(f"expected float, got {show_value(value)}")
-
-
-def _as_int(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    raise InvalidValue(f"expected int, got {show_value(value)}")
-
-
-def _as_bool_text(value: object) -> str:
-    if isinstance(value, bool):
-        return str(value)  # 'True' / 'False', as MLflow renders Python booleans
-    if isinstance(value, int | str):
-        text = str(value)
-        if text.strip().lower() in BOOL_TRUE | BOOL_FALSE:
-            return text  # keep the user's spelling; it is what the script receives
-    raise InvalidValue(f"expected bool (true/false, yes/no, 1/0, on/off), got {show_value(value)}")
-
-
-def _typed_text(param_type: str, value: object) -> str:
-    """The value as the command and the tracking store see it; raises InvalidValue."""
-    if param_type == "float":
-        return repr(_as_float(value))
-    if param_type == "int":
-        return str(_as_int(value))
-    if param_type == "bool":
-        return _as_bool_text(value)
-    if param_type in ("path", "uri"):
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        # Scalars only (YAML may give numbers or dates for a folder name); str() as MLflow does.
-        if isinstance(value, bool | list | tuple | dict | set) or value is None or value == "":
-            raise InvalidValue(f"expected a {param_type}, got {show_value(value)}")
-        text = str(value)
-        if param_type == "uri" and not has_scheme(text):
-            raise InvalidValue(
-                f"expected a URI with a scheme (such as s3://, https://, file:///), "
-                f"got {show_value(text)}"
-            )
-        return text
-    return str(value)
-
-
-def _comparable(param_type: str, text: str) -> object:
-    """What two values of this type are compared by (0.10 equals 0.1, YES equals true)."""
-    if param_type == "float":
-        return float(text)
-    if param_type == "int":
-        return int(text)
-    if param_type == "bool":
-        return text.strip().lower() in BOOL_TRUE
-    return text
-
-
-def check_value(param: Parameter, value: object) -> str:
-    """Validate ``value`` against the parameter's type, choices and bounds; return its text.
-
-    Path values are only checked to be non-empty text here; where they point is resolved by
-    :func:`mlproj.spec.params.resolve_parameters`.
-    """
-    text = _typed_text(param.type, value)
-    if param.choices is not None:
-        wanted = _comparable(param.type, text)
-        allowed = [_comparable(param.type, _typed_text(param.type, c)) for c in param.choices]
-        if wanted not in allowed:
-            listed = ", ".join(show_value(c) for c in param.choices)
-            raise InvalidValue(f"expected one of {listed}, got {show_value(value)}")
-    if param.min is not None or param.max is not None:
-        number = _as_float(text)
-        if math.isnan(number):
-            raise InvalidValue("got nan, which cannot be compared with min/max")
-        if param.min is not None and number < param.min:
-            raise InvalidValue(
-                f"expected a value >= {_show_number(param.min)}, got {show_value(value)}"
-            )
-        if param.max is not None and number > param.max:
-            raise InvalidValue(
-                f"expected a value <= {_show_number(param.max)}, got {show_value(value)}"
-            )
-    return text
-
-
 # --------------------------------------------------------------------------------------------
 # Loading.
 
@@ -278,12 +190,9 @@ def _key_path(keys: Sequence[Key]) -> str:
     return out
 
 
-def _line_of(raw: bytes, keys: Sequence[Key]) -> int | None:
-    """1-based line of the deepest node on ``keys`` (only computed when reporting an error)."""
-    try:
-        node = yaml.compose(raw, Loader=_Loader)
-    except yaml.YAMLError:
-        return None
+def _line_in(root: yaml.Node | None, keys: Sequence[Key]) -> int | None:
+    """1-based line of the deepest node on ``keys``."""
+    node = root
     line: int | None = None
     for key in keys:
         if isinstance(node, yaml.MappingNode) and isinstance(key, str):
@@ -303,19 +212,48 @@ def _line_of(raw: bytes, keys: Sequence[Key]) -> int | None:
     return line
 
 
-@dataclass(frozen=True)
-class _SpecFile:
-    """The MLproject being loaded: builds errors that point into it."""
+class SpecFile:
+    """The MLproject being loaded: builds problems that point into it."""
 
-    path: Path
-    raw: bytes
+    def __init__(self, path: Path, raw: bytes) -> None:
+        self.path = path
+        self.raw = raw
+        self._root: yaml.Node | Literal[False] | None = False  # composed on first use
 
-    def error(self, keys: Sequence[Key], problem: str) -> ExecutionException:
-        if not keys:
-            return ExecutionException(f"{self.path}: {problem}")
-        line = _line_of(self.raw, keys)
-        where = f" (line {line})" if line is not None else ""
-        return ExecutionException(f"{self.path}: {_key_path(keys)}: {problem}{where}")
+    def line(self, keys: Sequence[Key]) -> int | None:
+        if self._root is False:
+            try:
+                self._root = yaml.compose(self.raw, Loader=_Loader)
+            except yaml.YAMLError:
+                self._root = None
+        return _line_in(self._root, keys) if keys else None
+
+    def problem(
+        self,
+        severity: Literal["error", "warning"],
+        code: str,
+        keys: Sequence[Key],
+        message: str,
+        entry_point: str | None = None,
+    ) -> Problem:
+        return Problem(
+            severity=severity,
+            code=code,
+            message=message,
+            file=self.path,
+            key=_key_path(keys),
+            line=self.line(keys),
+            entry_point=entry_point,
+        )
+
+    def error(
+        self,
+        keys: Sequence[Key],
+        message: str,
+        code: str = "invalid",
+        entry_point: str | None = None,
+    ) -> SpecError:
+        return SpecError(self.problem("error", code, keys, message, entry_point))
 
 
 def _type_name(value: object) -> str:
@@ -330,6 +268,7 @@ def _type_name(value: object) -> str:
 
 def _find_spec_file(directory: Path) -> Path | None:
     try:
+        # A folder (or a symlink to one) named `mlproject` is not the spec: MLflow skips it too.
         found = sorted(
             entry.name
             for entry in os.scandir(directory)
@@ -358,12 +297,17 @@ def _char_code(character: object) -> str:
     return repr(character)
 
 
-def _parse_yaml(path: Path) -> tuple[_SpecFile, dict[Any, Any]]:
+def _yaml_error(path: Path, message: str, line: int | None) -> SpecError:
+    # The message carries the line (and column) itself; the key path is empty.
+    return SpecError(Problem("error", "yaml", message, file=path, line=line))
+
+
+def _parse_yaml(path: Path) -> tuple[SpecFile, dict[Any, Any]]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ExecutionException(f"Cannot read {path}: {exc.strerror or exc}") from None
-    spec = _SpecFile(path, raw)
+    spec = SpecFile(path, raw)
     try:
         data = yaml.load(raw, Loader=_Loader)  # noqa: S506 - _Loader is a safe loader
     except yaml.MarkedYAMLError as exc:
@@ -372,15 +316,19 @@ def _parse_yaml(path: Path) -> tuple[_SpecFile, dict[Any, Any]]:
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
         if mark and _tab_at(raw, mark.line, mark.column):
             where += "; YAML indents with spaces, not tabs"
-        raise ExecutionException(f"{path}: not valid YAML: {problem}{where}") from None
+        raise _yaml_error(
+            path, f"not valid YAML: {problem}{where}", mark.line + 1 if mark else None
+        ) from None
     except yaml.reader.ReaderError as exc:  # bytes that are not text (bad UTF-8, control chars)
         line = raw[: max(exc.position, 0)].count(b"\n") + 1
-        raise ExecutionException(
-            f"{path}: not valid YAML: {exc.reason} ({_char_code(exc.character)}, line {line}); "
-            "save the file as UTF-8 text"
+        raise _yaml_error(
+            path,
+            f"not valid YAML: {exc.reason} ({_char_code(exc.character)}, line {line}); "
+            "save the file as UTF-8 text",
+            line,
         ) from None
     except yaml.YAMLError as exc:
-        raise ExecutionException(f"{path}: not valid YAML: {one_line(str(exc))}") from None
+        raise _yaml_error(path, f"not valid YAML: {one_line(str(exc))}", None) from None
     if data is None:
         raise spec.error(
             (),
@@ -394,134 +342,313 @@ def _parse_yaml(path: Path) -> tuple[_SpecFile, dict[Any, Any]]:
     return spec, data
 
 
-def _as_mapping(spec: _SpecFile, keys: Sequence[Key], value: object) -> Mapping[Any, Any]:
+def _as_mapping(
+    spec: SpecFile, keys: Sequence[Key], value: object, ep: str | None = None
+) -> Mapping[Any, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise spec.error(keys, f"expected a mapping, got {_type_name(value)}")
+        raise spec.error(keys, f"expected a mapping, got {_type_name(value)}", entry_point=ep)
     return value
 
 
-def _parse_type(spec: _SpecFile, keys: Sequence[Key], value: object) -> ParamType:
-    if value is None:
-        return "string"
-    if isinstance(value, str):
-        name = value.strip().lower()
-        name = _TYPE_ALIASES.get(name, name)
-        if name in PARAM_TYPES:
-            return cast(ParamType, name)
-    raise spec.error(
-        keys,
-        f"unknown parameter type {show_value(value)}; valid types: {', '.join(PARAM_TYPES)}",
-    )
-
-
-def _parse_bound(spec: _SpecFile, keys: Sequence[Key], value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise spec.error(keys, f"expected a number, got {_type_name(value)}")
-    return value
-
-
-def _parse_parameter(spec: _SpecFile, keys: tuple[Key, ...], name: str, decl: object) -> Parameter:
-    if isinstance(decl, str):
-        return Parameter(name=name, type=_parse_type(spec, keys, decl))
-    if not isinstance(decl, Mapping):
-        raise spec.error(
-            keys,
-            f"expected a type name (e.g. `{name}: float`) or a mapping "
-            f"(e.g. `{name}: {{type: float, default: 0.5}}`), got {_type_name(decl)}",
+def key_warnings(
+    spec: SpecFile,
+    keys: tuple[Key, ...],
+    decl: Mapping[Any, Any],
+    valid: Sequence[str],
+    what: str,
+    entry_point: str | None,
+    *,
+    near_misses_only: bool = False,
+) -> list[Problem]:
+    """Keys MLflow ignores that are most probably mistakes: ``type:int`` (no space after the
+    colon in a ``{...}`` mapping), ``default=5``, ``defulat``."""
+    found: list[Problem] = []
+    for raw_key in decl:
+        key = str(raw_key)
+        if key in valid:
+            continue
+        head, sep, rest = next(
+            ((key[:i], c, key[i + 1 :]) for i, c in enumerate(key) if c in ":="),
+            (key, "", ""),
         )
-    ptype = _parse_type(spec, (*keys, "type"), decl.get("type"))
-    low = _parse_bound(spec, (*keys, "min"), decl.get("min"))
-    high = _parse_bound(spec, (*keys, "max"), decl.get("max"))
-    if (low is not None or high is not None) and ptype not in ("float", "int"):
-        bound_key = "min" if low is not None else "max"
-        raise spec.error(
-            (*keys, bound_key), f"min/max apply only to float and int parameters, not {ptype}"
-        )
-    if low is not None and high is not None and low > high:
-        raise spec.error(
-            (*keys, "min"), f"min {_show_number(low)} is greater than max {_show_number(high)}"
-        )
-    help_text = decl.get("help")
-    if help_text is not None and not isinstance(help_text, str):
-        raise spec.error((*keys, "help"), f"expected a string, got {_type_name(help_text)}")
-    param = Parameter(name=name, type=ptype, min=low, max=high, help=help_text)
-
-    raw_choices = decl.get("choices")
-    if raw_choices is not None:
-        if not isinstance(raw_choices, list) or not raw_choices:
-            raise spec.error(
-                (*keys, "choices"), f"expected a non-empty list, got {_type_name(raw_choices)}"
+        head = head.strip()
+        if sep == ":" and head in valid:
+            code = "flow-mapping-colon"
+            message = (
+                f"key {key!r} is one key to YAML, because a colon needs a space after it "
+                f"inside {{...}}: this {what} has no {head!r}; write `{head}: {rest.strip()}`"
             )
-        for index, choice in enumerate(raw_choices):
+        elif sep == "=" and head in valid:
+            code = "misspelled-key"
+            message = (
+                f"key {key!r} is not {head!r}: YAML maps keys with a colon and a space; "
+                f"write `{head}: {rest.strip()}`"
+            )
+        else:
+            suggestion = closest(head, valid, cutoff=0.7 if near_misses_only else 0.6)
+            if suggestion is None and near_misses_only:
+                continue
+            code = "unknown-key" if suggestion is None else "misspelled-key"
+            hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+            valid_list = ", ".join(valid)
+            message = f"unknown key {key!r} in this {what}, ignored (valid: {valid_list}){hint}"
+        found.append(spec.problem("warning", code, (*keys, key), message, entry_point))
+    return found
+
+
+class _Reader:
+    """One load: the spec file, the warnings found so far, and whether errors are raised at
+    once (``load_project``) or collected (``inspect_project``)."""
+
+    def __init__(self, spec: SpecFile, *, strict: bool) -> None:
+        self.spec = spec
+        self.strict = strict
+        self.warnings: list[Problem] = []
+        self.errors: list[SpecError] = []
+
+    def fail(self, error: SpecError) -> None:
+        if self.strict:
+            raise error
+        self.errors.append(error)
+
+    # --- parameters ---------------------------------------------------------------------
+
+    def parse_type(
+        self, keys: tuple[Key, ...], name: str, value: object, ep: str, *, shorthand: bool
+    ) -> str:
+        if value is None:
+            return "string"
+        text = value if isinstance(value, str) else str(value)
+        known = canonical_type(text) if isinstance(value, str) else None
+        if known is not None:
+            return known
+        # MLflow gives no behaviour to a type it does not know: the value is plain text.
+        known_list = ", ".join(KNOWN_TYPES)
+        if shorthand:
+            message = (
+                f"`{name}: {text}` declares the type {text!r}, not a default: MLflow reads an "
+                f"unknown type, so {name!r} is required and its value is passed as text; "
+                f"for a default write `{name}: {{type: string, default: {text}}}` "
+                f"(known types: {known_list})"
+            )
+        else:
+            suggestion = closest(text, KNOWN_TYPES, cutoff=0.7)
+            hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+            message = (
+                f"unknown parameter type {text!r}: its values are passed as text, as MLflow "
+                f"does (known types: {known_list}){hint}"
+            )
+        self.warnings.append(self.spec.problem("warning", "unknown-type", keys, message, ep))
+        return text
+
+    def parse_bound(self, keys: tuple[Key, ...], value: object, ep: str) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.spec.error(
+                keys, f"expected a number, got {_type_name(value)}", entry_point=ep
+            )
+        return value
+
+    def parse_parameter(self, keys: tuple[Key, ...], name: str, decl: object, ep: str) -> Parameter:
+        spec = self.spec
+        if isinstance(decl, str):
+            return Parameter(name=name, type=self.parse_type(keys, name, decl, ep, shorthand=True))
+        if not isinstance(decl, Mapping):
+            raise spec.error(
+                keys,
+                f"expected a type name (e.g. `{name}: float`) or a mapping "
+                f"(e.g. `{name}: {{type: float, default: 0.5}}`), got {_type_name(decl)}",
+                entry_point=ep,
+            )
+        self.warnings += key_warnings(spec, keys, decl, PARAMETER_KEYS, "parameter", ep)
+        ptype = self.parse_type((*keys, "type"), name, decl.get("type"), ep, shorthand=False)
+        low = self.parse_bound((*keys, "min"), decl.get("min"), ep)
+        high = self.parse_bound((*keys, "max"), decl.get("max"), ep)
+        if (low is not None or high is not None) and ptype not in NUMERIC_TYPES:
+            bound_key = "min" if low is not None else "max"
+            raise spec.error(
+                (*keys, bound_key),
+                f"min/max apply only to float and int parameters, not {ptype}",
+                entry_point=ep,
+            )
+        if low is not None and high is not None and low > high:
+            raise spec.error(
+                (*keys, "min"),
+                f"min {show_number(low)} is greater than max {show_number(high)}",
+                entry_point=ep,
+            )
+        help_text = decl.get("help")
+        if help_text is not None and not isinstance(help_text, str):
+            raise spec.error(
+                (*keys, "help"), f"expected a string, got {_type_name(help_text)}", entry_point=ep
+            )
+        param = Parameter(name=name, type=ptype, min=low, max=high, help=help_text)
+
+        raw_choices = decl.get("choices")
+        if raw_choices is not None:
+            if not isinstance(raw_choices, list) or not raw_choices:
+                raise spec.error(
+                    (*keys, "choices"),
+                    f"expected a non-empty list, got {_type_name(raw_choices)}",
+                    entry_point=ep,
+                )
+            for index, choice in enumerate(raw_choices):
+                try:
+                    typed_text(ptype, choice)
+                except InvalidValue as exc:
+                    raise spec.error(
+                        (*keys, "choices", index), exc.problem, entry_point=ep
+                    ) from None
+            param = dataclasses.replace(param, choices=tuple(raw_choices))
+
+        default = decl.get("default")
+        if default is not None:
             try:
-                _typed_text(ptype, choice)
+                check_value(param, default)
             except InvalidValue as exc:
-                raise spec.error((*keys, "choices", index), exc.problem) from None
-        param = dataclasses.replace(param, choices=tuple(raw_choices))
+                raise spec.error((*keys, "default"), exc.problem, entry_point=ep) from None
+            param = dataclasses.replace(param, default=default)
+        return param
 
-    default = decl.get("default")
-    if default is not None:
-        try:
-            check_value(param, default)
-        except InvalidValue as exc:
-            raise spec.error((*keys, "default"), exc.problem) from None
-        param = dataclasses.replace(param, default=default)
-    return param
+    # --- entry points -------------------------------------------------------------------
 
-
-def _parse_entry_point(spec: _SpecFile, name: str, decl: object) -> EntryPoint:
-    keys: tuple[Key, ...] = ("entry_points", name)
-    if not isinstance(decl, Mapping):
-        raise spec.error(
-            keys, f"expected a mapping with `command` (and `parameters`), got {_type_name(decl)}"
-        )
-    command = decl.get("command")
-    if command is None:
-        raise spec.error(keys, "missing `command`: add the shell command this entry point runs")
-    if not isinstance(command, str):
-        raise spec.error((*keys, "command"), f"expected a string, got {_type_name(command)}")
-    if not command.strip():
-        raise spec.error((*keys, "command"), "the command is empty")
-    params: dict[str, Parameter] = {}
-    raw_params = _as_mapping(spec, (*keys, "parameters"), decl.get("parameters"))
-    for pname, pdecl in raw_params.items():
-        pkeys = (*keys, "parameters", str(pname))
-        if not isinstance(pname, str) or not pname:
-            raise spec.error(pkeys, f"parameter names must be text, got {show_value(pname)}")
-        params[pname] = _parse_parameter(spec, pkeys, pname, pdecl)
-    return EntryPoint(name=name, command=command, parameters=params, spec_path=spec.path)
-
-
-def _parse_docker_env(spec: _SpecFile, value: object) -> DockerEnv:
-    keys: tuple[Key, ...] = ("docker_env",)
-    decl = _as_mapping(spec, keys, value)
-    image = decl.get("image")
-    if not isinstance(image, str) or not image.strip():
-        raise spec.error(
-            (*keys, "image") if "image" in decl else keys,
-            f"expected a non-empty image name (e.g. `image: python:3.11-slim`), "
-            f"got {_type_name(image)}",
-        )
-    volumes = decl.get("volumes") or []
-    if not isinstance(volumes, list):
-        raise spec.error((*keys, "volumes"), f"expected a list, got {_type_name(volumes)}")
-    for index, volume in enumerate(volumes):
-        if not isinstance(volume, str) or not volume:
+    def parse_entry_point(self, name: str, decl: object) -> EntryPoint:
+        spec = self.spec
+        keys: tuple[Key, ...] = ("entry_points", name)
+        if not isinstance(decl, Mapping):
             raise spec.error(
-                (*keys, "volumes", index),
-                f'expected a string such as "/host/path:/container/path", got {_type_name(volume)}',
+                keys,
+                f"expected a mapping with `command` (and `parameters`), got {_type_name(decl)}",
+                entry_point=name,
             )
-    raw_env = decl.get("environment") or []
-    if not isinstance(raw_env, list):
-        raise spec.error((*keys, "environment"), f"expected a list, got {_type_name(raw_env)}")
-    environment: list[str | tuple[str, str]] = []
-    for index, item in enumerate(raw_env):
-        environment.append(_parse_docker_variable(spec, (*keys, "environment", index), item))
-    return DockerEnv(image=image, volumes=tuple(volumes), environment=tuple(environment))
+        self.warnings += key_warnings(spec, keys, decl, ENTRY_POINT_KEYS, "entry point", name)
+        command = decl.get("command")
+        if command is None:
+            near = [str(k) for k in decl if closest(str(k), ["command"]) and k != "command"]
+            hint = f" (is {near[0]!r} a misspelling of it?)" if near else ""
+            raise spec.error(
+                keys,
+                f"missing `command`{hint}: add the shell command this entry point runs",
+                entry_point=name,
+            )
+        if not isinstance(command, str):
+            raise spec.error(
+                (*keys, "command"),
+                f"expected a string, got {_type_name(command)}",
+                entry_point=name,
+            )
+        if not command.strip():
+            raise spec.error((*keys, "command"), "the command is empty", entry_point=name)
+        params: dict[str, Parameter] = {}
+        raw_params = _as_mapping(spec, (*keys, "parameters"), decl.get("parameters"), name)
+        for pname, pdecl in raw_params.items():
+            pkeys = (*keys, "parameters", str(pname))
+            if not isinstance(pname, str) or not pname:
+                raise spec.error(
+                    pkeys,
+                    f"parameter names must be text, got {show_value(pname)}",
+                    entry_point=name,
+                )
+            params[pname] = self.parse_parameter(pkeys, pname, pdecl, name)
+        return EntryPoint(name=name, command=command, parameters=params, spec_path=spec.path)
+
+    def parse_entry_points(
+        self, value: object
+    ) -> tuple[dict[str, EntryPoint], dict[str, SpecError]]:
+        valid: dict[str, EntryPoint] = {}
+        invalid: dict[str, SpecError] = {}
+        try:
+            declared = _as_mapping(self.spec, ("entry_points",), value)
+        except SpecError as error:
+            self.fail(error)
+            return valid, invalid
+        for ep_name, decl in declared.items():
+            if not isinstance(ep_name, str) or not ep_name:
+                self.fail(
+                    self.spec.error(
+                        ("entry_points", str(ep_name)),
+                        f"entry point names must be text, got {ep_name!r}",
+                    )
+                )
+                continue
+            # Only this entry point is affected by a mistake in it, as in MLflow.
+            before = len(self.warnings)
+            try:
+                valid[ep_name] = self.parse_entry_point(ep_name, decl)
+            except SpecError as error:
+                invalid[ep_name] = error
+                del self.warnings[before:]  # the error says what matters about it
+        return valid, invalid
+
+    # --- environment --------------------------------------------------------------------
+
+    def parse_docker_env(self, value: object) -> DockerEnv:
+        spec = self.spec
+        keys: tuple[Key, ...] = ("docker_env",)
+        decl = _as_mapping(spec, keys, value)
+        image = decl.get("image")
+        if not isinstance(image, str) or not image.strip():
+            raise spec.error(
+                (*keys, "image") if "image" in decl else keys,
+                f"expected a non-empty image name (e.g. `image: python:3.11-slim`), "
+                f"got {_type_name(image)}",
+            )
+        volumes = decl.get("volumes") or []
+        if not isinstance(volumes, list):
+            raise spec.error((*keys, "volumes"), f"expected a list, got {_type_name(volumes)}")
+        for index, volume in enumerate(volumes):
+            if not isinstance(volume, str) or not volume:
+                raise spec.error(
+                    (*keys, "volumes", index),
+                    'expected a string such as "/host/path:/container/path", '
+                    f"got {_type_name(volume)}",
+                )
+        raw_env = decl.get("environment") or []
+        if not isinstance(raw_env, list):
+            raise spec.error((*keys, "environment"), f"expected a list, got {_type_name(raw_env)}")
+        environment: list[str | tuple[str, str]] = []
+        for index, item in enumerate(raw_env):
+            environment.append(_parse_docker_variable(spec, (*keys, "environment", index), item))
+        return DockerEnv(image=image, volumes=tuple(volumes), environment=tuple(environment))
+
+    def python_env_or_conda(self, keys: tuple[Key, ...], path: Path) -> EnvType:
+        """``python_env`` unless the file holds a conda spec (seen in public projects)."""
+        if not _holds_conda_spec(path):
+            return "python_env"
+        self.warnings.append(
+            self.spec.problem(
+                "warning",
+                "conda-spec-in-python-env",
+                keys,
+                f"{path.name} holds a conda environment spec (channels / conda-style "
+                "dependencies), not MLflow's python_env format; it is used as a conda_env "
+                "(MLflow fails to read it unless --env-manager local is given)",
+            )
+        )
+        return "conda_env"
+
+
+def _holds_conda_spec(path: Path) -> bool:
+    try:
+        data = yaml.load(path.read_bytes(), Loader=_Loader)  # noqa: S506 - a safe loader
+    except (OSError, yaml.YAMLError):
+        return False  # the environment manager reports it, with its own context
+    if not isinstance(data, Mapping) or not data:
+        return False
+    keys = set(map(str, data))
+    if keys & {"channels", "name", "prefix"}:
+        return True
+    if keys - _PYTHON_ENV_KEYS:
+        return False  # a python_env with a misspelled key: its own error says which
+    dependencies = data.get("dependencies")
+    return isinstance(dependencies, list) and any(
+        isinstance(item, Mapping)
+        or (isinstance(item, str) and re.match(r"python\s*=", item) is not None)
+        for item in dependencies
+    )
 
 
 def _valid_env_name(name: object) -> bool:
@@ -529,7 +656,7 @@ def _valid_env_name(name: object) -> bool:
 
 
 def _parse_docker_variable(
-    spec: _SpecFile, keys: Sequence[Key], item: object
+    spec: SpecFile, keys: Sequence[Key], item: object
 ) -> str | tuple[str, str]:
     if _valid_env_name(item):
         return cast(str, item)
@@ -547,18 +674,21 @@ def _parse_docker_variable(
     )
 
 
-def _env_file(spec: _SpecFile, directory: Path, key: str, value: object) -> Path:
+def _env_file(spec: SpecFile, directory: Path, key: str, value: object) -> Path:
     if not isinstance(value, str) or not value.strip():
         raise spec.error((key,), f"expected a file name, got {_type_name(value)}")
-    path = absolute_path(directory / value)
+    # Relative to the project folder; `../environment.yml` (outside it) is fine, as in MLflow.
+    path = absolute_path(directory / expand_user(value))
     if not path.is_file():
         raise spec.error(
-            (key,), f"file {value!r} not found (looked for {path}); create it or fix the name"
+            (key,),
+            f"file {value!r} not found (looked for {path}); create it or fix the name",
+            code="missing-env-file",
         )
     return path
 
 
-def _parse_name(spec: _SpecFile, value: object) -> str | None:
+def _parse_name(spec: SpecFile, value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -567,49 +697,81 @@ def _parse_name(spec: _SpecFile, value: object) -> str | None:
 
 
 def load_project(path: str | Path) -> Project:
-    """Read and validate the project in folder ``path`` (its MLproject file is optional)."""
+    """Read and validate the project in folder ``path`` (its MLproject file is optional).
+
+    Raises the first project-wide error; a mistake inside an entry point is raised when that
+    entry point is asked for (:meth:`Project.get_entry_point`)."""
+    project, _ = _load(path, strict=True)
+    assert project is not None  # strict loading raises instead
+    return project
+
+
+def inspect_project(path: str | Path) -> tuple[Project | None, list[SpecError]]:
+    """Like :func:`load_project`, but project-wide errors are collected, not raised: the
+    project as far as it could be read (None when the file is not readable YAML) and every
+    project-wide error. Entry point errors are in ``project.invalid_entry_points``."""
+    try:
+        return _load(path, strict=False)
+    except SpecError as error:
+        return None, [error]
+
+
+def _load(path: str | Path, *, strict: bool) -> tuple[Project | None, list[SpecError]]:
     directory = absolute_path(expand_user(path))
     if not directory.is_dir():
         raise ExecutionException(f"Project folder {directory} does not exist or is not a folder")
     spec_path = _find_spec_file(directory)
     if spec_path is None:
-        return Project(directory, None, None, {}, *_default_env(directory))
+        return Project(directory, None, None, {}, *_default_env(directory)), []
 
     spec, data = _parse_yaml(spec_path)
-    name = _parse_name(spec, data.get("name"))
-    entry_points: dict[str, EntryPoint] = {}
-    for ep_name, decl in _as_mapping(spec, ("entry_points",), data.get("entry_points")).items():
-        if not isinstance(ep_name, str) or not ep_name:
-            raise spec.error(
-                ("entry_points", str(ep_name)), f"entry point names must be text, got {ep_name!r}"
-            )
-        entry_points[ep_name] = _parse_entry_point(spec, ep_name, decl)
+    reader = _Reader(spec, strict=strict)
+    reader.warnings += key_warnings(
+        spec, (), data, TOP_LEVEL_KEYS, "MLproject file", None, near_misses_only=True
+    )
+    name: str | None = None
+    try:
+        name = _parse_name(spec, data.get("name"))
+    except SpecError as error:
+        reader.fail(error)
+    entry_points, invalid = reader.parse_entry_points(data.get("entry_points"))
 
     spark = data.get("databricks_spark_job")
     if spark is not None and not isinstance(spark, Mapping):
-        raise spec.error(("databricks_spark_job",), f"expected a mapping, got {_type_name(spark)}")
+        reader.fail(
+            spec.error(("databricks_spark_job",), f"expected a mapping, got {_type_name(spark)}")
+        )
+        spark = None
 
+    # `conda_env: ~` (null) declares nothing, as in MLflow.
     declared_envs = [key for key in _ENV_FIELDS if data.get(key) is not None]
     if len(declared_envs) > 1:
-        raise spec.error(
-            (declared_envs[1],),
-            f"a project declares at most one environment, but {' and '.join(declared_envs)} "
-            "are both set; keep one",
+        reader.fail(
+            spec.error(
+                (declared_envs[1],),
+                f"a project declares at most one environment, but {' and '.join(declared_envs)} "
+                "are both set; keep one",
+            )
         )
     docker: DockerEnv | None = None
     env_file: Path | None = None
-    env_type: EnvType
-    if "docker_env" in declared_envs:
-        docker, env_type = _parse_docker_env(spec, data["docker_env"]), "docker"
-    elif "python_env" in declared_envs:
-        env_type = "python_env"
-        env_file = _env_file(spec, directory, "python_env", data["python_env"])
-    elif "conda_env" in declared_envs:
-        env_type = "conda_env"
-        env_file = _env_file(spec, directory, "conda_env", data["conda_env"])
-    else:
-        env_type, env_file = _default_env(directory)
-    return Project(
+    env_type: EnvType = "none"
+    try:
+        if "docker_env" in declared_envs:
+            docker, env_type = reader.parse_docker_env(data["docker_env"]), "docker"
+        elif "python_env" in declared_envs:
+            env_file = _env_file(spec, directory, "python_env", data["python_env"])
+            env_type = reader.python_env_or_conda(("python_env",), env_file)
+        elif "conda_env" in declared_envs:
+            env_type = "conda_env"
+            env_file = _env_file(spec, directory, "conda_env", data["conda_env"])
+        else:
+            env_type, env_file = _default_env(directory)
+            if env_type == "python_env" and env_file is not None:
+                env_type = reader.python_env_or_conda((), env_file)
+    except SpecError as error:
+        reader.fail(error)
+    project = Project(
         directory=directory,
         spec_path=spec_path,
         name=name,
@@ -618,7 +780,10 @@ def load_project(path: str | Path) -> Project:
         env_file=env_file,
         docker_env=docker,
         databricks_spark_job=dict(spark) if spark is not None else None,
+        invalid_entry_points=invalid,
+        warnings=tuple(sorted(reader.warnings, key=lambda w: w.line or 0)),
     )
+    return project, reader.errors
 
 
 def _default_env(directory: Path) -> tuple[EnvType, Path | None]:

@@ -87,6 +87,28 @@ class TrackingStore(ABC):
     def log_artifact(self, run_id: str, local_path: Path, artifact_path: str | None = None) -> None:
         """Copy a local file into the run's artifacts (under ``artifact_path`` when given)."""
 
+    def find_runs_by_tag(
+        self,
+        experiment_ids: Sequence[str],
+        key: str,
+        value: str,
+        *,
+        status: str | None = None,
+        max_results: int = 1000,
+    ) -> list[Run]:
+        """Runs whose tag ``key`` is exactly ``value``, newest first (reuse and child lookups).
+
+        This default reads every run; stores override it with a lookup their backend makes
+        cheap (a search filter, one small file per run)."""
+        found = self.search_runs(experiment_ids, status=status, max_results=10**9)
+        return [r for r in found if r.tags.get(key) == value][:max_results]
+
+    def reopen_run(self, run_id: str) -> None:
+        """Make an ended run RUNNING again, without an end time (``sweep --resume``)."""
+        raise ExecutionException(
+            f"Tracking store {self.tracking_uri} cannot reopen run '{run_id}' to resume it"
+        )
+
     def get_run_status(self, run_id: str) -> str:
         """The run's status alone; stores override it when that is cheaper than ``get_run``."""
         return self.get_run(run_id).info.status

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import hashlib
 import itertools
 import os
 import posixpath
@@ -34,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from mlproj.errors import ExecutionException
+from mlproj.errors import ExecutionException, StoreUnreachable
 from mlproj.fsutil import (
     append_bytes,
     create_once,
@@ -44,7 +45,7 @@ from mlproj.fsutil import (
 )
 from mlproj.locations import local_store_root
 from mlproj.statuses import STATUS_TO_INT, TERMINAL_STATUSES, RunStatus
-from mlproj.tags import MLFLOW_RUN_NAME
+from mlproj.tags import MLFLOW_RUN_NAME, TAG_RUN_KEY
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import local_folder, now_ms, run_not_found
 from mlproj.tracking.entities import (
@@ -79,6 +80,11 @@ TRASH = ".trash"
 LOCK = ".mlproj.lock"
 RUN_NAME_TAG = MLFLOW_RUN_NAME
 # Folders inside an experiment that are not runs (MLflow keeps datasets, traces, models there).
+# Tags only mlproj writes, looked up by value (run reuse): each experiment keeps a hidden
+# index ``.mlproj-index/<tag>/<sha1 of value>`` listing the ids of runs that got that value, so a
+# lookup reads a few files instead of every run. Entries are hints, checked against the run.
+INDEXED_TAGS = frozenset({TAG_RUN_KEY})
+TAG_INDEX = ".mlproj-index"
 RESERVED_EXPERIMENT_FOLDERS = frozenset({"tags", "datasets", "traces", "models"})
 RUN_SUBFOLDERS = ("params", "metrics", "tags", "artifacts")
 
@@ -516,6 +522,7 @@ class FileStore(TrackingStore):
             shutil.rmtree(staging, ignore_errors=True)
             raise _write_error(f"Cannot create a run in {experiment_folder}", exc) from exc
         self._run_dirs[run_id] = final
+        self._index_tags(experiment_folder, run_id, all_tags)
         return info
 
     def get_run(self, run_id: str) -> Run:
@@ -561,6 +568,7 @@ class FileStore(TrackingStore):
                 write_atomic(target, value.encode("utf-8"), tmp_dir=run_dir)
             for key, data in lines.items():
                 append_bytes(self._key_path(run_dir, "metrics", key), data)
+            self._index_tags(run_dir.parent, run_id, new_tags)
             if run_name is not None:
                 # The tag and meta.yaml's run_name change together under the run's lock, so
                 # concurrent renames cannot leave them disagreeing.
@@ -618,6 +626,13 @@ class FileStore(TrackingStore):
         except OSError as exc:
             raise _write_error(f"Cannot set the status of run '{run_id}'", exc) from exc
 
+    def reopen_run(self, run_id: str) -> None:
+        run_dir = self._run_dir(run_id)
+        try:
+            self._update_run_meta(run_dir, status=STATUS_TO_INT[RunStatus.RUNNING], end_time=None)
+        except OSError as exc:
+            raise _write_error(f"Cannot reopen run '{run_id}'", exc) from exc
+
     def search_runs(
         self,
         experiment_ids: Sequence[str],
@@ -648,6 +663,74 @@ class FileStore(TrackingStore):
             self._run_dirs[run_id] = run_dir
             runs.append(self._load_run(run_dir, meta))
         return runs
+
+    def find_runs_by_tag(
+        self,
+        experiment_ids: Sequence[str],
+        key: str,
+        value: str,
+        *,
+        status: str | None = None,
+        max_results: int = 1000,
+    ) -> list[Run]:
+        # Indexed tags: the runs the index names. Others: one small file per run (the tag).
+        # Either way meta.yaml is read only for the runs that match.
+        validate_key("tag", key)
+        wanted_status = None if status is None else str(status).upper()
+        matches: list[tuple[int, str, str, str]] = []
+        for experiment_id in dict.fromkeys(str(e) for e in experiment_ids):
+            folder = self._experiment_dir(experiment_id)
+            if folder is None:
+                continue
+            for name, path in self._tag_candidates(folder, key, value):
+                if name[0] == "." or name in RESERVED_EXPERIMENT_FOLDERS:
+                    continue
+                if _read_text_or_none(f"{path}/tags/{key}") != value:
+                    continue
+                text = _read_text_or_none(f"{path}/{META}")
+                if not text:
+                    continue
+                try:
+                    meta = select_fields(text, _SCAN_KEYS)
+                except ValueError:
+                    continue
+                if as_str(meta.get("lifecycle_stage"), "active") != "active":
+                    continue
+                if wanted_status and status_name(meta.get("status")) != wanted_status:
+                    continue
+                matches.append((as_int(meta.get("start_time")) or 0, name, path, text))
+        matches.sort(key=lambda item: (-item[0], item[1]))
+        runs: list[Run] = []
+        for _, run_id, run_folder, text in matches[:max_results]:
+            run_dir = Path(run_folder)
+            self._run_dirs[run_id] = run_dir
+            runs.append(self._load_run(run_dir, select_fields(text, _RUN_INFO_KEYS)))
+        return runs
+
+    @staticmethod
+    def _index_file(experiment_folder: Path, key: str, value: str) -> Path:
+        digest = hashlib.sha1(value.encode("utf-8"), usedforsecurity=False).hexdigest()
+        return experiment_folder / TAG_INDEX / key / digest
+
+    def _index_tags(self, experiment_folder: Path, run_id: str, tags: Mapping[str, str]) -> None:
+        for key in INDEXED_TAGS.intersection(tags):
+            target = self._index_file(experiment_folder, key, tags[key])
+            # A lost entry only costs a reuse miss, never a wrong hit: not worth failing for.
+            with contextlib.suppress(OSError):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                append_bytes(target, f"{run_id}\n".encode("ascii"))
+
+    def _tag_candidates(self, folder: Path, key: str, value: str) -> Iterator[tuple[str, str]]:
+        """(run id, run folder) of the runs that may have tag ``key`` = ``value``."""
+        if key in INDEXED_TAGS:
+            listed = _read_text_or_none(self._index_file(folder, key, value)) or ""
+            for run_id in dict.fromkeys(listed.split()):
+                if _RUN_ID.fullmatch(run_id):
+                    yield run_id, f"{folder}/{run_id}"
+            return
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                yield entry.name, entry.path
 
     def search_run_infos(
         self, experiment_ids: Sequence[str], *, status: str | None = None, max_results: int = 1000
@@ -804,10 +887,17 @@ def _write_error(what: str, exc: OSError) -> ExecutionException:
             f"{what}: {exc.filename} is both a key and the folder of nested keys ('a' and "
             "'a/b'); use a different key."
         )
-    return ExecutionException(
+    message = (
         f"{what}: {exc.strerror or exc} ({exc.filename}). Check that the tracking store folder "
         "is writable and the disk is not full."
     )
+    if exc.errno in _TRANSIENT_WRITE_ERRORS:
+        # A full disk frees up: the end of a run can wait in the journal for it.
+        return StoreUnreachable(message)
+    return ExecutionException(message)
+
+
+_TRANSIENT_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
 
 
 def _metric_lines(metrics: Sequence[Metric]) -> dict[str, bytes]:

@@ -19,7 +19,7 @@ from mlproj.tags import MLFLOW_USER
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import local_folder, run_not_found
 from mlproj.tracking.entities import Experiment, Metric, Run, RunInfo
-from mlproj.tracking.rest_store import build_filter
+from mlproj.tracking.rest_store import build_filter, tag_filter
 
 PAGE_SIZE = 1000
 
@@ -171,6 +171,10 @@ class MlflowStore(TrackingStore):
                 tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
             )
 
+    def reopen_run(self, run_id: str) -> None:
+        with _mlflow_errors(f"Reopening run {run_id}"):
+            self.client.update_run(run_id, status="RUNNING")
+
     def set_terminated(self, run_id: str, status: str, end_time: int | None = None) -> None:
         with _mlflow_errors(f"Setting status {status} on run {run_id}"):
             self.client.set_terminated(run_id, status=status, end_time=end_time)
@@ -186,6 +190,35 @@ class MlflowStore(TrackingStore):
         if not experiment_ids or max_results <= 0:
             return []
         query = build_filter(status=status, params=params)
+        out: list[Run] = []
+        token: str | None = None
+        with _mlflow_errors(f"Searching runs in {self._display}"):
+            while len(out) < max_results:
+                page = self.client.search_runs(
+                    list(experiment_ids),
+                    filter_string=query,
+                    max_results=min(PAGE_SIZE, max_results - len(out)),
+                    order_by=["attributes.start_time DESC"],
+                    page_token=token,
+                )
+                out.extend(_run(r) for r in page)
+                token = page.token
+                if not token:
+                    break
+        return out[:max_results]
+
+    def find_runs_by_tag(
+        self,
+        experiment_ids: Sequence[str],
+        key: str,
+        value: str,
+        *,
+        status: str | None = None,
+        max_results: int = 1000,
+    ) -> list[Run]:
+        if not experiment_ids or max_results <= 0:
+            return []
+        query = tag_filter(key, value, status)
         out: list[Run] = []
         token: str | None = None
         with _mlflow_errors(f"Searching runs in {self._display}"):

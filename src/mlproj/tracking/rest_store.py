@@ -115,6 +115,9 @@ class RestStore(TrackingStore):
         for batch in _batches(params or {}, tags or {}, metrics):
             self.http.call("POST", "runs/log-batch", json={"run_id": run_id, **batch})
 
+    def reopen_run(self, run_id: str) -> None:
+        self.http.call("POST", "runs/update", json={"run_id": run_id, "status": "RUNNING"})
+
     def set_terminated(self, run_id: str, status: str, end_time: int | None = None) -> None:
         self.http.call(
             "POST",
@@ -139,6 +142,25 @@ class RestStore(TrackingStore):
         query: dict[str, Any] = {
             "experiment_ids": list(experiment_ids),
             "filter": build_filter(status=status, params=params),
+            "run_view_type": "ACTIVE_ONLY",
+            "order_by": ["attributes.start_time DESC"],
+        }
+        return [_run(r) for r in self._pages("runs/search", "runs", query, limit=max_results)]
+
+    def find_runs_by_tag(
+        self,
+        experiment_ids: Sequence[str],
+        key: str,
+        value: str,
+        *,
+        status: str | None = None,
+        max_results: int = 1000,
+    ) -> list[Run]:
+        if not experiment_ids or max_results <= 0:
+            return []
+        query: dict[str, Any] = {
+            "experiment_ids": list(experiment_ids),
+            "filter": tag_filter(key, value, status),
             "run_view_type": "ACTIVE_ONLY",
             "order_by": ["attributes.start_time DESC"],
         }
@@ -262,6 +284,14 @@ def build_filter(*, status: str | None = None, params: Mapping[str, str] | None 
             )
         clauses.append(f"params.`{key}` = {_quote_value(value)}")
     return " and ".join(clauses)
+
+
+def tag_filter(key: str, value: str, status: str | None = None) -> str:
+    """An MLflow search filter string for one exact tag value (and a status)."""
+    if "`" in key:
+        raise ExecutionException(f"Tag filter {key!r}: keys with a backtick cannot be searched")
+    clause = f"tags.`{key}` = {_quote_value(value)}"
+    return f"{build_filter(status=status)} and {clause}" if status else clause
 
 
 def _quote_value(value: str) -> str:

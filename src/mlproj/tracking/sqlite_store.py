@@ -689,12 +689,42 @@ class SqliteStore(TrackingStore):
             lambda conn: [_run_info(row) for row in conn.execute(*query)], missing=list
         )
 
+    def find_runs_by_tag(
+        self,
+        experiment_ids: Sequence[str],
+        key: str,
+        value: str,
+        *,
+        status: str | None = None,
+        max_results: int = 1000,
+    ) -> list[Run]:
+        validate_key("tag", key)
+        query = self._search_query(experiment_ids, status, None, max_results, {key: value})
+        if query is None:
+            return []
+
+        def work(conn: sqlite3.Connection) -> list[Run]:
+            infos = [_run_info(row) for row in conn.execute(*query)]
+            return self._load(infos, conn)
+
+        return self._read(work, missing=list)
+
+    def reopen_run(self, run_id: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            self._active_run(conn, run_id)
+            conn.execute(
+                "UPDATE runs SET status = 'RUNNING', end_time = NULL WHERE run_uuid = ?", (run_id,)
+            )
+
+        self._write(work)
+
     @staticmethod
     def _search_query(
         experiment_ids: Sequence[str],
         status: str | None,
         params: Mapping[str, str] | None,
         max_results: int,
+        tags: Mapping[str, str] | None = None,
     ) -> tuple[str, tuple[object, ...]] | None:
         numbers = sorted({n for n in map(_experiment_number, experiment_ids) if n is not None})
         if not numbers or max_results <= 0:
@@ -714,6 +744,10 @@ class SqliteStore(TrackingStore):
             # params' primary key (key, run_uuid) makes this an index lookup per key.
             where.append("run_uuid IN (SELECT run_uuid FROM params WHERE key = ? AND value = ?)")
             args.extend((str(key), _value(value)))
+        for key, value in (tags or {}).items():
+            # tags' primary key (key, run_uuid) makes this an index lookup too.
+            where.append("run_uuid IN (SELECT run_uuid FROM tags WHERE key = ? AND value = ?)")
+            args.extend((str(key), str(value)))
         args.append(int(max_results))
         sql = (
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} "

@@ -1,0 +1,183 @@
+"""Orchestration, side by side with what MLflow users do instead.
+
+1. A sweep of N trials (default 200) of a no-op entry point, 2 at a time:
+   ``mlproj sweep -P x='range(0,N)' --max-parallel 2`` against MLflow's recommended way, a
+   driver calling ``mlflow.projects.run`` per trial in a thread pool of 2 with
+   ``env_manager="local"`` (the hyperparameter examples' pattern). Both write the same kind of
+   store (an MLflow file store). Reported: total time, and overhead per trial over the trial's
+   own command (wall time x parallelism / trials - the command's own time).
+2. ``mlproj run --reuse`` hitting a FINISHED run in a store of 10,000 runs: the whole CLI call.
+
+Usage: python benchmarks/bench_orchestration.py [--trials 200] [--mlflow-trials 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from _common import bench_env, report, time_command
+
+NOOP_MLPROJECT = """\
+name: noop
+entry_points:
+  main:
+    parameters:
+      x: {type: int, default: 0}
+    command: "true"
+"""
+
+MLFLOW_DRIVER = """\
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import mlflow.projects
+
+uri, trials = sys.argv[1], int(sys.argv[2])
+
+def trial(i):
+    run = mlflow.projects.run(uri, parameters={"x": i}, env_manager="local", synchronous=True)
+    return run.get_status()
+
+with ThreadPoolExecutor(2) as pool:
+    statuses = list(pool.map(trial, range(trials)))
+assert statuses.count("FINISHED") == trials, statuses
+"""
+
+
+def command_seconds(samples: int = 50) -> float:
+    """The no-op command's own time (`true`), what neither tool can save."""
+    started = time.perf_counter()
+    for _ in range(samples):
+        subprocess.run(["true"], check=True)
+    return (time.perf_counter() - started) / samples
+
+
+def overhead_ms(total: float, trials: int, parallel: int, own: float) -> float:
+    return (total * parallel / trials - own) * 1000
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the command and all its children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time_command(argv, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def bench_sweep(work: Path, trials: int, mlflow_trials: int) -> None:
+    project = work / "noop"
+    project.mkdir()
+    (project / "MLproject").write_text(NOOP_MLPROJECT)
+    own = command_seconds()
+    env = {"MLFLOW_ALLOW_FILE_STORE": "true"}
+    mlproj_total, mlproj_cpu = timed(
+        [
+            sys.executable,
+            "-m",
+            "mlproj",
+            "sweep",
+            str(project),
+            "-P",
+            f"x=range(0,{trials})",
+            "--max-parallel",
+            "2",
+            "-q",
+        ],
+        env={**env, "MLFLOW_TRACKING_URI": (work / "mlproj-store").as_uri()},
+    )
+    driver = work / "driver.py"
+    driver.write_text(MLFLOW_DRIVER)
+    mlflow_total, mlflow_cpu = timed(
+        [sys.executable, str(driver), str(project), str(mlflow_trials)],
+        env={**env, "MLFLOW_TRACKING_URI": (work / "mlflow-store").as_uri()},
+    )
+    ours = overhead_ms(mlproj_total, trials, 2, own)
+    theirs = overhead_ms(mlflow_total, mlflow_trials, 2, own)
+    print(f"\n== sweep of a no-op entry point, 2 at a time (command itself: {own * 1000:.1f} ms)")
+    print("   added/trial: total/trials - command/2 (what a trial adds to the sweep's time)")
+    print("   slot/trial: total x 2/trials - command (what a trial costs its slot)")
+    for name, total, count, cpu, slot in (
+        ("mlproj sweep", mlproj_total, trials, mlproj_cpu, ours),
+        ("mlflow driver", mlflow_total, mlflow_trials, mlflow_cpu, theirs),
+    ):
+        added = (total / count - own / 2) * 1000
+        print(
+            f"{name:<14} {count:4d} trials  total {total:7.2f} s  added/trial {added:6.1f} ms  "
+            f"slot/trial {slot:6.1f} ms  CPU/trial {cpu / count * 1000:6.1f} ms"
+        )
+    print(f"(load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    per_trial_ratio = (mlflow_total / mlflow_trials) / (mlproj_total / trials)
+    cpu_ratio = (mlflow_cpu / mlflow_trials) / (mlproj_cpu / trials)
+    print(
+        f"mlproj is {per_trial_ratio:.1f}x faster per trial in wall time, {cpu_ratio:.1f}x in CPU "
+        "(target >= 20x; overhead target <= 50 ms)"
+    )
+
+
+def build_store(store_uri: str, project: Path, runs: int) -> None:
+    """One real FINISHED run of ``project`` (x=5), then ``runs - 1`` other FINISHED runs with
+    keys of their own, written through mlproj's file store."""
+    subprocess.run(
+        [sys.executable, "-m", "mlproj", "run", str(project), "-P", "x=5", "-q"],
+        env=bench_env({"MLFLOW_TRACKING_URI": store_uri}),
+        check=True,
+    )
+    filler = textwrap.dedent(
+        f"""\
+        from mlproj.tracking import get_store
+        store = get_store({store_uri!r})
+        for i in range({runs - 1}):
+            info = store.create_run("0", run_name=None, tags={{"mlproj.key": f"other-{{i}}"}},
+                                    user_id="bench")
+            store.log_batch(info.run_id, params={{"x": str(i)}})
+            store.set_terminated(info.run_id, "FINISHED")
+        """
+    )
+    subprocess.run([sys.executable, "-c", filler], env=bench_env(), check=True)
+
+
+def bench_reuse(work: Path, runs: int) -> None:
+    project = work / "reuse-proj"
+    project.mkdir()
+    (project / "MLproject").write_text(NOOP_MLPROJECT)
+    store_uri = (work / "big-store").as_uri()
+    started = time.perf_counter()
+    build_store(store_uri, project, runs)
+    print(f"\n(built a store of {runs} runs in {time.perf_counter() - started:.0f} s)")
+    argv = [sys.executable, "-m", "mlproj", "run", str(project), "-P", "x=5", "--reuse", "-q"]
+    env = {"MLFLOW_TRACKING_URI": store_uri}
+    samples = [timed(argv, env) for _ in range(7)]
+    report(
+        f"mlproj run --reuse, hit in a store of {runs} runs (target <= 300 ms)",
+        {
+            "whole CLI call, wall": [wall for wall, _ in samples],
+            "whole CLI call, CPU (user+sys)": [cpu for _, cpu in samples],
+        },
+    )
+    print(f"(load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--mlflow-trials", type=int, default=200)
+    parser.add_argument("--store-runs", type=int, default=10_000)
+    parser.add_argument("--skip-sweep", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if not args.skip_sweep:
+            bench_sweep(work, args.trials, args.mlflow_trials)
+        bench_reuse(work, args.store_runs)
+
+
+if __name__ == "__main__":
+    main()
