@@ -32,6 +32,7 @@ from mlproj.tags import (
     MLFLOW_RUN_NAME,
     MLFLOW_SOURCE_TYPE,
     MLFLOW_USER,
+    TAG_BACKEND,
     TAG_ERROR,
     TAG_PID,
     TAG_RUN_KEY,
@@ -158,7 +159,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     from mlproj.tracking import get_store
 
     log = options.log or report.log
-    backend_config = load_backend_config(options.backend_config)
+    raw_backend_config = load_backend_config(options.backend_config)
     backend = get_backend(options.backend)
     fetched = fetch_project(_uri_text(options.uri), options.version, log=log)
     project = load_project(fetched.directory)
@@ -186,6 +187,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
             f"{project.spec_path or project.directory} has none, so they are ignored"
         )
     manager.validate(project)
+    backend_config = backend.parse_config(raw_backend_config, project)
     backend.validate(project, backend_config)
     store = get_store(options.tracking_uri)
     backend.validate_tracking_uri(store.tracking_uri)
@@ -195,15 +197,13 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
         MLFLOW_SOURCE_TYPE: "PROJECT",
         MLFLOW_ENTRY_POINT: options.entry_point,
         MLFLOW_BACKEND: backend.name,
+        TAG_BACKEND: backend.name,
         **fetched.source_tags(),
         **(options.tags or {}),  # orchestration: parent, trial, step (a parent given wins)
     }
     if manager.tag_value:
         tags[MLFLOW_ENV] = manager.tag_value
-    if backend.name == "local":
-        # This process supervises the run (an asynchronous one until its detached supervisor
-        # takes over), so a crash of it at any moment leaves an orphan `runs list` settles.
-        tags.update(identity_tags())
+    tags.update(_waiter_tags(backend.name, options.synchronous))
     parent = _parent_run_id()
     if parent:
         tags.setdefault(MLFLOW_PARENT_RUN_ID, parent)
@@ -246,10 +246,30 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     if options.synchronous:
         # Waiting can fail too (a store or cluster API error): the run must not stay RUNNING.
         with _fail_run_on_error(store, run_id, scrub):
-            finished = submitted.wait()
+            finished = _wait(backend.name, store, submitted)
     if not finished:
         raise ExecutionException(f"Run (ID '{run_id}') failed{_failure_reason(store, run_id)}")
     return submitted
+
+
+def _waiter_tags(backend: str, synchronous: bool) -> dict[str, str]:
+    """Who waits for the run, so `runs cancel` / `runs reap` can tell when nobody does."""
+    if backend == "local":
+        # This process supervises the run (an asynchronous one until its detached supervisor
+        # takes over), so a crash of it at any moment leaves an orphan `runs list` settles.
+        return identity_tags()
+    from mlproj.backends.remote.watcher import watcher_tags
+
+    return watcher_tags()  # this process watches it until a detached watcher takes over
+
+
+def _wait(backend: str, store: TrackingStore, submitted: SubmittedRun) -> bool:
+    if backend == "local":
+        return submitted.wait()
+    from mlproj.backends.remote.reattach import wait_for_outcome
+
+    # The job's end decides the stored status, whatever the handle or the project recorded.
+    return wait_for_outcome(store, submitted)
 
 
 def _key_or_reuse(
@@ -363,7 +383,7 @@ def _open_run(
                 "host; wait for it to end or stop it with "
                 f"`mlproj runs cancel {options.run_id}`, then start a new run"
             )
-        keep = (MLFLOW_BACKEND, MLFLOW_ENV, *identity_tags())
+        keep = (MLFLOW_BACKEND, TAG_BACKEND, MLFLOW_ENV, *identity_tags())
         store.set_tags(options.run_id, {k: v for k, v in tags.items() if k in keep})
         if options.run_name:
             store.set_tag(options.run_id, MLFLOW_RUN_NAME, options.run_name)

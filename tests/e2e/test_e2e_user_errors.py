@@ -12,7 +12,7 @@ import tarfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import click
 import pytest
@@ -515,12 +515,12 @@ class _LostContact(SubmittedRun):
         pass
 
 
-class _LostContactBackend(Backend):
+class _LostContactBackend(Backend[Any]):
     """Stands in for a remote backend (Kubernetes, Databricks): none can run here."""
 
     name: ClassVar[str] = "lost-contact"
 
-    def submit(self, request: SubmitRequest) -> SubmittedRun:
+    def submit(self, request: SubmitRequest[Any]) -> SubmittedRun:
         return _LostContact(request.run_id)
 
 

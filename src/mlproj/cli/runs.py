@@ -1,8 +1,10 @@
 """``mlproj runs ...`` and ``mlproj experiments ...``: look at and manage runs on any store.
 
-The commands work on every tracking store (``get_store``); process-level actions (cancel, reap,
-the orphan check) come from :mod:`mlproj.local_run.identity`. Tables are plain text, or rich on a
-terminal; ``--json`` gives machine-readable output.
+The commands work on every tracking store (``get_store``). Cancel and reap act on local runs
+through :mod:`mlproj.local_run.identity` (the supervisor process on this host) and on remote
+runs through :mod:`mlproj.backends.remote.reattach` (the backend named in the run's tags finds
+its job again). Tables are plain text, or rich on a terminal; ``--json`` gives machine-readable
+output.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from mlproj.tags import (
     TAG_ERROR,
     TAG_HOST,
     TAG_LOG,
+    TAG_LOG_ERROR,
 )
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import Experiment, Run, RunInfo
@@ -503,6 +506,12 @@ def run_logs(run_id: str, tracking_uri: str | None, follow: bool) -> None:
         except KeyboardInterrupt:
             return
         if data is None:
+            lost = run.tags.get(TAG_LOG_ERROR)
+            if lost:
+                raise ExecutionException(
+                    f"Run {run_id} has no output log: it could not be kept when the run "
+                    f"ended: {lost}"
+                )
             raise ExecutionException(
                 f"Run {run_id} has no output log: no local file (tag mlproj.log) and no "
                 f"artifact {LOG_ARTIFACT_PATH}"
@@ -570,11 +579,11 @@ def _wait_terminal(store: TrackingStore, run: Run) -> Run:
     type=click.FloatRange(min=0),
     default=30.0,
     show_default=True,
-    help="Seconds to wait for the run to stop.",
+    help="Seconds to wait for a local run to stop.",
 )
 def cancel_run(run_id: str, tracking_uri: str | None, timeout: float) -> None:
-    """Stop a RUNNING run: a local run started on this machine, or a Kubernetes or
-    Databricks run (found again through its tags); it ends KILLED.
+    """Stop a RUNNING run: a local run started on this machine, or a run of a remote backend
+    (Kubernetes, Databricks, a plugin) found again through its tags; it ends KILLED.
 
     \b
     Examples:
@@ -582,49 +591,93 @@ def cancel_run(run_id: str, tracking_uri: str | None, timeout: float) -> None:
       mlproj runs cancel 82fc817e --timeout 60
     """
     with _user_errors():
-        from mlproj.backends.remote.reattach import remote_handle
+        from mlproj.backends.registry import backend_name_of
+        from mlproj.backends.remote.reattach import is_local, reattach, record_outcome
         from mlproj.local_run.identity import request_cancel
-        from mlproj.tags import TAG_PID
 
         store = _open_store(tracking_uri)
         run_id = _resolve(store, run_id)
         run = store.get_run(run_id)
-        handle = None if TAG_PID in run.tags else remote_handle(store, run)
-        if handle is not None:
-            handle.cancel()
-            final = store.get_run_status(run_id)
-        else:
+        if is_local(run):
             final = request_cancel(store, run, timeout=timeout)
+        else:
+            if run.info.status in TERMINAL_STATUSES:
+                raise ExecutionException(f"Run '{run_id}' is already {run.info.status}")
+            handle = reattach(run, store)
+            if handle is None:
+                raise ExecutionException(
+                    f"Run '{run_id}' (backend {backend_name_of(run)!r}) has no job recorded: "
+                    "it is still being submitted, or its backend cannot find its runs again; "
+                    "cancel it where it runs"
+                )
+            handle.cancel()
+            final = record_outcome(store, run_id, handle.get_status())
     click.echo(f"Run {run_id}: {final}")
 
 
-@runs.command("reap", short_help="Mark FAILED the runs whose supervisor is gone.")
+@runs.command("reap", short_help="Settle RUNNING runs nobody watches any more.")
 @tracking_uri_option
-@click.option("--dry-run", is_flag=True, help="Only list the orphaned runs.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be done.")
 def reap_runs(tracking_uri: str | None, dry_run: bool) -> None:
-    """Mark FAILED every RUNNING run whose supervisor on this machine is gone
-    (killed with kill -9, or the machine crashed).
+    """Settle RUNNING runs nobody watches any more.
+
+    A local run whose supervisor on this machine is gone is marked FAILED. A remote run
+    (Kubernetes, Databricks, plugins) is looked up on its cluster through its tags: when it
+    has ended its real final status is recorded; when it still runs and its watcher on this
+    machine is gone, a new watcher is started.
 
     \b
     Examples:
       mlproj runs reap --dry-run
       mlproj runs reap
     """
-    with _user_errors():
-        from mlproj.local_run.identity import is_orphaned, reap
+    from mlproj import report
+    from mlproj.backends.registry import backend_name_of
+    from mlproj.backends.remote.reattach import is_local, settle
+    from mlproj.local_run.identity import is_orphaned, reap
 
+    unreachable = 0
+    with _user_errors():
         store = _open_store(tracking_uri)
         ids = [e.experiment_id for e in _experiments(store, None, None)]
-        running = store.search_runs(ids, status=RunStatus.RUNNING, max_results=ALL_RUNS)
-        orphans = [r for r in _newest_first(running) if is_orphaned(r)]
+        running = _newest_first(
+            store.search_runs(ids, status=RunStatus.RUNNING, max_results=ALL_RUNS)
+        )
+        orphans = [r for r in running if is_orphaned(r)]
+        remote = [r for r in running if not is_local(r)]
         for run in orphans:
             if dry_run:
                 click.echo(f"Would mark FAILED: {run.run_id} ({run.info.run_name})")
             else:
                 reap(store, run)
                 click.echo(f"Marked FAILED: {run.run_id} ({run.info.run_name})")
-    if not orphans:
+        for run in remote:
+            where = f"{run.run_id} ({run.info.run_name}) on {backend_name_of(run)}"
+            if dry_run:
+                click.echo(f"Would check: {where}")
+                continue
+            try:
+                settled = settle(run, store)
+            except ExecutionException as exc:
+                # One unreachable cluster must not stop the others from being settled.
+                report.current().error(f"could not check {where}: {exc}")
+                unreachable += 1
+                continue
+            if settled is None or not settled.found:
+                click.echo(
+                    f"Cannot check: {where} (no job recorded: still being submitted, or its "
+                    "backend cannot find its runs again)"
+                )
+            elif settled.status in TERMINAL_STATUSES:
+                click.echo(f"Recorded {settled.status}: {where}")
+            elif settled.new_watcher:
+                click.echo(f"Still {settled.status}, started a new watcher: {where}")
+            else:
+                click.echo(f"Still {settled.status}: {where}")
+    if not orphans and not remote:
         click.echo("No orphaned runs.")
+    if unreachable:
+        raise click.exceptions.Exit(1)
 
 
 # -- experiments ----------------------------------------------------------------------------------
