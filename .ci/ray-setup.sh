@@ -28,13 +28,17 @@ log() { echo "ray-setup: $*" >&2; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
+# The job API answering is not enough: a failed `ray start` can leave the dashboard up with no
+# raylet, so the head node must also be ALIVE in the state API.
 job_api_up() {
     "$PYTHON" - "$ADDRESS" <<'EOF' >/dev/null 2>&1
+import json
 import sys
 import urllib.request
 
-with urllib.request.urlopen(sys.argv[1] + "/api/version", timeout=2) as answer:
-    sys.exit(0 if answer.status == 200 else 1)
+with urllib.request.urlopen(sys.argv[1] + "/api/v0/nodes?detail=false", timeout=5) as answer:
+    nodes = json.load(answer)["data"]["result"]["result"]
+sys.exit(0 if any(n["is_head_node"] and n["state"] == "ALIVE" for n in nodes) else 1)
 EOF
 }
 
@@ -69,15 +73,28 @@ start_head() {
         log "already running: job API answers at $ADDRESS"
         return 1
     fi
-    local started
+    local started attempt
     started=$(now)
-    log "starting the Ray head (log: $START_LOG)"
-    # 9>&-: the head's daemons must not hold our lock.
-    PATH=$VENV_BIN:$PATH "$VENV_BIN/ray" start --head --node-ip-address 127.0.0.1 \
-        --dashboard-host 127.0.0.1 --dashboard-port "$PORT" --include-dashboard true \
-        --num-cpus "$NUM_CPUS" --object-store-memory "$OBJECT_STORE" --disable-usage-stats \
-        </dev/null >"$START_LOG" 2>&1 9>&- \
-        || { log "ray start failed:"; tail -n 20 "$START_LOG" >&2; return 2; }
+    # `ray start` gives the raylet a fixed 30 s to register; on a loaded 2-core machine that
+    # can be too short, so a failed start is cleaned up and tried once more.
+    for attempt in 1 2; do
+        log "starting the Ray head, attempt $attempt (log: $START_LOG)"
+        # Only the dashboard (the job API) can be put on loopback: Ray maps a loopback
+        # --node-ip-address to the machine's address, and its GCS/raylet ports listen on
+        # all interfaces. 9>&-: the head's daemons must not hold our lock.
+        if PATH=$VENV_BIN:$PATH "$VENV_BIN/ray" start --head --dashboard-host 127.0.0.1 \
+            --dashboard-port "$PORT" --include-dashboard true --num-cpus "$NUM_CPUS" \
+            --object-store-memory "$OBJECT_STORE" --disable-usage-stats \
+            </dev/null >"$START_LOG" 2>&1 9>&-; then
+            break
+        fi
+        log "ray start failed: $(tail -n 1 "$START_LOG")"
+        "$VENV_BIN/ray" stop --force >/dev/null 2>&1 9>&- || true
+        if [ "$attempt" = 2 ]; then
+            tail -n 20 "$START_LOG" >&2
+            return 2
+        fi
+    done
     for _ in $(seq 1 600); do
         if job_api_up; then
             log "job API answers at $ADDRESS $(elapsed "$started") s after 'ray start'"
@@ -129,7 +146,8 @@ main() {
         log "usage: $0 VENV_PYTHON [--stop]"
         return 2
     fi
-    PYTHON=$1
+    # The real interpreter, not a pyenv shim: its bin/ is where `ray` (and mlproj's uv) live.
+    PYTHON=$("$1" -c 'import sys; print(sys.executable)')
     VENV_BIN=$(dirname "$PYTHON")
     exec 9>"$LOCK_FILE"
     flock 9
