@@ -103,6 +103,8 @@ JobCompLoc=$JOBCOMP_LOG
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+# A request no node of the partition can satisfy is refused at submission, not left pending.
+EnforcePartLimits=ALL
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
 # Fast turnaround for tests: finished jobs leave slurmctld's memory after MinJobAge seconds,
 # a cancelled/timed-out job gets SIGKILL KillWait seconds after SIGTERM.
