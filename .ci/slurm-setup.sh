@@ -123,8 +123,16 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSu
 EOF
 }
 
+# A live process of that name: not a stale pid file, and not a zombie (pid 1 of a container may
+# be slow to reap a killed daemon).
 daemon_running() {  # $1: pid file
-    [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+    local pid name state
+    [ -s "$1" ] || return 1
+    pid=$(cat "$1")
+    name=$(basename "$1" .pid)
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] || return 1
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)
+    [ -n "$state" ] && [ "$state" != Z ]
 }
 
 node_idle() {
