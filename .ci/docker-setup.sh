@@ -21,6 +21,7 @@ DOCKERD_LOG=/tmp/dockerd.log
 DATA_ROOT=${MLPROJ_CI_DOCKER_DATA_ROOT:-/dev/shm/mlproj-docker}
 BUSYBOX_IMAGE=mlproj-ci/busybox:1
 PYTHON_IMAGE=mlproj-ci/python:3.11
+ROOTFS_VERSION=v2  # bump when the image root changes
 
 log() { echo "docker-setup: $*" >&2; }
 
@@ -30,9 +31,9 @@ as_root() {
 
 apt_install() {
     log "installing $*"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null \
-        || { as_root apt-get update -q >/dev/null && \
-             as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q "$@" >/dev/null \
+        || { as_root apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null && \
+             as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q "$@" >/dev/null; }
 }
 
 ensure_tools() {
@@ -93,6 +94,7 @@ make_python_rootfs() {  # $1: output tarball
     local out=$1 root mlflow_version
     mlflow_version=${MLPROJ_CI_MLFLOW_VERSION:-$(python3 -c 'import mlflow; print(mlflow.__version__)' 2>/dev/null || echo 3.17.2)}
     command -v debootstrap >/dev/null || apt_install debootstrap
+    command -v uv >/dev/null || { log "uv is not on PATH (it comes with mlproj's venv)"; return 1; }
     root=$(mktemp -d /tmp/mlproj-ci-rootfs.XXXXXX)
     log "debootstrap bookworm + python3 into $root (about a minute)"
     as_root debootstrap --variant=minbase --include=python3,ca-certificates \
@@ -103,6 +105,9 @@ make_python_rootfs() {  # $1: output tarball
     log "installing mlflow-skinny==$mlflow_version into the image root"
     uv pip install --quiet --target "$root/usr/local/lib/python3.11/dist-packages" \
         --python "$(command -v python3.11 || command -v python3)" "mlflow-skinny==$mlflow_version"
+    # A root without mlflow would be cached and break every later run: check before keeping it.
+    [ -d "$root/usr/local/lib/python3.11/dist-packages/mlflow" ] \
+        || { log "mlflow-skinny did not install into the image root"; return 1; }
     tar -C "$root" -cf "$out.tmp.$$" .
     mv "$out.tmp.$$" "$out"
     rm -rf "$root"
@@ -110,15 +115,20 @@ make_python_rootfs() {  # $1: output tarball
 
 build_python_image() {
     [ "${MLPROJ_CI_PYTHON_IMAGE:-1}" = 0 ] && return 0
-    image_exists "$PYTHON_IMAGE" && return 0
-    local tarball=$CACHE_DIR/python3.11-mlflow-rootfs.tar
+    # The label says which root the image came from: an image of an older root is replaced.
+    local label
+    label=$(docker image inspect -f '{{index .Config.Labels "mlproj.ci.rootfs"}}' "$PYTHON_IMAGE" 2>/dev/null || true)
+    [ "$label" = "$ROOTFS_VERSION" ] && return 0
+    # Versioned name: a root cached by an older script (or without mlflow) is never reused.
+    local tarball=$CACHE_DIR/python3.11-mlflow-rootfs-$ROOTFS_VERSION.tar
     as_root mkdir -p "$CACHE_DIR"
     if [ ! -s "$tarball" ]; then
-        make_python_rootfs "$tarball" || { log "could not build the Python image root"; return 0; }
+        make_python_rootfs "$tarball" || { log "could not build the Python image root"; return 1; }
     fi
     log "importing $PYTHON_IMAGE from $tarball"
     docker import --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
         --change 'ENV LANG=C.UTF-8' --change 'CMD ["/bin/bash"]' \
+        --change "LABEL mlproj.ci.rootfs=$ROOTFS_VERSION" \
         "$tarball" "$PYTHON_IMAGE" >/dev/null
 }
 

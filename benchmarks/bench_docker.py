@@ -107,7 +107,7 @@ def _manager_cost(project: Path, root: Path, env: dict[str, str], repeat: int) -
     os.environ.update(env)
     from mlproj.envs.base import EnvRequest
     from mlproj.envs.docker import DockerManager
-    from mlproj.spec import load_project
+    from mlproj.spec.project import load_project
 
     spec = load_project(project)
     manager = DockerManager()

@@ -70,7 +70,7 @@ def bench_prepare(project: Path, home: Path, repeat: int = 200) -> tuple[float, 
     """Median milliseconds of validate() + prepare() for a cached env, and for local."""
     os.environ["MLPROJ_HOME"] = str(home)  # a benchmark script, not library code
     from mlproj.envs import EnvRequest, get_manager
-    from mlproj.spec import load_project
+    from mlproj.spec.project import load_project
 
     loaded = load_project(project)
     request = EnvRequest(loaded, "true", dict(os.environ), "r", "0", "file:///x", "file:///y")

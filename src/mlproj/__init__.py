@@ -21,16 +21,17 @@ __all__ = [
 _LAZY = {
     "run": ("mlproj.api", "run"),
     "SubmittedRun": ("mlproj.submitted", "SubmittedRun"),
-    "LocalSubmittedRun": ("mlproj.submitted", "LocalSubmittedRun"),
+    "LocalSubmittedRun": ("mlproj.local_run.handle", "LocalSubmittedRun"),
     "ExecutionException": ("mlproj.errors", "ExecutionException"),
-    "load_project": ("mlproj.spec", "load_project"),
+    "load_project": ("mlproj.spec.project", "load_project"),
 }
 
 if TYPE_CHECKING:
     from mlproj.api import run
     from mlproj.errors import ExecutionException
-    from mlproj.spec import load_project
-    from mlproj.submitted import LocalSubmittedRun, SubmittedRun
+    from mlproj.local_run.handle import LocalSubmittedRun
+    from mlproj.spec.project import load_project
+    from mlproj.submitted import SubmittedRun
 
 
 def __getattr__(name: str) -> Any:

@@ -19,14 +19,25 @@ from typing import TYPE_CHECKING, Any
 
 from mlproj.backends.base import SubmitRequest
 from mlproj.errors import ExecutionException
+from mlproj.local_run.identity import identity_tags, supervisor_alive
+from mlproj.local_run.supervisor import Cancelled
+from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.submitted import SubmittedRun
-from mlproj.supervision import TAG_ERROR, TAG_PID, identity_tags, supervisor_alive
-from mlproj.supervisor import Cancelled
+from mlproj.tags import (
+    MLFLOW_BACKEND,
+    MLFLOW_ENTRY_POINT,
+    MLFLOW_ENV,
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_RUN_NAME,
+    MLFLOW_SOURCE_TYPE,
+    MLFLOW_USER,
+    TAG_ERROR,
+    TAG_PID,
+)
 from mlproj.tracking.base import TrackingStore
-from mlproj.tracking.entities import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
-    from mlproj.params import ResolvedParameters
+    from mlproj.spec.params import ResolvedParameters
 
 ENV_MANAGER_VAR = "MLPROJ_ENV_MANAGER"
 
@@ -145,9 +156,9 @@ def _scrubber(options: RunOptions) -> Callable[[str], str]:
 def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     from mlproj.backends.registry import get_backend
     from mlproj.envs import choose_manager
-    from mlproj.params import render_command, resolve_parameters
     from mlproj.sources import fetch_project
-    from mlproj.spec import load_project
+    from mlproj.spec.params import render_command, resolve_parameters
+    from mlproj.spec.project import load_project
     from mlproj.tracking import get_store
 
     log = options.log or _log_to_stderr
@@ -180,19 +191,19 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     backend.validate_tracking_uri(store.tracking_uri)
 
     tags = {
-        "mlflow.user": _user(),
-        "mlflow.source.type": "PROJECT",
-        "mlflow.project.entryPoint": options.entry_point,
-        "mlflow.project.backend": backend.name,
+        MLFLOW_USER: _user(),
+        MLFLOW_SOURCE_TYPE: "PROJECT",
+        MLFLOW_ENTRY_POINT: options.entry_point,
+        MLFLOW_BACKEND: backend.name,
         **fetched.source_tags(),
     }
     if manager.tag_value:
-        tags["mlflow.project.env"] = manager.tag_value
+        tags[MLFLOW_ENV] = manager.tag_value
     if options.synchronous and backend.name == "local":
         tags.update(identity_tags())  # this process supervises the run
     parent = _parent_run_id()
     if parent:
-        tags["mlflow.parentRunId"] = parent
+        tags[MLFLOW_PARENT_RUN_ID] = parent
     run_id, experiment_id, artifact_uri = _open_run(store, options, tags)
     with _fail_run_on_error(store, run_id, scrub):
         if options.run_id is None:
@@ -289,14 +300,14 @@ def _open_run(
                 "host; wait for it to end or stop it with "
                 f"`mlproj runs cancel {options.run_id}`, then start a new run"
             )
-        keep = ("mlflow.project.backend", "mlflow.project.env", *identity_tags())
+        keep = (MLFLOW_BACKEND, MLFLOW_ENV, *identity_tags())
         store.set_tags(options.run_id, {k: v for k, v in tags.items() if k in keep})
         if options.run_name:
-            store.set_tag(options.run_id, "mlflow.runName", options.run_name)
+            store.set_tag(options.run_id, MLFLOW_RUN_NAME, options.run_name)
         return options.run_id, existing.info.experiment_id, existing.info.artifact_uri
     experiment_id = store.resolve_experiment(options.experiment_name, options.experiment_id)
     info = store.create_run(
-        experiment_id, run_name=options.run_name, tags=tags, user_id=tags["mlflow.user"]
+        experiment_id, run_name=options.run_name, tags=tags, user_id=tags[MLFLOW_USER]
     )
     return info.run_id, experiment_id, info.artifact_uri
 
@@ -317,7 +328,7 @@ def _fail_run_on_error(
             if not (ended and TAG_ERROR in current.tags):  # keep the reason already recorded
                 store.set_tag(run_id, TAG_ERROR, reason[:8000])
             if not ended:
-                store.set_terminated(run_id, "KILLED" if killed else "FAILED")
+                store.set_terminated(run_id, RunStatus.KILLED if killed else RunStatus.FAILED)
         except Exception as record_exc:  # noqa: BLE001 - keep the original error, say why
             print(
                 f"mlproj: warning: could not mark run {run_id} failed: {record_exc}",

@@ -12,13 +12,13 @@ from backends_databricks_standin import DatabricksStandin
 from backends_servers import wait_for_status, wait_for_watcher
 
 import mlproj
-from mlproj.backends.databricks import DatabricksBackend, libraries_with_mlflow, upload_once
-from mlproj.backends.databricks_client import workspace_client
-from mlproj.backends.databricks_config import check_tracking_uri, parse_config
-from mlproj.backends.databricks_launcher import spark_job_args
-from mlproj.backends.databricks_run import run_status
+from mlproj.backends.databricks.backend import DatabricksBackend, libraries_with_mlflow, upload_once
+from mlproj.backends.databricks.backend_config import check_tracking_uri, parse_config
+from mlproj.backends.databricks.connection import workspace_client
+from mlproj.backends.databricks.launcher import spark_job_args
+from mlproj.backends.databricks.run import run_status
 from mlproj.errors import ExecutionException
-from mlproj.spec import load_project
+from mlproj.spec.project import load_project
 from mlproj.tracking import get_store
 from shared_servers import MlflowServer
 

@@ -14,8 +14,8 @@ from backends_k8s_standin import KubernetesStandin
 from backends_servers import Registry, wait_for_status, wait_for_watcher
 
 import mlproj
-from mlproj.backends.kubernetes_client import api_client
-from mlproj.envs.docker_image import push_image
+from mlproj.backends.kubernetes.connection import api_client
+from mlproj.docker.images import push_image
 from mlproj.errors import ExecutionException
 from mlproj.submitted import SubmittedRun
 from mlproj.tracking import get_store
@@ -319,7 +319,7 @@ def test_ctrl_c_on_the_cli_cancels_the_job(
 def test_another_process_can_find_and_cancel_the_job_from_the_run_tags(
     tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
 ) -> None:
-    from mlproj.backends.remote import remote_handle
+    from mlproj.backends.remote.reattach import remote_handle
 
     project = _project(tmp_path, docker_ready, '"echo remote {name}; sleep 300"')
     submitted = _run_async(tmp_path, registry, project)

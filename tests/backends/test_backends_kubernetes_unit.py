@@ -8,18 +8,18 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlproj.backends.kubernetes import KubernetesBackend
-from mlproj.backends.kubernetes_config import parse_config
-from mlproj.backends.kubernetes_job import (
+from mlproj.backends.kubernetes.backend import KubernetesBackend
+from mlproj.backends.kubernetes.backend_config import parse_config
+from mlproj.backends.kubernetes.job import (
     container_command,
     job_env,
     job_name,
     job_volumes,
     render_job,
 )
-from mlproj.backends.kubernetes_run import job_status
+from mlproj.backends.kubernetes.run import job_status
 from mlproj.errors import ExecutionException
-from mlproj.spec import DockerEnv, load_project
+from mlproj.spec.project import DockerEnv, load_project
 
 TEMPLATE = """\
 apiVersion: batch/v1
@@ -293,8 +293,8 @@ def test_status_reads_survive_blips_but_not_a_cluster_that_is_gone(
     import socket
 
     from mlproj.backends import kubernetes_run
-    from mlproj.backends.kubernetes_client import api_client
-    from mlproj.backends.kubernetes_run import KubernetesSubmittedRun
+    from mlproj.backends.kubernetes.connection import api_client
+    from mlproj.backends.kubernetes.run import KubernetesSubmittedRun
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

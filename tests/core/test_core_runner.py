@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlproj.envs.base import LaunchPlan
-from mlproj.execution import ProcessRunner
+from mlproj.local_run.process import ProcessRunner
 
 
 def _plan(tmp_path: Path, script: str) -> LaunchPlan:
@@ -52,7 +52,7 @@ def test_exit_code_is_returned(tmp_path: Path) -> None:
 def test_stop_kills_grandchildren_that_ignore_sigterm(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mlproj.execution.GRACE_PERIOD", 0.5)
+    monkeypatch.setattr("mlproj.local_run.process.GRACE_PERIOD", 0.5)
     pids = tmp_path / "pids"
     script = f"(trap '' TERM; sleep 300) & echo $! >> {pids}; sleep 300 & echo $! >> {pids}; wait"
     runner = ProcessRunner(_plan(tmp_path, script), tmp_path / "log", echo=False)
@@ -72,7 +72,7 @@ def test_stop_kills_grandchildren_that_ignore_sigterm(
 
 
 def test_timeout_stops_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("mlproj.execution.GRACE_PERIOD", 0.5)
+    monkeypatch.setattr("mlproj.local_run.process.GRACE_PERIOD", 0.5)
     runner = ProcessRunner(_plan(tmp_path, "sleep 300"), tmp_path / "log", echo=False)
     runner.start()
     started = time.monotonic()
@@ -83,7 +83,7 @@ def test_timeout_stops_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_cancel_commands_run_after_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("mlproj.execution.GRACE_PERIOD", 0.5)
+    monkeypatch.setattr("mlproj.local_run.process.GRACE_PERIOD", 0.5)
     marker = tmp_path / "cancelled"
     plan = _plan(tmp_path, "sleep 300")
     plan.on_cancel = [["touch", str(marker)]]

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from mlproj.envs.base import EnvRequest, LaunchPlan
-from mlproj.spec import Project, load_project
+from mlproj.spec.project import Project, load_project
 
 BUSYBOX_IMAGE = "mlproj-ci/busybox:1"
 PYTHON_IMAGE = "mlproj-ci/python:3.11"

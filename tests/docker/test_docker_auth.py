@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from docker_support import Recorder, docker, execute, make_request, open_run, write_project
 
+from mlproj.docker.images import push_image
 from mlproj.envs.docker import DockerManager
-from mlproj.envs.docker_image import push_image
 from mlproj.errors import ExecutionException
 from shared_servers import free_port
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from docker_support import Recorder, docker, execute, make_request, open_run, write_project
 
+from mlproj.docker.images import build_project_image
 from mlproj.envs.docker import DockerManager
-from mlproj.envs.docker_image import build_project_image
 
 pytestmark = pytest.mark.docker
 

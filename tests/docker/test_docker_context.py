@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from docker_support import Recorder, execute, make_request, open_run, write_project
 
+from mlproj.docker.images import _context_files, content_hash, repository_for
 from mlproj.envs.docker import DockerManager
-from mlproj.envs.docker_image import _context_files, content_hash, repository_for
-from mlproj.spec import load_project
+from mlproj.spec.project import load_project
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:

@@ -11,7 +11,7 @@ from docker_support import make_request, open_run, write_project
 from mlproj.envs.docker import DockerManager
 from mlproj.envs.docker_run import docker_arg_options
 from mlproj.errors import ExecutionException
-from mlproj.spec import DockerEnv, EntryPoint, Project
+from mlproj.spec.project import DockerEnv, EntryPoint, Project
 
 
 def _one_line(excinfo: pytest.ExceptionInfo[ExecutionException]) -> str:

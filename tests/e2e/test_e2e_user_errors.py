@@ -22,10 +22,10 @@ from e2e_support import MakeProject, run_cli
 import mlproj
 from mlproj.backends import registry
 from mlproj.backends.base import Backend, SubmitRequest
-from mlproj.cli import cli
+from mlproj.cli.main import cli
 from mlproj.envs.base import LaunchPlan
 from mlproj.errors import one_line
-from mlproj.execution import ProcessRunner
+from mlproj.local_run.process import ProcessRunner
 from mlproj.submitted import SubmittedRun
 from mlproj.tracking.base import TrackingStore
 from shared_servers import QuietHandler, serve_folder

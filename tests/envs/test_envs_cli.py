@@ -9,11 +9,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from mlproj.cli.envs import envs_group
 from mlproj.envs import EnvRequest
 from mlproj.envs.cache import MARKER, envs_root
-from mlproj.envs.cli import envs_group
-from mlproj.envs.uv_manager import UvManager
-from mlproj.spec import Project
+from mlproj.envs.python.uv import UvManager
+from mlproj.spec.project import Project
 
 
 def build_env(tmp_path: Path, name: str, deps: str) -> Path:

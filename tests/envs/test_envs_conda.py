@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from mlproj.envs import EnvRequest, LaunchPlan, choose_manager
-from mlproj.envs.conda_manager import CondaManager, find_conda
+from mlproj.envs.conda import CondaManager, find_conda
 from mlproj.errors import ExecutionException
-from mlproj.spec import Project
+from mlproj.spec.project import Project
 
 STANDIN = """#!/bin/bash
 # Stand-in for {name} (see the module docstring): records calls, fakes a prefix.

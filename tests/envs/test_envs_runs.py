@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -20,13 +21,22 @@ entry_points:
   main:
     parameters:
       out: {type: string}
-    command: "python -c 'import six, sys; open(sys.argv[1], \\"w\\").write(sys.prefix)' {out}"
+    command: "python write_prefix.py {out}"
+"""
+
+
+# The interpreter's prefix, plus "+six" when six (the env's only dependency) is importable.
+WRITE_PREFIX = """
+import importlib.util, sys
+has_six = importlib.util.find_spec("six") is not None
+open(sys.argv[1], "w").write(sys.prefix + ("+six" if has_six else ""))
 """
 
 
 def write_project(root: Path, python_env: str) -> Path:
     root.mkdir()
     (root / "MLproject").write_text(textwrap.dedent(MLPROJECT))
+    (root / "write_prefix.py").write_text(WRITE_PREFIX)
     (root / "python_env.yaml").write_text(python_env)
     return root
 
@@ -39,10 +49,12 @@ def test_python_env_run_uses_a_cached_uv_env(tmp_path: Path) -> None:
     tags = get_store().get_run(run.run_id).tags
     assert tags["mlflow.project.env"] == "uv"
     env_name = tags["mlproj.env"]
-    assert out.read_text().endswith(f"/envs/{env_name}/env")
+    assert out.read_text().endswith(f"/envs/{env_name}/env+six")
 
+    # env_manager="local": the caller's own interpreter, whatever it has installed.
     local = mlproj.run(str(project), parameters={"out": str(out)}, env_manager="local")
     assert local.get_status() == "FINISHED"
+    assert out.read_text().removesuffix("+six") == sys.prefix
     assert "mlflow.project.env" not in get_store().get_run(local.run_id).tags
 
 

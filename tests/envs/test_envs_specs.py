@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 from mlproj.envs import choose_manager, get_manager, manager_names
-from mlproj.envs.condaspec import convert_conda_dependencies, to_pip_constraint
-from mlproj.envs.interpreters import discover, find_interpreter, matcher
-from mlproj.envs.pyspec import (
+from mlproj.envs.python.condaspec import convert_conda_dependencies, to_pip_constraint
+from mlproj.envs.python.interpreters import discover, find_interpreter, matcher
+from mlproj.envs.python.pyspec import (
     install_args,
     load_python_env,
     referenced_files,
 )
 from mlproj.errors import ExecutionException
-from mlproj.spec import Project
+from mlproj.spec.project import Project
 
 PY310 = Path("/root/.pyenv/versions/3.10.13/bin/python3.10")
 
@@ -337,7 +337,7 @@ def test_pyenv_root_and_uv_managed_interpreters_are_found(
 
 
 def test_pip_index_settings_carry_over_to_uv() -> None:
-    from mlproj.envs.uv_manager import UvManager
+    from mlproj.envs.python.uv import UvManager
 
     env = UvManager.build_env(
         {

@@ -14,10 +14,10 @@ import pytest
 
 from mlproj.envs import EnvRequest, LaunchPlan, choose_manager
 from mlproj.envs.cache import MARKER, envs_root
-from mlproj.envs.interpreters import find_interpreter
-from mlproj.envs.uv_manager import UvManager
+from mlproj.envs.python.interpreters import find_interpreter
+from mlproj.envs.python.uv import UvManager
 from mlproj.errors import ExecutionException
-from mlproj.spec import Project, load_project
+from mlproj.spec.project import Project, load_project
 
 pytestmark = pytest.mark.slow
 
@@ -147,8 +147,8 @@ def test_concurrent_runs_build_one_env_once(tmp_path: Path) -> None:
         import json, os, subprocess, sys
         from pathlib import Path
         from mlproj.envs import EnvRequest
-        from mlproj.envs.uv_manager import UvManager
-        from mlproj.spec import Project
+        from mlproj.envs.python.uv import UvManager
+        from mlproj.spec.project import Project
         root = Path(sys.argv[1])
         project = Project(root, None, None, {}, "python_env", root / "python_env.yaml")
         logs = []

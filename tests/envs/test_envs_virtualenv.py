@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlproj.envs import EnvRequest, choose_manager
-from mlproj.spec import Project
+from mlproj.spec.project import Project
 
 pytestmark = pytest.mark.slow
 

@@ -391,7 +391,7 @@ def test_bare_local_repository_goes_through_the_cache(repos: Repos) -> None:
 def test_sources_cli_lists_and_clears(daemon: GitDaemon) -> None:
     from click.testing import CliRunner
 
-    from mlproj.sources.cli import sources_group
+    from mlproj.cli.sources import sources_group
 
     url = daemon.url("proj.git")
     fetch_project(url)

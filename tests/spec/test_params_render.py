@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mlproj.errors import ExecutionException
-from mlproj.params import ResolvedParameters, render_command, resolve_parameters
-from mlproj.spec import EntryPoint, Parameter, load_project
+from mlproj.spec.params import ResolvedParameters, render_command, resolve_parameters
+from mlproj.spec.project import EntryPoint, Parameter, load_project
 
 # Prints its argv as JSON, so a test sees exactly the words bash produced.
 ARGV_SCRIPT = "import json, sys; print(json.dumps(sys.argv[1:]))"

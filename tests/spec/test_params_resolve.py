@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mlproj.errors import ExecutionException
-from mlproj.params import ResolvedParameters, resolve_parameters
-from mlproj.spec import EntryPoint, Parameter, load_project
+from mlproj.spec.params import ResolvedParameters, resolve_parameters
+from mlproj.spec.project import EntryPoint, Parameter, load_project
 
 SPEC = """\
 entry_points:

@@ -10,8 +10,8 @@ import pytest
 from spec_mlflow_example import GREETER_ENTRY_POINTS
 
 from mlproj.errors import ExecutionException
-from mlproj.params import render_command, resolve_parameters
-from mlproj.spec import EntryPoint, load_project
+from mlproj.spec.params import render_command, resolve_parameters
+from mlproj.spec.project import EntryPoint, load_project
 
 
 def test_declared_entry_point(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from spec_mlflow_example import MLFLOW_EXAMPLE_ENTRY_POINTS
 
 from mlproj.errors import ExecutionException
-from mlproj.spec import DockerEnv, Parameter, load_project
+from mlproj.spec.project import DockerEnv, Parameter, load_project
 
 
 def write_project(root: Path, spec: str | None, *files: str, name: str = "MLproject") -> Path:

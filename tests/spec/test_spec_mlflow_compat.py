@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from spec_mlflow_example import MLFLOW_EXAMPLE_ENTRY_POINTS
 
-from mlproj.params import render_command, resolve_parameters
-from mlproj.spec import load_project
+from mlproj.spec.params import render_command, resolve_parameters
+from mlproj.spec.project import load_project
 
 mlflow_spec: Any = pytest.importorskip("mlflow.projects._project_spec")
 

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from mlproj.params import render_command, resolve_parameters
-from mlproj.spec import load_project
+from mlproj.spec.params import render_command, resolve_parameters
+from mlproj.spec.project import load_project
 
 TYPICAL = """\
 name: tutorial
@@ -58,7 +58,7 @@ def test_load_resolve_render_is_fast(tmp_path: Path) -> None:
 def test_importing_spec_and_params_stays_light() -> None:
     """No SDKs or network stacks at import: `mlproj --help` depends on it."""
     code = (
-        "import sys, json, time; t = time.perf_counter(); import mlproj.params, mlproj.spec; "
+        "import sys, json, time; t = time.perf_counter(); import mlproj.spec.params, mlproj.spec.project; "
         "print(json.dumps([time.perf_counter() - t, sorted(sys.modules)]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -66,5 +66,5 @@ def test_importing_spec_and_params_stays_light() -> None:
     heavy = {"mlflow", "requests", "fsspec", "docker", "kubernetes", "rich", "urllib.request"}
     assert heavy.isdisjoint(modules)
     assert "mlproj.sources.remote" not in modules
-    print(f"import mlproj.spec + mlproj.params: {seconds * 1000:.1f} ms")
+    print(f"import mlproj.spec.project + mlproj.spec.params: {seconds * 1000:.1f} ms")
     assert seconds < 0.2

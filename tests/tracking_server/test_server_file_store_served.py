@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from mlproj.cli import cli
+from mlproj.cli.main import cli
 from mlproj.tracking.entities import Metric
 from mlproj.tracking.file_store import FileStore
 from mlproj.tracking.rest_store import RestStore

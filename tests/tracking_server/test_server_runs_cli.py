@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from mlproj.cli import cli
-from mlproj.supervision import boot_id, identity_tags
+from mlproj.cli.main import cli
+from mlproj.local_run.identity import boot_id, identity_tags
 from mlproj.tracking import get_store
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import Metric
@@ -315,7 +315,7 @@ def test_table_and_json_listings_agree_on_awkward_names(store: TrackingStore) ->
 def test_terminal_tables_use_rich(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlproj.runs_cli import print_table
+    from mlproj.cli.runs import print_table
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     monkeypatch.setenv("COLUMNS", "120")

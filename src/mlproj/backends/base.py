@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mlproj.envs.base import EnvironmentManager
-from mlproj.params import ResolvedParameters
 from mlproj.sources.base import FetchedProject
-from mlproj.spec import EntryPoint, Project
+from mlproj.spec.params import ResolvedParameters
+from mlproj.spec.project import EntryPoint, Project
 from mlproj.submitted import SubmittedRun
 from mlproj.tracking.base import TrackingStore
 

@@ -13,10 +13,12 @@ from mlproj.backends.base import Backend, SubmitRequest
 from mlproj.envs.base import EnvRequest
 from mlproj.errors import ExecutionException
 from mlproj.home import home_subdir
-from mlproj.spec import Project
-from mlproj.submitted import LocalSubmittedRun, SubmittedRun
-from mlproj.supervision import TAG_LOG, child_tags, identity_tags
-from mlproj.supervisor import LOG_ARTIFACT_DIR, LOG_ARTIFACT_NAME, Job, Supervisor
+from mlproj.local_run.handle import LocalSubmittedRun
+from mlproj.local_run.identity import child_tags, identity_tags
+from mlproj.local_run.supervisor import Job, Supervisor
+from mlproj.spec.project import Project
+from mlproj.submitted import SubmittedRun
+from mlproj.tags import LOG_ARTIFACT_DIR, LOG_ARTIFACT_NAME, TAG_LOG
 from mlproj.tracking.base import TrackingStore
 
 
@@ -116,7 +118,7 @@ def _spawn_supervisor(job: Job, store: TrackingStore) -> subprocess.Popen[bytes]
     errors.parent.mkdir(exist_ok=True)
     with errors.open("ab") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mlproj.supervisor"],
+            [sys.executable, "-m", "mlproj.local_run.supervisor"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=stderr,

@@ -19,8 +19,8 @@ ENTRY_POINT_GROUP = "mlproj.backends"
 
 _BUILTINS: dict[str, str] = {
     "local": "mlproj.backends.local:LocalBackend",
-    "kubernetes": "mlproj.backends.kubernetes:KubernetesBackend",
-    "databricks": "mlproj.backends.databricks:DatabricksBackend",
+    "kubernetes": "mlproj.backends.kubernetes.backend:KubernetesBackend",
+    "databricks": "mlproj.backends.databricks.backend:DatabricksBackend",
 }
 
 

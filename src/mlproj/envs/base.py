@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from mlproj.spec import Project
+from mlproj.spec.project import Project
 
 
 def _ignore(_: str) -> None:

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
+from mlproj.docker.cli import DockerCli, docker_executable, logged_in
+from mlproj.docker.images import CODE_DIR, ImageRef, build_or_reuse, resolve_image
 from mlproj.envs.base import EnvironmentManager, EnvRequest, LaunchPlan
-from mlproj.envs.docker_cli import DockerCli, docker_executable, logged_in
-from mlproj.envs.docker_image import CODE_DIR, ImageRef, build_or_reuse, resolve_image
 from mlproj.envs.docker_run import (
     ContainerSpec,
     Mount,
@@ -28,7 +28,13 @@ from mlproj.envs.docker_run import (
     user_environment,
 )
 from mlproj.errors import ExecutionException
-from mlproj.spec import DockerEnv, Project
+from mlproj.spec.project import DockerEnv, Project
+from mlproj.tags import (
+    LABEL_RUN_ID,
+    MLFLOW_DOCKER_IMAGE_ID,
+    MLFLOW_DOCKER_IMAGE_URI,
+    TAG_DOCKER_CONTAINER,
+)
 from mlproj.tracking import local_store_root
 
 _NETWORK_KEYS = ("network", "net")
@@ -60,7 +66,7 @@ class DockerManager(EnvironmentManager):
         cli = DockerCli(request.env)
         image, shell_image_id = self._image(cli, request, docker_env)
         request.set_tags(
-            {"mlflow.docker.image.uri": image.uri, "mlflow.docker.image.id": image.image_id}
+            {MLFLOW_DOCKER_IMAGE_URI: image.uri, MLFLOW_DOCKER_IMAGE_ID: image.image_id}
         )
 
         name = str(request.docker_args.get("name") or "")
@@ -73,7 +79,7 @@ class DockerManager(EnvironmentManager):
             image=image.uri,
             shell=image_shell(cli, shell_image_id),
             command=request.command,
-            labels={"mlproj.run_id": request.run_id},
+            labels={LABEL_RUN_ID: request.run_id},
             init="init" not in request.docker_args,  # -A init=false turns it off
             extra_args=[*(a for v in docker_env.volumes for a in ("-v", v)), *options],
         )
@@ -94,7 +100,7 @@ class DockerManager(EnvironmentManager):
                 **user_env,
             }
         )
-        request.set_tags({"mlproj.docker.container": name})
+        request.set_tags({TAG_DOCKER_CONTAINER: name})
         return LaunchPlan(
             argv=spec.argv(cli.executable),
             env=spec.client_env(request.env),

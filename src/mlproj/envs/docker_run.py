@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from mlproj.envs.docker_cli import DockerCli
-from mlproj.envs.docker_image import CODE_DIR
+from mlproj.docker.cli import DockerCli
+from mlproj.docker.images import CODE_DIR
 from mlproj.errors import ExecutionException
 from mlproj.home import home_subdir
 from mlproj.tracking import local_store_root

@@ -6,14 +6,14 @@ import importlib
 
 from mlproj.envs.base import EnvironmentManager
 from mlproj.errors import ExecutionException
-from mlproj.spec import Project
+from mlproj.spec.project import Project
 
 # name -> "module:Class", imported only when chosen so unused managers cost nothing.
 _MANAGERS: dict[str, str] = {
     "local": "mlproj.envs.local:LocalManager",
-    "uv": "mlproj.envs.uv_manager:UvManager",
-    "virtualenv": "mlproj.envs.virtualenv_manager:VirtualenvManager",
-    "conda": "mlproj.envs.conda_manager:CondaManager",
+    "uv": "mlproj.envs.python.uv:UvManager",
+    "virtualenv": "mlproj.envs.python.virtualenv:VirtualenvManager",
+    "conda": "mlproj.envs.conda:CondaManager",
     "docker": "mlproj.envs.docker:DockerManager",
 }
 # Names a user may pass as env_manager; docker is chosen by the project's docker_env only.
@@ -53,7 +53,7 @@ def default_manager_name(project: Project) -> str:
     if project.env_type == "python_env":
         return "uv"
     if project.env_type == "conda_env":
-        from mlproj.envs.conda_manager import find_conda
+        from mlproj.envs.conda import find_conda
 
         return "conda" if find_conda() is not None else "uv"
     return "local"

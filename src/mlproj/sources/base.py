@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlproj.tags import (
+    MLFLOW_GIT_BRANCH,
+    MLFLOW_GIT_COMMIT,
+    MLFLOW_GIT_REPO_URL,
+    MLFLOW_SOURCE_NAME,
+)
+
 
 @dataclass(frozen=True)
 class FetchedProject:
@@ -15,11 +22,11 @@ class FetchedProject:
     git_branch: str | None = None  # only when the requested version is a branch
 
     def source_tags(self) -> dict[str, str]:
-        tags = {"mlflow.source.name": self.source_name}
+        tags = {MLFLOW_SOURCE_NAME: self.source_name}
         if self.git_commit:
-            tags["mlflow.source.git.commit"] = self.git_commit
+            tags[MLFLOW_GIT_COMMIT] = self.git_commit
         if self.git_repo_url:
-            tags["mlflow.source.git.repoURL"] = self.git_repo_url
+            tags[MLFLOW_GIT_REPO_URL] = self.git_repo_url
         if self.git_branch:
-            tags["mlflow.source.git.branch"] = self.git_branch
+            tags[MLFLOW_GIT_BRANCH] = self.git_branch
         return tags

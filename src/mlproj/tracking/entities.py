@@ -3,20 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
-RunStatus = Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"FINISHED", "FAILED", "KILLED"})
-
-# MLflow's integer codes, used by the file store's meta.yaml.
-STATUS_TO_INT: dict[str, int] = {
-    "RUNNING": 1,
-    "SCHEDULED": 2,
-    "FINISHED": 3,
-    "FAILED": 4,
-    "KILLED": 5,
-}
-INT_TO_STATUS: dict[int, str] = {v: k for k, v in STATUS_TO_INT.items()}
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"

@@ -35,6 +35,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
+from mlproj.statuses import INT_TO_STATUS, STATUS_TO_INT, TERMINAL_STATUSES, RunStatus
+from mlproj.tags import MLFLOW_RUN_NAME
 from mlproj.tracking.atomic import (
     append_bytes,
     create_once,
@@ -47,9 +49,6 @@ from mlproj.tracking.common import local_folder, now_ms, run_not_found
 from mlproj.tracking.entities import (
     DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
-    INT_TO_STATUS,
-    STATUS_TO_INT,
-    TERMINAL_STATUSES,
     Experiment,
     Metric,
     Run,
@@ -68,7 +67,7 @@ __all__ = [
 META = "meta.yaml"
 TRASH = ".trash"
 LOCK = ".mlproj.lock"
-RUN_NAME_TAG = "mlflow.runName"
+RUN_NAME_TAG = MLFLOW_RUN_NAME
 # Folders inside an experiment that are not runs (MLflow keeps datasets, traces, models there).
 RESERVED_EXPERIMENT_FOLDERS = frozenset({"tags", "datasets", "traces", "models"})
 RUN_SUBFOLDERS = ("params", "metrics", "tags", "artifacts")
@@ -296,10 +295,10 @@ def _str(value: object, default: str = "") -> str:
 def _status_name(value: object) -> str:
     code = _int(value)
     if code is not None:
-        return INT_TO_STATUS.get(code, "RUNNING")
+        return INT_TO_STATUS.get(code, RunStatus.RUNNING)
     if isinstance(value, str) and value.upper() in STATUS_TO_INT:
-        return value.upper()
-    return "RUNNING"  # MLflow's default when no status is recorded
+        return str(value.upper())
+    return RunStatus.RUNNING  # MLflow's default when no status is recorded
 
 
 # -- small file helpers ------------------------------------------------------------------------
@@ -678,7 +677,7 @@ class FileStore(TrackingStore):
             run_id=run_id,
             experiment_id=experiment_id,
             run_name=name,
-            status="RUNNING",
+            status=RunStatus.RUNNING,
             start_time=now_ms() if start_time is None else int(start_time),
             end_time=None,
             artifact_uri=artifact_uri,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlproj.errors import ExecutionException
+from mlproj.tags import MLFLOW_USER
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import local_folder, redact_url, run_not_found
 from mlproj.tracking.entities import Experiment, Metric, Run, RunInfo
@@ -132,7 +133,7 @@ class MlflowStore(TrackingStore):
         # MLflow's client takes the run's user_id from the mlflow.user tag.
         all_tags = dict(tags)
         if user_id:
-            all_tags.setdefault("mlflow.user", user_id)
+            all_tags.setdefault(MLFLOW_USER, user_id)
         with _mlflow_errors(f"Creating a run in experiment {experiment_id} of {self._display}"):
             created = self.client.create_run(
                 experiment_id, start_time=start_time, tags=all_tags, run_name=run_name or None

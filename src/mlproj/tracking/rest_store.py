@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from mlproj.errors import ExecutionException
+from mlproj.statuses import RunStatus
+from mlproj.tags import MLFLOW_RUN_NAME
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import now_ms, run_not_found
 from mlproj.tracking.entities import Experiment, Metric, Run, RunInfo
@@ -314,8 +316,8 @@ def _run(data: Mapping[str, Any]) -> Run:
         info=RunInfo(
             run_id=run_id,
             experiment_id=str(info.get("experiment_id", "")),
-            run_name=str(info.get("run_name") or tags.get("mlflow.runName", "")),
-            status=str(info.get("status", "RUNNING")),
+            run_name=str(info.get("run_name") or tags.get(MLFLOW_RUN_NAME, "")),
+            status=str(info.get("status", RunStatus.RUNNING)),
             start_time=_opt_int(info.get("start_time")) or 0,
             end_time=_opt_int(info.get("end_time")),
             artifact_uri=str(info.get("artifact_uri", "")),

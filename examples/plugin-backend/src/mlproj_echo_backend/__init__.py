@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from mlproj.backends.base import Backend, SubmitRequest
 from mlproj.errors import ExecutionException
-from mlproj.spec import Project
+from mlproj.spec.project import Project
 from mlproj.submitted import SubmittedRun
 
 

@@ -1,0 +1,1 @@
+"""The ``databricks`` backend: a one-time job run on a new cluster."""

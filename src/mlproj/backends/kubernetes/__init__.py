@@ -1,0 +1,1 @@
+"""The ``kubernetes`` backend: the project image run as a Kubernetes Job."""

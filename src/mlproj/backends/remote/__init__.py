@@ -1,0 +1,1 @@
+"""What remote backends share: the run handle, the detached watcher, re-attaching from tags."""

@@ -1,0 +1,1 @@
+"""The ``mlproj`` command line: one module per command group."""

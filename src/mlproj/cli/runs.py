@@ -1,0 +1,531 @@
+"""``mlproj runs ...`` and ``mlproj experiments ...``: look at and manage runs on any store.
+
+The commands work on every tracking store (``get_store``); process-level actions (cancel, reap,
+the orphan check) come from :mod:`mlproj.local_run.identity`. Tables are plain text, or rich on a
+terminal; ``--json`` gives machine-readable output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlproj.errors import ExecutionException
+from mlproj.statuses import TERMINAL_STATUSES, RunStatus
+from mlproj.tags import (
+    LOG_ARTIFACT_PATH,
+    MLFLOW_BACKEND,
+    MLFLOW_ENTRY_POINT,
+    MLFLOW_ENV,
+    MLFLOW_GIT_COMMIT,
+    MLFLOW_SOURCE_NAME,
+    TAG_ERROR,
+    TAG_HOST,
+    TAG_LOG,
+)
+from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import Experiment, Run, RunInfo
+
+STATUSES = (
+    RunStatus.RUNNING,
+    RunStatus.SCHEDULED,
+    RunStatus.FINISHED,
+    RunStatus.FAILED,
+    RunStatus.KILLED,
+    "ORPHANED",
+)
+# Search page for "every run" questions (reap, orphan filter); large stores are paged by the store.
+ALL_RUNS = 1_000_000
+FOLLOW_POLL_S = 0.25
+
+tracking_uri_option = click.option(
+    "--tracking-uri",
+    default=None,
+    metavar="URI",
+    help="Tracking store (default: $MLFLOW_TRACKING_URI, else ./mlruns).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """ExecutionException -> one line on stderr (as ``mlproj run`` prints it), exit 1."""
+    try:
+        yield
+    except ExecutionException as exc:
+        click.echo(f"mlproj: error: {exc}", err=True)
+        raise click.exceptions.Exit(1) from None
+
+
+def _open_store(tracking_uri: str | None) -> TrackingStore:
+    from mlproj.tracking import get_store
+
+    return get_store(tracking_uri)
+
+
+# -- orphan check (mlproj.local_run.identity) -------------------------------------------
+def _orphan_check() -> Callable[[Run], bool]:
+    from mlproj.local_run.identity import is_orphaned
+
+    return is_orphaned
+
+
+def _is_orphan(run: Run, check: Callable[[Run], bool]) -> bool:
+    return run.info.status == RunStatus.RUNNING and check(run)
+
+
+# -- formatting -----------------------------------------------------------------------------------
+def format_time(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration_s(info: RunInfo, now_ms: int | None = None) -> float | None:
+    start = info.start_time
+    if not start:
+        return None
+    end = info.end_time
+    if end is None:
+        if info.status in TERMINAL_STATUSES:
+            return None
+        end = now_ms if now_ms is not None else int(time.time() * 1000)
+    return max(0.0, (end - start) / 1000)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def shown_status(status: str, orphaned: bool) -> str:
+    return f"{status} (orphaned)" if orphaned else status
+
+
+def run_record(run: Run, orphaned: bool, experiment_name: str | None = None) -> dict[str, Any]:
+    """The JSON form of a run (``runs list --json`` / ``runs show --json``)."""
+    tags = run.tags
+    return {
+        "run_id": run.run_id,
+        "run_name": run.info.run_name,
+        "experiment_id": run.info.experiment_id,
+        "experiment_name": experiment_name,
+        "status": run.info.status,
+        "orphaned": orphaned,
+        "start_time": run.info.start_time,
+        "end_time": run.info.end_time,
+        "duration_s": duration_s(run.info),
+        "user_id": run.info.user_id,
+        "artifact_uri": run.info.artifact_uri,
+        "source": tags.get(MLFLOW_SOURCE_NAME),
+        "version": tags.get(MLFLOW_GIT_COMMIT),
+        "entry_point": tags.get(MLFLOW_ENTRY_POINT),
+        "environment": tags.get(MLFLOW_ENV),
+        "backend": tags.get(MLFLOW_BACKEND),
+        "error": tags.get(TAG_ERROR),
+        "params": run.params,
+        "metrics": _json_metrics(run.metrics),
+        "tags": tags,
+    }
+
+
+def _json_metrics(metrics: dict[str, float]) -> dict[str, float | str]:
+    # JSON has no NaN / Infinity literals; keep the output parseable by any reader.
+    return {k: (v if math.isfinite(v) else str(v)) for k, v in metrics.items()}
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A rich table on a terminal, aligned plain text otherwise (pipes, files, CI logs)."""
+    if sys.stdout.isatty():
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:
+            pass
+        else:
+            table = Table(*headers, box=None, header_style="bold", pad_edge=False)
+            for row in rows:
+                table.add_row(*row)
+            Console().print(table)
+            return
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.extend(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+    click.echo("\n".join(lines))
+
+
+# -- experiments selection ------------------------------------------------------------------------
+def _experiments(
+    store: TrackingStore, name: str | None, experiment_id: str | None
+) -> list[Experiment]:
+    if name is not None and experiment_id is not None:
+        raise click.UsageError("Specify only one of --experiment-name or --experiment-id.")
+    if name is not None:
+        found = store.get_experiment_by_name(name)
+        if found is None:
+            raise ExecutionException(
+                f"Experiment {name!r} not found in tracking store {store.tracking_uri}; "
+                "see `mlproj experiments list`"
+            )
+        return [found]
+    if experiment_id is not None:
+        found = store.get_experiment(experiment_id)
+        if found is None:
+            raise ExecutionException(
+                f"Experiment with id {experiment_id!r} not found in tracking store "
+                f"{store.tracking_uri}; see `mlproj experiments list`"
+            )
+        return [found]
+    return [e for e in store.list_experiments() if e.lifecycle_stage == "active"]
+
+
+def _parse_params(values: Sequence[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--param")
+        params[key] = value
+    return params
+
+
+def _newest_first(runs: list[Run]) -> list[Run]:
+    return sorted(runs, key=lambda r: (r.info.start_time or 0, r.run_id), reverse=True)
+
+
+# -- runs -----------------------------------------------------------------------------------------
+@click.group("runs")
+def runs() -> None:
+    """List, inspect, follow, cancel and clean up runs."""
+
+
+@runs.command("list")
+@tracking_uri_option
+@click.option("--experiment-name", default=None, help="Only runs of this experiment.")
+@click.option("--experiment-id", default=None, help="Only runs of this experiment id.")
+@click.option(
+    "--status",
+    type=click.Choice(STATUSES, case_sensitive=False),
+    default=None,
+    help="Only runs with this status (ORPHANED: RUNNING but its supervisor is gone).",
+)
+@click.option("--param", "param_filters", multiple=True, metavar="KEY=VALUE", help="Param filter.")
+@click.option("--max-results", type=click.IntRange(min=1), default=100, show_default=True)
+@json_option
+def list_runs(
+    tracking_uri: str | None,
+    experiment_name: str | None,
+    experiment_id: str | None,
+    status: str | None,
+    param_filters: tuple[str, ...],
+    max_results: int,
+    as_json: bool,
+) -> None:
+    """Runs, newest first."""
+    params = _parse_params(param_filters)
+    with _user_errors():
+        store = _open_store(tracking_uri)
+        experiments = _experiments(store, experiment_name, experiment_id)
+        names = {e.experiment_id: e.name for e in experiments}
+        wanted = status.upper() if status else None
+        orphans_only = wanted == "ORPHANED"
+        search_status = RunStatus.RUNNING if orphans_only else wanted
+        limit = ALL_RUNS if orphans_only else max_results
+        check = _orphan_check()
+        listed: list[tuple[RunInfo, Run | None, bool]] = []
+        if as_json or params:
+            found = store.search_runs(
+                list(names), status=search_status, params=params or None, max_results=limit
+            )
+            candidates: list[tuple[RunInfo, Run | None]] = [(r.info, r) for r in found]
+        else:
+            # A table needs only the run records, not every param, metric and tag.
+            infos = _run_infos(store, list(names), status=search_status, max_results=limit)
+            candidates = [(info, None) for info in infos]
+        candidates.sort(key=lambda c: (c[0].start_time, c[0].run_id), reverse=True)
+        for info, loaded in candidates:
+            full = loaded
+            orphaned = False
+            if info.status == RunStatus.RUNNING:
+                # The orphan check needs the identity tags: fetch them for live runs only.
+                full = loaded or store.get_run(info.run_id)
+                orphaned = check(full)
+            if orphans_only and not orphaned:
+                continue
+            listed.append((info, full, orphaned))
+            if len(listed) >= max_results:
+                break
+    if as_json:
+        records = [
+            run_record(r, o, names.get(i.experiment_id)) for i, r, o in listed if r is not None
+        ]
+        click.echo(json.dumps(records, indent=2, allow_nan=False))
+        return
+    if not listed:
+        click.echo("No runs found.", err=True)
+        return
+    now = int(time.time() * 1000)
+    rows = [
+        (
+            info.run_id,
+            names.get(info.experiment_id, info.experiment_id),
+            info.run_name,
+            shown_status(info.status, orphaned),
+            format_time(info.start_time),
+            format_duration(duration_s(info, now)),
+            info.user_id or "-",
+        )
+        for info, _, orphaned in listed
+    ]
+    print_table(("RUN ID", "EXPERIMENT", "NAME", "STATUS", "STARTED", "DURATION", "USER"), rows)
+
+
+def _run_infos(
+    store: TrackingStore, experiment_ids: list[str], *, status: str | None, max_results: int
+) -> list[RunInfo]:
+    """Run records without params/metrics/tags, from the cheapest source the store offers."""
+    # Optional store method, same arguments as search_runs (FileStore: one file read per run).
+    fast = getattr(store, "search_run_infos", None)
+    if callable(fast):
+        infos: list[RunInfo] = fast(experiment_ids, status=status, max_results=max_results)
+        return infos
+    found = store.search_runs(experiment_ids, status=status, max_results=max_results)
+    return [r.info for r in found]
+
+
+@runs.command("show")
+@click.argument("run_id")
+@tracking_uri_option
+@json_option
+def show_run(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
+    """Everything about one run: status, timing, source, params, metrics, tags."""
+    with _user_errors():
+        store = _open_store(tracking_uri)
+        run = store.get_run(run_id)
+        experiment = store.get_experiment(run.info.experiment_id)
+        orphaned = _is_orphan(run, _orphan_check())
+    record = run_record(run, orphaned, experiment.name if experiment else None)
+    if as_json:
+        click.echo(json.dumps(record, indent=2, allow_nan=False))
+        return
+    exp_label = f"{record['experiment_name'] or '-'} ({run.info.experiment_id})"
+    fields = [
+        ("Run", f"{run.run_id} ({run.info.run_name})"),
+        ("Experiment", exp_label),
+        ("Status", shown_status(run.info.status, orphaned)),
+        ("Started", format_time(run.info.start_time)),
+        ("Ended", format_time(run.info.end_time)),
+        ("Duration", format_duration(duration_s(run.info))),
+        ("User", run.info.user_id or "-"),
+        ("Source", record["source"] or "-"),
+        ("Version", record["version"] or "-"),
+        ("Entry point", record["entry_point"] or "-"),
+        ("Environment", record["environment"] or "local"),
+        ("Backend", record["backend"] or "-"),
+        ("Artifacts", run.info.artifact_uri or "-"),
+    ]
+    if record["error"]:
+        fields.append(("Error", record["error"]))
+    if orphaned:
+        fields.append(("Note", "its supervisor is gone; `mlproj runs reap` marks it FAILED"))
+    width = max(len(k) for k, _ in fields)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in fields]
+    for title, values in (("Params", run.params), ("Metrics", run.metrics), ("Tags", run.tags)):
+        lines.append(f"{title}:" if values else f"{title}: -")
+        lines.extend(f"  {k} = {values[k]}" for k in sorted(values))
+    click.echo("\n".join(lines))
+
+
+@runs.command("logs")
+@click.argument("run_id")
+@tracking_uri_option
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the run ends.")
+def run_logs(run_id: str, tracking_uri: str | None, follow: bool) -> None:
+    """The output of a run: the local log file, else the artifact mlproj/output.log."""
+    with _user_errors():
+        store = _open_store(tracking_uri)
+        run = store.get_run(run_id)
+        local = _local_log(run)
+        try:
+            if local is not None:
+                _print_local_log(store, run, local, follow)
+                return
+            if follow:
+                run = _wait_terminal(store, run)
+            from mlproj.tracking.artifacts import read_artifact
+
+            data = read_artifact(store, run, LOG_ARTIFACT_PATH)
+        except KeyboardInterrupt:
+            return
+        if data is None:
+            raise ExecutionException(
+                f"Run {run_id} has no output log: no local file (tag mlproj.log) and no "
+                f"artifact {LOG_ARTIFACT_PATH}"
+                + ("" if run.info.status in TERMINAL_STATUSES else " yet; try --follow")
+            )
+        _write(data)
+
+
+def _local_log(run: Run) -> Path | None:
+    path = run.tags.get(TAG_LOG)
+    host = run.tags.get(TAG_HOST)
+    if not path or (host and host != socket.gethostname()):
+        return None
+    file = Path(path)
+    return file if file.is_file() else None
+
+
+def _write(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _print_local_log(store: TrackingStore, run: Run, path: Path, follow: bool) -> None:
+    from mlproj.local_run.identity import is_orphaned
+
+    with path.open("rb") as log:
+        _write(log.read())
+        if not follow:
+            return
+        status = run.info.status
+        checked = time.monotonic()
+        while status not in TERMINAL_STATUSES:
+            chunk = log.read()
+            if chunk:
+                _write(chunk)
+                continue
+            time.sleep(FOLLOW_POLL_S)
+            if time.monotonic() - checked >= 1.0:
+                latest = store.get_run(run.run_id)
+                if is_orphaned(latest):
+                    # Nobody will ever end it: stop following instead of waiting forever.
+                    click.echo(
+                        f"mlproj: run {run.run_id} is orphaned (its supervisor is gone); "
+                        "`mlproj runs reap` marks it FAILED",
+                        err=True,
+                    )
+                    return
+                status = latest.info.status
+                checked = time.monotonic()
+        # The supervisor may write its last lines just before it records the status.
+        _write(log.read())
+
+
+def _wait_terminal(store: TrackingStore, run: Run) -> Run:
+    while run.info.status not in TERMINAL_STATUSES:
+        time.sleep(1.0)
+        run = store.get_run(run.run_id)
+    return run
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@tracking_uri_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the run to stop.",
+)
+def cancel_run(run_id: str, tracking_uri: str | None, timeout: float) -> None:
+    """Stop a RUNNING run: a local run started on this machine, or a Kubernetes or
+    Databricks run (found again through its tags); it ends KILLED."""
+    with _user_errors():
+        from mlproj.backends.remote.reattach import remote_handle
+        from mlproj.local_run.identity import request_cancel
+        from mlproj.tags import TAG_PID
+
+        store = _open_store(tracking_uri)
+        run = store.get_run(run_id)
+        handle = None if TAG_PID in run.tags else remote_handle(store, run)
+        if handle is not None:
+            handle.cancel()
+            final = store.get_run_status(run_id)
+        else:
+            final = request_cancel(store, run, timeout=timeout)
+    click.echo(f"Run {run_id}: {final}")
+
+
+@runs.command("reap")
+@tracking_uri_option
+@click.option("--dry-run", is_flag=True, help="Only list the orphaned runs.")
+def reap_runs(tracking_uri: str | None, dry_run: bool) -> None:
+    """Mark FAILED every RUNNING run whose supervisor on this machine is gone."""
+    with _user_errors():
+        from mlproj.local_run.identity import is_orphaned, reap
+
+        store = _open_store(tracking_uri)
+        ids = [e.experiment_id for e in _experiments(store, None, None)]
+        running = store.search_runs(ids, status=RunStatus.RUNNING, max_results=ALL_RUNS)
+        orphans = [r for r in _newest_first(running) if is_orphaned(r)]
+        for run in orphans:
+            if dry_run:
+                click.echo(f"Would mark FAILED: {run.run_id} ({run.info.run_name})")
+            else:
+                reap(store, run)
+                click.echo(f"Marked FAILED: {run.run_id} ({run.info.run_name})")
+    if not orphans:
+        click.echo("No orphaned runs.")
+
+
+# -- experiments ----------------------------------------------------------------------------------
+@click.group("experiments")
+def experiments() -> None:
+    """Experiments of a tracking store."""
+
+
+@experiments.command("list")
+@tracking_uri_option
+@json_option
+def list_experiments(tracking_uri: str | None, as_json: bool) -> None:
+    """Active experiments."""
+    with _user_errors():
+        store = _open_store(tracking_uri)
+        found = [e for e in store.list_experiments() if e.lifecycle_stage == "active"]
+    found.sort(key=lambda e: (e.creation_time or 0, e.experiment_id))
+    if as_json:
+        records = [
+            {
+                "experiment_id": e.experiment_id,
+                "name": e.name,
+                "artifact_location": e.artifact_location,
+                "lifecycle_stage": e.lifecycle_stage,
+                "creation_time": e.creation_time,
+                "tags": e.tags,
+            }
+            for e in found
+        ]
+        click.echo(json.dumps(records, indent=2))
+        return
+    if not found:
+        click.echo("No experiments found.", err=True)
+        return
+    rows = [
+        (e.experiment_id, e.name, format_time(e.creation_time), e.artifact_location) for e in found
+    ]
+    print_table(("ID", "NAME", "CREATED", "ARTIFACT LOCATION"), rows)

@@ -1,0 +1,1 @@
+"""Python virtual environments: uv and virtualenv managers, interpreters, spec readers."""

@@ -1,0 +1,153 @@
+"""Finding a run's supervising process again: identity tags, cancel and orphan detection.
+
+Every local run records who supervises it (the ``mlproj run`` process for synchronous runs,
+the detached supervisor for asynchronous ones) as tags, so any process on the same host can
+cancel it (``mlproj runs cancel``) or tell that it was orphaned by a crash (``runs reap``).
+A pid alone is not an identity (pids are reused), so the process start time and the boot id
+are recorded with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+from mlproj.errors import ExecutionException
+from mlproj.statuses import TERMINAL_STATUSES, RunStatus
+from mlproj.tags import (
+    TAG_BOOT_ID,
+    TAG_CHILD_PID,
+    TAG_CHILD_START,
+    TAG_DOCKER_CONTAINER,
+    TAG_ERROR,
+    TAG_HOST,
+    TAG_PID,
+    TAG_START,
+)
+from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import Run
+
+_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    try:
+        return _BOOT_ID_FILE.read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_start_ticks(pid: int) -> str | None:
+    """Start time of ``pid`` in clock ticks since boot; None if it does not run (a zombie,
+    killed but not yet collected by its parent, counts as not running)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces; fields after it are plain.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if len(fields) <= 19 or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def child_tags(pid: int) -> dict[str, str]:
+    """Tags that identify the command's process group, to stop it if its supervisor dies."""
+    return {TAG_CHILD_PID: str(pid), TAG_CHILD_START: process_start_ticks(pid) or ""}
+
+
+def identity_tags(pid: int | None = None) -> dict[str, str]:
+    """Tags that identify ``pid`` (default: this process) as a run's supervisor."""
+    pid = os.getpid() if pid is None else pid
+    return {
+        TAG_HOST: socket.gethostname(),
+        TAG_BOOT_ID: boot_id(),
+        TAG_PID: str(pid),
+        TAG_START: process_start_ticks(pid) or "",
+    }
+
+
+def _on_this_host(run: Run) -> bool:
+    return run.tags.get(TAG_HOST) == socket.gethostname()
+
+
+def supervisor_alive(run: Run) -> bool:
+    """True when the recorded supervisor process still runs on this host."""
+    tags = run.tags
+    if not _on_this_host(run) or tags.get(TAG_BOOT_ID, "") != boot_id():
+        return False
+    try:
+        pid = int(tags.get(TAG_PID, ""))
+    except ValueError:
+        return False
+    started = process_start_ticks(pid)
+    return started is not None and started == tags.get(TAG_START)
+
+
+def is_orphaned(run: Run) -> bool:
+    """A RUNNING run of this host whose supervisor is gone (crash, SIGKILL, reboot)."""
+    if run.info.status != RunStatus.RUNNING or TAG_PID not in run.tags or not _on_this_host(run):
+        return False
+    return not supervisor_alive(run)
+
+
+def reap(store: TrackingStore, run: Run) -> None:
+    """Stop what an orphaned run left behind (its process group, its containers) and mark
+    it FAILED, saying why."""
+    if not is_orphaned(run):
+        raise ExecutionException(f"Run '{run.run_id}' is not an orphaned run of this host")
+    _kill_leftover_group(run)
+    if TAG_DOCKER_CONTAINER in run.tags:
+        from mlproj.envs.docker import remove_run_containers
+
+        remove_run_containers(run.run_id)
+    store.set_tags(
+        run.run_id,
+        {TAG_ERROR: "supervisor process disappeared (crash, kill or reboot); reaped"},
+    )
+    store.set_terminated(run.run_id, RunStatus.FAILED)
+
+
+def _kill_leftover_group(run: Run) -> None:
+    """SIGKILL the command's process group if it still runs (same pid *and* start time: a
+    reused pid is left alone). Only meaningful on the same boot."""
+    if run.tags.get(TAG_BOOT_ID, "") != boot_id():
+        return
+    try:
+        pid = int(run.tags.get(TAG_CHILD_PID, ""))
+    except ValueError:
+        return
+    if process_start_ticks(pid) == run.tags.get(TAG_CHILD_START):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def request_cancel(store: TrackingStore, run: Run, timeout: float = 30.0) -> str:
+    """Ask a run's supervisor to stop it; wait until the run is terminal; return its status."""
+    if run.info.status in TERMINAL_STATUSES:
+        raise ExecutionException(f"Run '{run.run_id}' is already {run.info.status}")
+    if TAG_PID not in run.tags:
+        raise ExecutionException(
+            f"Run '{run.run_id}' was not started by mlproj's local backend; cancel it where it runs"
+        )
+    if not _on_this_host(run):
+        raise ExecutionException(
+            f"Run '{run.run_id}' runs on host {run.tags.get(TAG_HOST)!r}; cancel it there"
+        )
+    if not supervisor_alive(run):
+        raise ExecutionException(
+            f"Run '{run.run_id}' is orphaned (its supervisor is gone); "
+            "use `mlproj runs reap` to mark it FAILED"
+        )
+    os.kill(int(run.tags[TAG_PID]), signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = store.get_run(run.run_id).info.status
+        if status in TERMINAL_STATUSES:
+            return status
+        time.sleep(0.05)
+    raise ExecutionException(f"Run '{run.run_id}' did not stop within {timeout:g} s")

@@ -1,0 +1,41 @@
+"""Tag names mlproj writes on runs, and where a run's output log is kept.
+
+MLflow's own tags (``mlflow.*``) are spelled as MLflow spells them, so the MLflow UI and client
+read them; mlproj's (``mlproj.*``) let any process on the host find a run's processes again and
+say why a run failed. Renaming one breaks runs recorded before: never do it.
+"""
+
+from __future__ import annotations
+
+# -- MLflow's tags ---------------------------------------------------------------------------
+MLFLOW_USER = "mlflow.user"
+MLFLOW_RUN_NAME = "mlflow.runName"
+MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
+MLFLOW_SOURCE_TYPE = "mlflow.source.type"
+MLFLOW_SOURCE_NAME = "mlflow.source.name"
+MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
+MLFLOW_GIT_REPO_URL = "mlflow.source.git.repoURL"
+MLFLOW_GIT_BRANCH = "mlflow.source.git.branch"
+MLFLOW_ENTRY_POINT = "mlflow.project.entryPoint"
+MLFLOW_BACKEND = "mlflow.project.backend"
+MLFLOW_ENV = "mlflow.project.env"
+MLFLOW_DOCKER_IMAGE_URI = "mlflow.docker.image.uri"
+MLFLOW_DOCKER_IMAGE_ID = "mlflow.docker.image.id"
+
+# -- mlproj's tags ---------------------------------------------------------------------------
+TAG_ERROR = "mlproj.error"  # why a run failed, first line shown by `runs list`
+TAG_LOG = "mlproj.log"  # local path of the output log while the run is going
+TAG_HOST = "mlproj.host"
+TAG_BOOT_ID = "mlproj.boot_id"
+TAG_PID = "mlproj.supervisor.pid"
+TAG_START = "mlproj.supervisor.start"
+TAG_CHILD_PID = "mlproj.child.pid"  # leader of the command's process group
+TAG_CHILD_START = "mlproj.child.start"
+TAG_ENV_KEY = "mlproj.env"  # the environment cache entry the run used
+TAG_DOCKER_CONTAINER = "mlproj.docker.container"
+LABEL_RUN_ID = "mlproj.run_id"  # docker label on a run's containers
+
+# -- the output log artifact ------------------------------------------------------------------
+LOG_ARTIFACT_DIR = "mlproj"
+LOG_ARTIFACT_NAME = "output.log"
+LOG_ARTIFACT_PATH = f"{LOG_ARTIFACT_DIR}/{LOG_ARTIFACT_NAME}"
