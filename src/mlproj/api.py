@@ -31,6 +31,7 @@ from mlproj.tags import (
     MLFLOW_RUN_NAME,
     MLFLOW_SOURCE_TYPE,
     MLFLOW_USER,
+    TAG_BACKEND,
     TAG_ERROR,
     TAG_PID,
 )
@@ -155,6 +156,7 @@ def _scrubber(options: RunOptions) -> Callable[[str], str]:
 
 def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     from mlproj.backends.registry import get_backend
+    from mlproj.backends.remote.reattach import wait_for_outcome
     from mlproj.envs import choose_manager
     from mlproj.sources import fetch_project
     from mlproj.spec.params import render_command, resolve_parameters
@@ -162,7 +164,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     from mlproj.tracking import get_store
 
     log = options.log or _log_to_stderr
-    backend_config = load_backend_config(options.backend_config)
+    raw_backend_config = load_backend_config(options.backend_config)
     backend = get_backend(options.backend)
     fetched = fetch_project(_uri_text(options.uri), options.version, log=log)
     project = load_project(fetched.directory)
@@ -186,6 +188,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
             f"{project.spec_path or project.directory} has none, so they are ignored"
         )
     manager.validate(project)
+    backend_config = backend.parse_config(raw_backend_config, project)
     backend.validate(project, backend_config)
     store = get_store(options.tracking_uri)
     backend.validate_tracking_uri(store.tracking_uri)
@@ -195,6 +198,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
         MLFLOW_SOURCE_TYPE: "PROJECT",
         MLFLOW_ENTRY_POINT: options.entry_point,
         MLFLOW_BACKEND: backend.name,
+        TAG_BACKEND: backend.name,
         **fetched.source_tags(),
     }
     if manager.tag_value:
@@ -234,7 +238,10 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     if options.synchronous:
         # Waiting can fail too (a store or cluster API error): the run must not stay RUNNING.
         with _fail_run_on_error(store, run_id, scrub):
-            finished = submitted.wait()
+            if backend.name == "local":
+                finished = submitted.wait()
+            else:
+                finished = wait_for_outcome(store, submitted)
     if not finished:
         raise ExecutionException(f"Run (ID '{run_id}') failed{_failure_reason(store, run_id)}")
     return submitted
@@ -300,7 +307,7 @@ def _open_run(
                 "host; wait for it to end or stop it with "
                 f"`mlproj runs cancel {options.run_id}`, then start a new run"
             )
-        keep = (MLFLOW_BACKEND, MLFLOW_ENV, *identity_tags())
+        keep = (MLFLOW_BACKEND, TAG_BACKEND, MLFLOW_ENV, *identity_tags())
         store.set_tags(options.run_id, {k: v for k, v in tags.items() if k in keep})
         if options.run_name:
             store.set_tag(options.run_id, MLFLOW_RUN_NAME, options.run_name)

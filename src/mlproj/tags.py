@@ -24,6 +24,19 @@ MLFLOW_DOCKER_IMAGE_ID = "mlflow.docker.image.id"
 
 # -- mlproj's tags ---------------------------------------------------------------------------
 TAG_ERROR = "mlproj.error"  # why a run failed, first line shown by `runs list`
+# The backend that submitted the run: ``mlflow run --run-id`` on a cluster (Databricks) rewrites
+# mlflow.project.backend to "local" while it runs; this one only mlproj writes.
+TAG_BACKEND = "mlproj.backend"
+TAG_LOG_ERROR = "mlproj.log.error"  # why the output log could not be kept
+# The run's final status as mlproj decided it from how the command ended: a terminal status in
+# the store without it was written by someone else (the project's own MLflow client, whose exit
+# hook writes FINISHED even after a crash) and is overridden.
+TAG_OUTCOME = "mlproj.outcome"
+# The process that waits for a remote run and records its end (detached watcher or `mlproj run`).
+TAG_WATCHER_HOST = "mlproj.watcher.host"
+TAG_WATCHER_BOOT_ID = "mlproj.watcher.boot_id"
+TAG_WATCHER_PID = "mlproj.watcher.pid"
+TAG_WATCHER_START = "mlproj.watcher.start"
 TAG_LOG = "mlproj.log"  # local path of the output log while the run is going
 TAG_HOST = "mlproj.host"
 TAG_BOOT_ID = "mlproj.boot_id"

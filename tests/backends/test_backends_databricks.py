@@ -127,7 +127,9 @@ def test_docker_projects_and_bad_configs_are_refused_before_a_run_is_opened(
     tmp_path: Path, databricks: DatabricksStandin
 ) -> None:
     with pytest.raises(ExecutionException, match="docker_env projects cannot run on Databricks"):
-        DatabricksBackend().validate(load_project(_project(tmp_path / "d", docker=True)), _config())
+        DatabricksBackend().validate(
+            load_project(_project(tmp_path / "d", docker=True)), parse_config(_config())
+        )
     project = _project(tmp_path)
     with pytest.raises(ExecutionException, match="needs a backend config"):
         mlproj.run(str(project), backend="databricks")

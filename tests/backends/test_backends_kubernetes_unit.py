@@ -229,10 +229,11 @@ def test_relative_template_path_resolves_against_the_project(
 
 def test_validate_requires_a_docker_project_with_a_name(tmp_path: Path) -> None:
     backend = KubernetesBackend()
+    config = backend.parse_config(_config(tmp_path), _project(tmp_path))
     with pytest.raises(ExecutionException, match="add a docker_env"):
-        backend.validate(_project(tmp_path, docker=None), _config(tmp_path))
+        backend.validate(_project(tmp_path, docker=None), config)
     with pytest.raises(ExecutionException, match="'name' must be set"):
-        backend.validate(_project(tmp_path, name=""), _config(tmp_path))
+        backend.validate(_project(tmp_path, name=""), config)
 
 
 def test_validate_checks_host_variables_before_anything_is_built(
@@ -241,7 +242,7 @@ def test_validate_checks_host_variables_before_anything_is_built(
     monkeypatch.delenv("MLPROJ_TEST_ABSENT", raising=False)
     project = _project(tmp_path, docker="image: x\nenvironment: [MLPROJ_TEST_ABSENT]")
     with pytest.raises(ExecutionException, match="'MLPROJ_TEST_ABSENT', not set on this machine"):
-        KubernetesBackend().validate(project, _config(tmp_path))
+        KubernetesBackend().validate(project, parse_config(_config(tmp_path)))
 
 
 def test_validate_checks_the_kube_context_exists(
@@ -262,11 +263,15 @@ def test_validate_checks_the_kube_context_exists(
     )
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     project = _project(tmp_path)
-    KubernetesBackend().validate(project, _config(tmp_path, **{"kube-context": "prod"}))
+    KubernetesBackend().validate(
+        project, parse_config(_config(tmp_path, **{"kube-context": "prod"}))
+    )
     with pytest.raises(
         ExecutionException, match=r"'staging' is not in the kubeconfig \(contexts: 'prod'\)"
     ):
-        KubernetesBackend().validate(project, _config(tmp_path, **{"kube-context": "staging"}))
+        KubernetesBackend().validate(
+            project, parse_config(_config(tmp_path, **{"kube-context": "staging"}))
+        )
 
 
 def test_timeout_becomes_active_deadline_seconds(tmp_path: Path) -> None:
@@ -292,7 +297,7 @@ def test_status_reads_survive_blips_but_not_a_cluster_that_is_gone(
 ) -> None:
     import socket
 
-    from mlproj.backends import kubernetes_run
+    from mlproj.backends.kubernetes import run as kubernetes_run
     from mlproj.backends.kubernetes.connection import api_client
     from mlproj.backends.kubernetes.run import KubernetesSubmittedRun
 

@@ -73,7 +73,10 @@ def test_run_through_the_example_plugin(tmp_path: Path, echo_plugin: Path) -> No
 
 
 def test_plugin_validation_runs_before_a_run_is_opened(tmp_path: Path, echo_plugin: Path) -> None:
-    with pytest.raises(ExecutionException, match=r"unknown key\(s\) \['bogus'\]"):
+    with pytest.raises(
+        ExecutionException,
+        match=r"^backend_config: unknown key\(s\) 'bogus' for the echo backend; valid keys: 'prefix'$",
+    ):
         mlproj.run(str(_project(tmp_path)), backend="echo", backend_config={"bogus": 1})
     assert get_store().search_runs(["0"]) == []
 

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mlproj.cli.main import cli
+from mlproj.errors import ExecutionException
 from mlproj.local_run.identity import boot_id, identity_tags
 from mlproj.tracking import get_store
 from mlproj.tracking.base import TrackingStore
@@ -25,6 +28,11 @@ from mlproj.tracking.entities import Metric
 
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def invoke_raw(*args: str) -> Result:
+    """Like ``invoke``, but an escaping exception is kept in the result (a traceback to see)."""
+    return CliRunner().invoke(cli, list(args))
 
 
 @pytest.fixture
@@ -326,3 +334,90 @@ def test_terminal_tables_use_rich(
     assert lines[0].split() == ["RUN", "ID", "STATUS"]
     assert lines[1].split() == ["abc", "RUNNING", "(orphaned)"]
     assert lines[2].split() == ["defgh", "FINISHED"]
+
+
+class _ArtifactServer(BaseHTTPRequestHandler):
+    """An artifact store over HTTP: 403 for paths naming ``denied`` (bad or expired
+    credentials); otherwise 404 for a plain file, an empty listing for MLflow's artifact API."""
+
+    def do_GET(self) -> None:
+        if "denied" in self.path:
+            code, body = 403, b"Forbidden: invalid credentials"
+        elif self.path.startswith("/api/2.0/mlflow-artifacts/"):
+            code, body = 200, b"{}"
+        else:
+            code, body = 404, b"Not Found"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def artifact_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ArtifactServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _with_artifact_uri(store: TrackingStore, tmp_path: Path, run_id: str, uri: str) -> None:
+    """Point the run's artifacts at ``uri``, as MLflow's file store records a remote store."""
+    (meta,) = (tmp_path / "mlruns").glob(f"*/{run_id}/meta.yaml")
+    text = re.sub(r"(?m)^artifact_uri: .*$", f"artifact_uri: {uri}", meta.read_text())
+    meta.write_text(text)
+    assert store.get_run(run_id).info.artifact_uri == uri
+
+
+def test_logs_report_an_artifact_store_that_refuses_access(
+    store: TrackingStore, tmp_path: Path, artifact_server: str
+) -> None:
+    exp = store.create_experiment("denied")
+    denied = store.create_run(exp, run_name="d", tags={}, user_id="u").run_id
+    _with_artifact_uri(store, tmp_path, denied, f"{artifact_server}/denied/{denied}/artifacts")
+    done = invoke_raw("runs", "logs", denied)
+    assert done.exit_code == 1
+    # Said as what it is, not as a run without output.
+    assert "no output log" not in done.stderr
+    assert "Cannot read artifact mlproj/output.log" in done.stderr
+    assert "403" in done.stderr
+    assert "Traceback" not in done.stderr
+
+    missing = store.create_run(exp, run_name="m", tags={}, user_id="u").run_id
+    _with_artifact_uri(store, tmp_path, missing, f"{artifact_server}/gone/{missing}/artifacts")
+    done = invoke_raw("runs", "logs", missing)
+    assert done.exit_code == 1
+    assert "has no output log" in done.stderr
+
+
+def test_mlflow_delegated_store_reports_an_artifact_store_it_cannot_read(
+    tmp_path: Path, artifact_server: str
+) -> None:
+    """Through the ``mlflow`` package (the store of postgresql:/mysql: URIs): a failure to read
+    the artifact store is an error that says why, a missing file is None. Here the failure is
+    a real misconfiguration MLflow refuses: proxied artifacts with a non-HTTP tracking URI."""
+    from mlproj.tracking.artifacts import read_artifact
+    from mlproj.tracking.mlflow_store import MlflowStore
+
+    store = MlflowStore(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    proxy = artifact_server.replace("http://", "mlflow-artifacts://")
+    exp = store.client.create_experiment("proxied", artifact_location=f"{proxy}/x")
+    run_id = store.create_run(exp, run_name="r", tags={}, user_id="u").run_id
+    with pytest.raises(ExecutionException) as caught:
+        read_artifact(store, store.get_run(run_id), "mlproj/output.log")
+    assert caught.value.message.startswith(f"Reading artifact mlproj/output.log of run {run_id}: ")
+    assert "the tracking URI must be a valid http or https URI" in caught.value.message
+    exp = store.client.create_experiment("local", artifact_location=(tmp_path / "art").as_uri())
+    run_id = store.create_run(exp, run_name="r", tags={}, user_id="u").run_id
+    assert read_artifact(store, store.get_run(run_id), "mlproj/output.log") is None
+    log = tmp_path / "output.log"
+    log.write_text("kept\n")
+    store.log_artifact(run_id, log, "mlproj")
+    assert read_artifact(store, store.get_run(run_id), "mlproj/output.log") == b"kept\n"

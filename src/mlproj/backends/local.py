@@ -6,12 +6,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from mlproj.backends.base import Backend, SubmitRequest
+from mlproj.backends.config import TIMEOUT_KEY, parse_seconds, refuse_unknown_keys
 from mlproj.envs.base import EnvRequest
-from mlproj.errors import ExecutionException
 from mlproj.home import home_subdir
 from mlproj.local_run.handle import LocalSubmittedRun
 from mlproj.local_run.identity import child_tags, identity_tags
@@ -45,28 +46,19 @@ def log_location(store: TrackingStore, run_id: str) -> tuple[Path, bool]:
     return home_subdir("logs") / run_id / LOG_ARTIFACT_NAME, True
 
 
-def parse_timeout(backend_config: Mapping[str, Any]) -> float | None:
-    value = backend_config.get("timeout")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if seconds <= 0:
-        raise ExecutionException(
-            f"backend_config 'timeout': expected a positive number of seconds, got {value!r}"
-        )
-    return seconds
+@dataclass(frozen=True)
+class LocalConfig:
+    timeout: float | None = None  # seconds; the command is stopped (and FAILED) after it
 
 
-class LocalBackend(Backend):
+class LocalBackend(Backend[LocalConfig]):
     name: ClassVar[str] = "local"
 
-    def validate(self, project: Project, backend_config: Mapping[str, Any]) -> None:
-        parse_timeout(backend_config)
+    def parse_config(self, raw: Mapping[str, Any], project: Project) -> LocalConfig:
+        refuse_unknown_keys(raw, (TIMEOUT_KEY,), self.name)
+        return LocalConfig(timeout=parse_seconds(raw, TIMEOUT_KEY))
 
-    def submit(self, request: SubmitRequest) -> SubmittedRun:
+    def submit(self, request: SubmitRequest[LocalConfig]) -> SubmittedRun:
         store, run_id = request.store, request.run_id
         log_path, upload_log = log_location(store, run_id)
         plan = request.env_manager.prepare(
@@ -91,7 +83,7 @@ class LocalBackend(Backend):
             tracking_uri=store.tracking_uri,
             plan=plan,
             log_path=log_path,
-            timeout=parse_timeout(request.backend_config),
+            timeout=request.backend_config.timeout,
             upload_log=upload_log,
         )
         request.log(f"running {request.command!r} in run {run_id}")

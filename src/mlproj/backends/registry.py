@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from mlproj.backends.base import Backend
 from mlproj.errors import ExecutionException
+from mlproj.tags import MLFLOW_BACKEND, TAG_BACKEND
+from mlproj.tracking.entities import Run
 
 ENTRY_POINT_GROUP = "mlproj.backends"
 
@@ -38,7 +41,12 @@ def backend_names() -> list[str]:
     return [*_BUILTINS, *plugins]
 
 
-def get_backend(name: str) -> Backend:
+def backend_name_of(run: Run) -> str:
+    """The backend that submitted ``run``, from its tags (``local`` when none is recorded)."""
+    return run.tags.get(TAG_BACKEND) or run.tags.get(MLFLOW_BACKEND) or "local"
+
+
+def get_backend(name: str) -> Backend[Any]:
     """The backend called ``name``; ExecutionException listing the valid names otherwise."""
     target = _BUILTINS.get(name)
     if target is not None:
@@ -60,7 +68,7 @@ def get_backend(name: str) -> Backend:
     return _instantiate(loaded, where)
 
 
-def _instantiate(obj: object, where: str) -> Backend:
+def _instantiate(obj: object, where: str) -> Backend[Any]:
     if isinstance(obj, Backend):
         return obj
     if not callable(obj):

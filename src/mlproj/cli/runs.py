@@ -32,6 +32,7 @@ from mlproj.tags import (
     TAG_ERROR,
     TAG_HOST,
     TAG_LOG,
+    TAG_LOG_ERROR,
 )
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import Experiment, Run, RunInfo
@@ -382,6 +383,12 @@ def run_logs(run_id: str, tracking_uri: str | None, follow: bool) -> None:
         except KeyboardInterrupt:
             return
         if data is None:
+            lost = run.tags.get(TAG_LOG_ERROR)
+            if lost:
+                raise ExecutionException(
+                    f"Run {run_id} has no output log: it could not be kept when the run "
+                    f"ended: {lost}"
+                )
             raise ExecutionException(
                 f"Run {run_id} has no output log: no local file (tag mlproj.log) and no "
                 f"artifact {LOG_ARTIFACT_PATH}"
@@ -450,47 +457,88 @@ def _wait_terminal(store: TrackingStore, run: Run) -> Run:
     type=click.FloatRange(min=0),
     default=30.0,
     show_default=True,
-    help="Seconds to wait for the run to stop.",
+    help="Seconds to wait for a local run to stop.",
 )
 def cancel_run(run_id: str, tracking_uri: str | None, timeout: float) -> None:
-    """Stop a RUNNING run: a local run started on this machine, or a Kubernetes or
-    Databricks run (found again through its tags); it ends KILLED."""
+    """Stop a RUNNING run: a local run started on this machine, or a run of a remote backend
+    (Kubernetes, Databricks, a plugin) found again through its tags; it ends KILLED."""
     with _user_errors():
-        from mlproj.backends.remote.reattach import remote_handle
+        from mlproj.backends.registry import backend_name_of
+        from mlproj.backends.remote.reattach import is_local, reattach, record_outcome
         from mlproj.local_run.identity import request_cancel
-        from mlproj.tags import TAG_PID
 
         store = _open_store(tracking_uri)
         run = store.get_run(run_id)
-        handle = None if TAG_PID in run.tags else remote_handle(store, run)
-        if handle is not None:
-            handle.cancel()
-            final = store.get_run_status(run_id)
-        else:
+        if is_local(run):
             final = request_cancel(store, run, timeout=timeout)
+        else:
+            if run.info.status in TERMINAL_STATUSES:
+                raise ExecutionException(f"Run '{run_id}' is already {run.info.status}")
+            handle = reattach(run, store)
+            if handle is None:
+                raise ExecutionException(
+                    f"Run '{run_id}' runs on backend {backend_name_of(run)!r}, which cannot "
+                    "find its runs again; cancel it where it runs"
+                )
+            handle.cancel()
+            final = record_outcome(store, run_id, handle.get_status())
     click.echo(f"Run {run_id}: {final}")
 
 
 @runs.command("reap")
 @tracking_uri_option
-@click.option("--dry-run", is_flag=True, help="Only list the orphaned runs.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be done.")
 def reap_runs(tracking_uri: str | None, dry_run: bool) -> None:
-    """Mark FAILED every RUNNING run whose supervisor on this machine is gone."""
-    with _user_errors():
-        from mlproj.local_run.identity import is_orphaned, reap
+    """Settle RUNNING runs nobody watches any more.
 
+    A local run whose supervisor on this machine is gone is marked FAILED. A remote run
+    (Kubernetes, Databricks, plugins) is looked up on its cluster through its tags: when it
+    has ended its real final status is recorded; when it still runs and its watcher on this
+    machine is gone, a new watcher is started.
+    """
+    from mlproj.backends.registry import backend_name_of
+    from mlproj.backends.remote.reattach import is_local, settle
+    from mlproj.local_run.identity import is_orphaned, reap
+
+    unreachable = 0
+    with _user_errors():
         store = _open_store(tracking_uri)
         ids = [e.experiment_id for e in _experiments(store, None, None)]
-        running = store.search_runs(ids, status=RunStatus.RUNNING, max_results=ALL_RUNS)
-        orphans = [r for r in _newest_first(running) if is_orphaned(r)]
+        running = _newest_first(
+            store.search_runs(ids, status=RunStatus.RUNNING, max_results=ALL_RUNS)
+        )
+        orphans = [r for r in running if is_orphaned(r)]
+        remote = [r for r in running if not is_local(r)]
         for run in orphans:
             if dry_run:
                 click.echo(f"Would mark FAILED: {run.run_id} ({run.info.run_name})")
             else:
                 reap(store, run)
                 click.echo(f"Marked FAILED: {run.run_id} ({run.info.run_name})")
-    if not orphans:
+        for run in remote:
+            where = f"{run.run_id} ({run.info.run_name}) on {backend_name_of(run)}"
+            if dry_run:
+                click.echo(f"Would check: {where}")
+                continue
+            try:
+                settled = settle(run, store)
+            except ExecutionException as exc:
+                # One unreachable cluster must not stop the others from being settled.
+                click.echo(f"mlproj: error: could not check {where}: {exc}", err=True)
+                unreachable += 1
+                continue
+            if settled is None:
+                click.echo(f"Cannot check: {where} (its backend cannot find its runs again)")
+            elif settled.status in TERMINAL_STATUSES:
+                click.echo(f"Recorded {settled.status}: {where}")
+            elif settled.new_watcher:
+                click.echo(f"Still {settled.status}, started a new watcher: {where}")
+            else:
+                click.echo(f"Still {settled.status}: {where}")
+    if not orphans and not remote:
         click.echo("No orphaned runs.")
+    if unreachable:
+        raise click.exceptions.Exit(1)
 
 
 # -- experiments ----------------------------------------------------------------------------------

@@ -35,9 +35,12 @@ def fsspec_read(artifact_uri: str, path: str) -> bytes | None:
         data = fs.cat_file(target)
     except FileNotFoundError:
         return None
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - fsspec backends raise their own (auth) errors
+        # An auth or network failure is not a missing file: say what happened.
+        first = str(exc).strip().splitlines()
+        detail = f": {first[0]}" if first else ""
         raise ExecutionException(
-            f"Cannot read artifact {path} from {artifact_uri}: {exc}"
+            f"Cannot read artifact {path} from {artifact_uri}: {type(exc).__name__}{detail}"
         ) from None
     return bytes(data)
 
@@ -47,7 +50,14 @@ def read_artifact(store: TrackingStore, run: Run, path: str) -> bytes | None:
     local = store.local_artifact_dir(run.run_id)
     if local is not None:
         file = local / path
-        return file.read_bytes() if file.is_file() else None
+        try:
+            return file.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        except OSError as exc:  # permissions, I/O: not a missing file
+            raise ExecutionException(
+                f"Cannot read artifact {path} of run {run.run_id} at {file}: {exc.strerror}"
+            ) from None
     reader = getattr(store, "read_artifact", None)
     if callable(reader):
         data = reader(run, path)

@@ -216,16 +216,35 @@ class MlflowStore(TrackingStore):
         return local_folder(self.get_run(run_id).info.artifact_uri)
 
     def read_artifact(self, run: Run, path: str) -> bytes | None:
-        """The bytes of one artifact file of ``run``, or None when it does not exist."""
-        from mlflow.exceptions import MlflowException
+        """The bytes of one artifact file of ``run``, or None when it does not exist.
 
-        with tempfile.TemporaryDirectory(prefix="mlproj-artifact-") as tmp:
-            try:
-                local = self.client.download_artifacts(run.run_id, path, dst_path=tmp)
-            except (MlflowException, OSError):
+        Existence is asked of the artifact listing, so a failure to reach or read the artifact
+        store (auth, network) is an error, never taken for a missing file."""
+        parent = path.strip("/").rpartition("/")[0]
+        action = f"Reading artifact {path} of run {run.run_id}"
+        with _mlflow_errors(action), _artifact_store_errors(action):
+            listed = self.client.list_artifacts(run.run_id, parent or None)
+            if not any(f.path == path.strip("/") and not f.is_dir for f in listed):
                 return None
-            file = Path(local)
-            return file.read_bytes() if file.is_file() else None
+            with tempfile.TemporaryDirectory(prefix="mlproj-artifact-") as tmp:
+                local = self.client.download_artifacts(run.run_id, path, dst_path=tmp)
+                return Path(local).read_bytes()
+
+
+@contextmanager
+def _artifact_store_errors(action: str) -> Iterator[None]:
+    """Whatever the artifact store's library raises (OSError, botocore, google-auth...)
+    becomes one line naming what failed."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (ExecutionException, MlflowException):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the libraries behind MLflow raise anything
+        first = str(exc).strip().splitlines()
+        detail = f": {first[0]}" if first else ""
+        raise ExecutionException(f"{action}: {type(exc).__name__}{detail}") from None
 
 
 def _experiment(exp: Any) -> Experiment:

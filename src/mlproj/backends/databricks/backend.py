@@ -36,10 +36,13 @@ from mlproj.backends.databricks.run import (
     POLL_TAG,
     RUN_ID_TAG,
     DatabricksSubmittedRun,
-    start_watcher,
+    reattach,
 )
+from mlproj.backends.remote.watcher import start_watching
 from mlproj.errors import ExecutionException
 from mlproj.spec.project import Project
+from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import Run
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -53,11 +56,13 @@ def dbfs_code_dir(experiment_id: str) -> str:
     return f"/mlflow-experiments/{experiment_id}/projects-code"
 
 
-class DatabricksBackend(Backend):
+class DatabricksBackend(Backend[DatabricksConfig]):
     name: ClassVar[str] = "databricks"
 
-    def validate(self, project: Project, backend_config: Mapping[str, Any]) -> None:
-        parse_config(backend_config)
+    def parse_config(self, raw: Mapping[str, Any], project: Project) -> DatabricksConfig:
+        return parse_config(raw)
+
+    def validate(self, project: Project, config: DatabricksConfig) -> None:
         check_project(project)
         import_sdk()
 
@@ -67,8 +72,11 @@ class DatabricksBackend(Backend):
         the environment (``submit`` checks again in any case)."""
         check_tracking_uri(tracking_uri)
 
-    def submit(self, request: SubmitRequest) -> DatabricksSubmittedRun:
-        config = parse_config(request.backend_config)
+    def reattach(self, run: Run, store: TrackingStore) -> DatabricksSubmittedRun:
+        return reattach(run, store)
+
+    def submit(self, request: SubmitRequest[DatabricksConfig]) -> DatabricksSubmittedRun:
+        config = request.backend_config
         check_tracking_uri(request.tracking_uri)
         check_project(request.project)
         client = workspace_client(request.tracking_uri)
@@ -123,8 +131,9 @@ class DatabricksBackend(Backend):
             poll_interval=config.poll_interval,
             log=request.log,
         )
-        if not request.synchronous:
-            run.watcher_pid = start_watcher(request.tracking_uri, run_id)
+        run.watcher_pid = start_watching(
+            store, run_id, synchronous=request.synchronous, backend=self.name
+        )
         return run
 
 

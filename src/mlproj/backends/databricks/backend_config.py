@@ -3,20 +3,21 @@ run is opened: config given, new cluster only, remote tracking URI, no docker pr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from mlproj.backends.config import TIMEOUT_KEY, parse_seconds, refuse_unknown_keys, whole_seconds
 from mlproj.errors import ExecutionException
 from mlproj.spec.project import Project
 
 POLL_KEY = "poll-interval"
-TIMEOUT_KEY = "timeout"
 DEFAULT_POLL_SECONDS = 30.0
 # Keys mlproj reads itself; they are never sent to Databricks as part of the cluster spec.
 OWN_KEYS = (POLL_KEY, TIMEOUT_KEY)
+# The top level of the nested form.
+NESTED_KEYS = ("new_cluster", "libraries", *OWN_KEYS)
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,8 @@ class DatabricksConfig:
 
 
 def parse_config(backend_config: Mapping[str, Any] | None) -> DatabricksConfig:
-    """Either ``{"new_cluster": {...}, "libraries": [...]}`` or a flat new-cluster spec."""
+    """Either ``{"new_cluster": {...}, "libraries": [...]}`` or a flat new-cluster spec, plus
+    mlproj's own ``poll-interval`` and ``timeout``."""
     if not backend_config:
         raise ExecutionException(
             "The databricks backend needs a backend config: pass -c/--backend-config with a "
@@ -36,32 +38,37 @@ def parse_config(backend_config: Mapping[str, Any] | None) -> DatabricksConfig:
             '"i3.xlarge", "num_workers": 1}'
         )
     config = dict(backend_config)
-    poll = config.pop(POLL_KEY, DEFAULT_POLL_SECONDS)
-    if isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0:
-        raise ExecutionException(
-            f"backend_config: {POLL_KEY!r} must be a positive number of seconds, got {poll!r}"
-        )
-    timeout = config.pop(TIMEOUT_KEY, None)
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    poll = parse_seconds(config, POLL_KEY, DEFAULT_POLL_SECONDS) or DEFAULT_POLL_SECONDS
+    timeout = parse_seconds(config, TIMEOUT_KEY)
+    for key in OWN_KEYS:
+        config.pop(key, None)
+    new_cluster = config.get("new_cluster")
+    if "existing_cluster_id" in config or (
+        isinstance(new_cluster, dict) and "existing_cluster_id" in new_cluster
     ):
-        raise ExecutionException(
-            f"backend_config: {TIMEOUT_KEY!r} must be a positive number of seconds, got {timeout!r}"
-        )
-    if "new_cluster" in config:
-        cluster = config["new_cluster"]
-        libraries = config.get("libraries") or []
-        where = "backend_config.new_cluster"
-    else:
-        cluster, libraries, where = config, [], "backend_config"
-    if not isinstance(cluster, dict):
-        raise ExecutionException(f"{where} must be a JSON object (a new-cluster spec)")
-    if "existing_cluster_id" in config or "existing_cluster_id" in cluster:
         raise ExecutionException(
             "backend_config: 'existing_cluster_id' is not supported; give a new cluster "
             "specification (new_cluster) instead: project runs on existing clusters are not "
             "supported"
         )
+    nested = "new_cluster" in config
+    if nested:
+        refuse_unknown_keys(
+            config, NESTED_KEYS, "databricks", hint=" (cluster fields go inside 'new_cluster')"
+        )
+        cluster = config["new_cluster"]
+        libraries = config.get("libraries") or []
+        where = "backend_config.new_cluster"
+    else:
+        libraries = config.pop("libraries", None) or []
+        cluster, where = config, "backend_config"
+    if not isinstance(cluster, dict):
+        raise ExecutionException(f"{where} must be a JSON object (a new-cluster spec)")
+    cluster_keys = _cluster_spec_keys()
+    if cluster_keys is not None:
+        # The SDK drops fields it does not know without a word: a typo would be ignored.
+        valid = cluster_keys if nested else (*NESTED_KEYS, *cluster_keys)
+        refuse_unknown_keys(cluster, valid, "databricks", hint=f" ({where} is a new-cluster spec)")
     if not isinstance(libraries, list) or not all(isinstance(lib, dict) for lib in libraries):
         raise ExecutionException(
             'backend_config.libraries must be a list of library specs, e.g. [{"pypi": '
@@ -70,9 +77,21 @@ def parse_config(backend_config: Mapping[str, Any] | None) -> DatabricksConfig:
     return DatabricksConfig(
         new_cluster=dict(cluster),
         libraries=list(libraries),
-        poll_interval=float(poll),
-        timeout=math.ceil(timeout) if timeout is not None else None,
+        poll_interval=poll,
+        timeout=whole_seconds(timeout),
     )
+
+
+def _cluster_spec_keys() -> tuple[str, ...] | None:
+    """The fields of a new-cluster spec the installed databricks-sdk knows; None without it
+    (``validate`` then says the SDK is missing)."""
+    import dataclasses
+
+    try:
+        from databricks.sdk.service.compute import ClusterSpec
+    except ImportError:
+        return None
+    return tuple(f.name for f in dataclasses.fields(ClusterSpec))
 
 
 def check_project(project: Project) -> None:

@@ -4,22 +4,21 @@ Status strings come from the run's state (``result_state`` when it has ended, el
 ``life_cycle_state``). When the run ends, the task's stdout/stderr (as the Jobs API returns
 them) is kept as run artifact ``mlproj/output.log`` and the terminal status is recorded once.
 
-``python -m mlproj.backends.databricks.run TRACKING_URI RUN_ID`` re-attaches from the run's tags
-and waits: asynchronous submissions start it detached so the end is recorded without a caller.
+:func:`reattach` rebuilds the handle from the run's tags (detached watcher, ``runs cancel``,
+``runs reap``).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mlproj.backends.remote.handle import PollingSubmittedRun, ignore, watch_main
-from mlproj.backends.remote.watcher import spawn_watcher
+from mlproj.backends.remote.handle import PollingSubmittedRun, ignore
 from mlproj.errors import ExecutionException
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.tags import MLFLOW_BACKEND
 from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import Run
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -86,10 +85,7 @@ class DatabricksSubmittedRun(PollingSubmittedRun):
             raise ExecutionException(
                 f"Cancelling Databricks run {self.databricks_run_id} failed: {exc}"
             ) from exc
-        self.wait()
-        if self._status == RunStatus.KILLED:
-            # Whatever the cluster's code recorded while dying, the run was cancelled.
-            self._store.set_terminated(self._run_id, RunStatus.KILLED)
+        self.wait()  # until Databricks reports it ended; recorded then, as CANCELED -> KILLED
 
     def _refresh(self) -> None:
         from databricks.sdk.errors.base import DatabricksError
@@ -107,7 +103,8 @@ class DatabricksSubmittedRun(PollingSubmittedRun):
             self._status = status
 
     def _task_logs(self, run: Any) -> str | None:
-        """The stdout/stderr of the run's task, when the Jobs API keeps it."""
+        """The stdout/stderr of the run's task, when the Jobs API keeps it; ExecutionException
+        when it cannot be read (auth, network): that is not a run without output."""
         from databricks.sdk.errors.base import DatabricksError
 
         tasks = run.tasks or []
@@ -116,10 +113,9 @@ class DatabricksSubmittedRun(PollingSubmittedRun):
         try:
             output = self._client.jobs.get_run_output(tasks[0].run_id)
         except DatabricksError as exc:
-            self._log(
+            raise ExecutionException(
                 f"Could not read the output of Databricks run {self.databricks_run_id}: {exc}"
-            )
-            return None
+            ) from exc
         parts = [p for p in (output.logs, output.error, output.error_trace) if p]
         text = "\n".join(parts)
         return (text if text.endswith("\n") else text + "\n") if parts else None
@@ -129,31 +125,22 @@ class DatabricksSubmittedRun(PollingSubmittedRun):
         return {MLFLOW_BACKEND: "databricks", **super()._end_tags(status)}
 
 
-# -- re-attaching (detached watcher for asynchronous runs) -----------------------------------
-def start_watcher(tracking_uri: str, run_id: str) -> int:
-    """Start a detached process that waits for the run and records its end; return its pid."""
-    return spawn_watcher("mlproj.backends.databricks.run", tracking_uri, run_id)
-
-
-def reattach(store: TrackingStore, run_id: str) -> DatabricksSubmittedRun:
+# -- re-attaching ---------------------------------------------------------------------------
+def reattach(run: Run, store: TrackingStore) -> DatabricksSubmittedRun:
+    """The handle of a Databricks run, from the tags its submission wrote."""
     from mlproj.backends.databricks.connection import workspace_client
 
-    tags = store.get_run(run_id).tags
+    tags = run.tags
     databricks_run_id = tags.get(RUN_ID_TAG)
     if not databricks_run_id:
-        raise ExecutionException(f"Run {run_id} was not submitted to Databricks by mlproj")
+        raise ExecutionException(
+            f"Run {run.run_id} has no Databricks run recorded (tag {RUN_ID_TAG}): it was not "
+            "submitted, or its submission failed before Databricks accepted it"
+        )
     return DatabricksSubmittedRun(
-        run_id,
+        run.run_id,
         int(databricks_run_id),
         workspace_client(store.tracking_uri),
         store,
         poll_interval=float(tags.get(POLL_TAG) or 30.0),
     )
-
-
-def _main(argv: list[str]) -> int:
-    return watch_main(argv, reattach)
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from mlproj.backends.base import Backend, SubmitRequest
 from mlproj.backends.kubernetes.backend_config import (
+    KubernetesConfig,
     check_kube_context,
     check_project,
     parse_config,
@@ -34,25 +35,32 @@ from mlproj.backends.kubernetes.run import (
     NAMESPACE_TAG,
     POLL_TAG,
     KubernetesSubmittedRun,
-    start_watcher,
+    reattach,
 )
+from mlproj.backends.remote.watcher import start_watching
 from mlproj.errors import ExecutionException
 from mlproj.spec.project import Project
 from mlproj.tags import MLFLOW_BACKEND, MLFLOW_DOCKER_IMAGE_ID, MLFLOW_DOCKER_IMAGE_URI, MLFLOW_ENV
+from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import Run
 
 
-class KubernetesBackend(Backend):
+class KubernetesBackend(Backend[KubernetesConfig]):
     name: ClassVar[str] = "kubernetes"
 
-    def validate(self, project: Project, backend_config: Mapping[str, Any]) -> None:
+    def parse_config(self, raw: Mapping[str, Any], project: Project) -> KubernetesConfig:
+        return parse_config(raw, project.directory)
+
+    def validate(self, project: Project, config: KubernetesConfig) -> None:
         import_kubernetes()
         check_project(project)
-        config = parse_config(backend_config, project.directory)
         check_kube_context(config.context)
 
-    def submit(self, request: SubmitRequest) -> KubernetesSubmittedRun:
-        project = request.project
-        config = parse_config(request.backend_config, project.directory)
+    def reattach(self, run: Run, store: TrackingStore) -> KubernetesSubmittedRun:
+        return reattach(run, store)
+
+    def submit(self, request: SubmitRequest[KubernetesConfig]) -> KubernetesSubmittedRun:
+        config, project = request.backend_config, request.project
         check_project(project)
         assert project.docker_env is not None and project.name  # checked above
         store, run_id = request.store, request.run_id
@@ -124,8 +132,9 @@ class KubernetesBackend(Backend):
             log=request.log,
             echo_output=request.synchronous,
         )
-        if not request.synchronous:
-            run.watcher_pid = start_watcher(request.tracking_uri, run_id)
+        run.watcher_pid = start_watching(
+            store, run_id, synchronous=request.synchronous, backend=self.name
+        )
         return run
 
 

@@ -4,13 +4,13 @@ tracking run is opened. Every problem names the key (or template field) and what
 from __future__ import annotations
 
 import copy
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlproj.backends.config import TIMEOUT_KEY, parse_seconds, refuse_unknown_keys, whole_seconds
 from mlproj.errors import ExecutionException
 from mlproj.spec.project import Project
 
@@ -18,7 +18,6 @@ TEMPLATE_KEY = "kube-job-template-path"
 CONTEXT_KEY = "kube-context"
 REPOSITORY_KEY = "repository-uri"
 POLL_KEY = "poll-interval"
-TIMEOUT_KEY = "timeout"
 KNOWN_KEYS = (TEMPLATE_KEY, CONTEXT_KEY, REPOSITORY_KEY, POLL_KEY, TIMEOUT_KEY)
 
 DEFAULT_POLL_SECONDS = 5.0
@@ -48,6 +47,7 @@ def parse_config(
             f"object or .json file holding {TEMPLATE_KEY!r} and {REPOSITORY_KEY!r} "
             f"(optional: {CONTEXT_KEY!r})"
         )
+    refuse_unknown_keys(backend_config, KNOWN_KEYS, "kubernetes")
     template_value = backend_config.get(TEMPLATE_KEY)
     if not template_value or not isinstance(template_value, str):
         raise ExecutionException(
@@ -65,18 +65,8 @@ def parse_config(
         raise ExecutionException(
             f"backend_config: {CONTEXT_KEY!r} must be a string, got {context!r}"
         )
-    poll = backend_config.get(POLL_KEY, DEFAULT_POLL_SECONDS)
-    if isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0:
-        raise ExecutionException(
-            f"backend_config: {POLL_KEY!r} must be a positive number of seconds, got {poll!r}"
-        )
-    timeout = backend_config.get(TIMEOUT_KEY)
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
-        raise ExecutionException(
-            f"backend_config: {TIMEOUT_KEY!r} must be a positive number of seconds, got {timeout!r}"
-        )
+    poll = parse_seconds(backend_config, POLL_KEY, DEFAULT_POLL_SECONDS)
+    timeout = parse_seconds(backend_config, TIMEOUT_KEY)
     template_path = _find_template(template_value, project_dir)
     template = load_template(template_path)
     namespace = template["metadata"]["namespace"]
@@ -86,8 +76,8 @@ def parse_config(
         namespace=namespace,
         repository=repository,
         context=context or None,
-        poll_interval=float(poll),
-        timeout=math.ceil(timeout) if timeout is not None else None,
+        poll_interval=poll or DEFAULT_POLL_SECONDS,
+        timeout=whole_seconds(timeout),
     )
 
 

@@ -5,9 +5,8 @@ never goes back once terminal. When the run ends - however it ends - the pod log
 artifact ``mlproj/output.log`` and the terminal status is written to the tracking store once.
 Cancel deletes the Job with foreground propagation, so its pods go with it.
 
-``python -m mlproj.backends.kubernetes.run TRACKING_URI RUN_ID`` re-attaches to a run from its
-tags and waits for it: asynchronous submissions start it detached, so the final status is
-recorded even when the submitting process exits.
+:func:`reattach` rebuilds the handle from the run's tags, for the detached watcher of an
+asynchronous run (:mod:`mlproj.backends.remote.watcher`), ``mlproj runs cancel`` and ``reap``.
 """
 
 from __future__ import annotations
@@ -19,11 +18,11 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlproj.backends.kubernetes.connection import api_client, api_error_message
-from mlproj.backends.remote.handle import PollingSubmittedRun, ignore, watch_main
-from mlproj.backends.remote.watcher import spawn_watcher
+from mlproj.backends.remote.handle import PollingSubmittedRun, ignore
 from mlproj.errors import ExecutionException
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import Run
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -126,7 +125,12 @@ class KubernetesSubmittedRun(PollingSubmittedRun):
         from kubernetes.client import BatchV1Api, V1DeleteOptions
         from kubernetes.client.exceptions import ApiException
 
-        log_text = self._collect_log()  # before the pods are gone
+        failure: ExecutionException | None = None
+        log_text: str | None = None
+        try:
+            log_text = self._collect_log()  # before the pods are gone
+        except ExecutionException as exc:
+            failure = exc  # kept as the run's log error; the Job is deleted all the same
         batch = BatchV1Api(self._client)
         self._log(f"Deleting Job {self.namespace}/{self.job_name} and its pods")
         try:
@@ -142,7 +146,13 @@ class KubernetesSubmittedRun(PollingSubmittedRun):
                     f"{api_error_message(exc)}"
                 ) from exc
         self._wait_deleted()
-        self._set_terminal(RunStatus.KILLED, "cancelled", lambda: log_text)
+
+        def read_log() -> str | None:
+            if failure is not None:
+                raise failure
+            return log_text
+
+        self._set_terminal(RunStatus.KILLED, "cancelled", read_log)
 
     def _wait_deleted(self) -> None:
         """Foreground deletion keeps the Job until its pods are gone; wait for that."""
@@ -167,7 +177,12 @@ class KubernetesSubmittedRun(PollingSubmittedRun):
 
     # -- recording ---------------------------------------------------------------------------
     def _collect_log(self) -> str | None:
-        """The log of every pod of the Job (retries included), oldest first; None if none."""
+        """The log of every pod of the Job (retries included), oldest first; None if none.
+
+        ExecutionException when the pods cannot be listed (auth, network): that is not a run
+        without output, and is recorded as such."""
+        import urllib3
+
         from kubernetes.client import CoreV1Api
         from kubernetes.client.exceptions import ApiException
 
@@ -177,8 +192,15 @@ class KubernetesSubmittedRun(PollingSubmittedRun):
                 self.namespace, label_selector=f"job-name={self.job_name}"
             ).items
         except ApiException as exc:
-            self._log(f"Could not list the pods of Job {self.job_name}: {api_error_message(exc)}")
-            return None
+            raise ExecutionException(
+                f"Could not list the pods of Job {self.namespace}/{self.job_name} to read their "
+                f"logs: {api_error_message(exc)}"
+            ) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ExecutionException(
+                f"Could not reach the Kubernetes API server to read the logs of Job "
+                f"{self.namespace}/{self.job_name}: {type(exc).__name__}"
+            ) from exc
         pods = sorted(pods, key=lambda p: (str(p.metadata.creation_timestamp), p.metadata.name))
         parts: list[str] = []
         for pod in pods:
@@ -187,7 +209,12 @@ class KubernetesSubmittedRun(PollingSubmittedRun):
                     pod.metadata.name, self.namespace, container=self._container
                 )
             except ApiException as exc:
-                text = f"(log unavailable: {api_error_message(exc)})\n"
+                text = f"(log of pod {pod.metadata.name} unavailable: {api_error_message(exc)})\n"
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise ExecutionException(
+                    f"Could not reach the Kubernetes API server to read the log of pod "
+                    f"{pod.metadata.name}: {type(exc).__name__}"
+                ) from exc
             if len(pods) > 1:
                 parts.append(f"=== pod {pod.metadata.name} ===\n")
             parts.append(text if text.endswith("\n") or not text else text + "\n")
@@ -215,21 +242,19 @@ def job_status(status: Any) -> tuple[str, str | None]:
     return RunStatus.SCHEDULED, None
 
 
-# -- re-attaching (detached watcher for asynchronous runs) -----------------------------------
-def start_watcher(tracking_uri: str, run_id: str) -> int:
-    """Start a detached process that waits for the run and records its end; return its pid."""
-    return spawn_watcher("mlproj.backends.kubernetes.run", tracking_uri, run_id)
-
-
-def reattach(store: TrackingStore, run_id: str) -> KubernetesSubmittedRun:
+# -- re-attaching ---------------------------------------------------------------------------
+def reattach(run: Run, store: TrackingStore) -> KubernetesSubmittedRun:
     """The handle of a Kubernetes run, from the tags its submission wrote."""
-    tags = store.get_run(run_id).tags
+    tags = run.tags
     job, namespace = tags.get(JOB_TAG), tags.get(NAMESPACE_TAG)
     if not job or not namespace:
-        raise ExecutionException(f"Run {run_id} was not submitted to Kubernetes by mlproj")
+        raise ExecutionException(
+            f"Run {run.run_id} has no Kubernetes Job recorded (tags {JOB_TAG}, {NAMESPACE_TAG}): "
+            "it was not submitted, or its submission failed before the Job was created"
+        )
     poll = float(tags.get(POLL_TAG) or 5.0)
     return KubernetesSubmittedRun(
-        run_id,
+        run.run_id,
         job,
         namespace,
         api_client(tags.get(CONTEXT_TAG) or None),
@@ -237,11 +262,3 @@ def reattach(store: TrackingStore, run_id: str) -> KubernetesSubmittedRun:
         container=tags.get(CONTAINER_TAG) or None,
         poll_interval=poll,
     )
-
-
-def _main(argv: list[str]) -> int:
-    return watch_main(argv, reattach)
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

@@ -1,16 +1,22 @@
-"""What every handle on a remote run (Kubernetes Job, Databricks run) does the same way.
+"""What every handle on a remote run (Kubernetes Job, Databricks run, a plugin's job) does the
+same way.
 
 A :class:`PollingSubmittedRun` polls the remote side until the run ends; its status never goes
 back once terminal. When it ends - however it ends - the remote output is kept as run artifact
-``mlproj/output.log`` and the terminal status is written to the tracking store once. Ctrl-C
-while waiting cancels the remote run. Subclasses say how to read the status (:meth:`_refresh`)
-and how to stop the run (:meth:`_stop`).
+``mlproj/output.log`` and the terminal status is written to the tracking store once, as the
+remote side reported it (job succeeded FINISHED, failed FAILED, cancelled KILLED), whatever the
+project's own MLflow client wrote on its way out. A log that cannot be read or uploaded never
+keeps the run RUNNING: the reason is kept in tag ``mlproj.log.error`` instead. Ctrl-C while
+waiting cancels the remote run.
+
+A new remote backend subclasses it and says how to read the status (:meth:`_refresh`, calling
+:meth:`_set_terminal` on a terminal one) and how to stop the run (:meth:`_stop`); see
+``docs/backends/plugins.md``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 import tempfile
 import threading
 import time
@@ -22,8 +28,11 @@ from mlproj.backends.remote.watcher import reap
 from mlproj.errors import ExecutionException
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.submitted import SubmittedRun
-from mlproj.tags import LOG_ARTIFACT_DIR, LOG_ARTIFACT_NAME, TAG_ERROR
+from mlproj.tags import LOG_ARTIFACT_DIR, LOG_ARTIFACT_NAME, TAG_ERROR, TAG_LOG_ERROR, TAG_OUTCOME
 from mlproj.tracking.base import TrackingStore
+
+# Tag values are limited (MLflow: 8000 characters for tags in the file store).
+_MAX_REASON = 4000
 
 
 def ignore(_: str) -> None:
@@ -105,36 +114,56 @@ class PollingSubmittedRun(SubmittedRun):
 
     def _end_tags(self, status: str) -> dict[str, str]:
         """The tags written when the run ends."""
-        return {TAG_ERROR: self._reason} if status == RunStatus.FAILED and self._reason else {}
+        if status == RunStatus.FAILED and self._reason:
+            return {TAG_ERROR: self._reason[:_MAX_REASON]}
+        return {}
 
     def _record(self, status: str, read_log: Callable[[], str | None]) -> None:
         with self._record_lock:
             if self._recorded:
                 return
-            self._recorded = True
-        log_text = self._log_text = read_log()
-        if log_text is not None:
+            log_error: str | None = "interrupted while the output log was kept"
+            try:
+                log_error = self._keep_log(read_log)
+            finally:
+                # Whatever happened to the log (even Ctrl-C), the run gets its final status.
+                self._write_end(status, log_error)
+                self._recorded = True
+
+    def _keep_log(self, read_log: Callable[[], str | None]) -> str | None:
+        """Upload the remote output as the log artifact; why it could not be, else None."""
+        try:
+            log_text = self._log_text = read_log()
+            if log_text is None:
+                return None
             with tempfile.TemporaryDirectory(prefix=self.log_tmp_prefix) as tmp:
                 path = Path(tmp) / LOG_ARTIFACT_NAME
                 path.write_text(log_text, encoding="utf-8")
                 self._store.log_artifact(self._run_id, path, LOG_ARTIFACT_DIR)
-        self._store.set_tags(self._run_id, self._end_tags(status))
-        # The remote code (``mlflow run`` on a cluster) or another watcher (the detached one, or
-        # the caller) may have ended the run first; keep what it wrote.
-        if self._store.get_run(self._run_id).info.status not in TERMINAL_STATUSES:
-            self._store.set_terminated(self._run_id, status)
+        except Exception as exc:  # noqa: BLE001 - a lost log must not keep the run RUNNING
+            from mlproj.sources.uris import scrub_text
+
+            reason = scrub_text(str(exc) if isinstance(exc, ExecutionException) else _describe(exc))
+            self._log(f"warning: the output log of run {self._run_id} was not kept: {reason}")
+            return reason[:_MAX_REASON]
+        return None
+
+    def _write_end(self, status: str, log_error: str | None) -> None:
+        current = self._store.get_run(self._run_id)
+        if current.info.status in TERMINAL_STATUSES and TAG_OUTCOME in current.tags:
+            # Another mlproj process watching the same remote run (the detached watcher, or
+            # `runs cancel`) recorded its end first, from the same source: keep it.
+            self._status = current.info.status
+            return
+        tags = {**self._end_tags(status), TAG_OUTCOME: status}
+        if log_error:
+            tags[TAG_LOG_ERROR] = log_error
+        self._store.set_tags(self._run_id, tags)
+        # Overrides what the project's own MLflow client wrote on its way out (its exit hook
+        # ends the run FINISHED even when the script crashed).
+        self._store.set_terminated(self._run_id, status)
 
 
-def watch_main(argv: list[str], reattach: Callable[[TrackingStore, str], SubmittedRun]) -> int:
-    """``python -m <run module> TRACKING_URI RUN_ID``: re-attach to the run and wait for it."""
-    from mlproj.tracking import get_store
-
-    tracking_uri, run_id = argv
-    try:
-        return 0 if reattach(get_store(tracking_uri), run_id).wait() else 1
-    except ExecutionException as exc:
-        print(f"mlproj: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - a watcher reports any failure in one line
-        print(f"mlproj: watcher stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 3
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -1,31 +1,90 @@
-"""Find the handle of a remote run again from its tags alone.
+"""Find the handle of a run again from its tags alone, through the backend that submitted it.
 
-Used by commands that act on a run submitted earlier, maybe by another process:
-``mlproj runs cancel`` (stop the Job / Databricks run), ``runs reap`` (sync a finished remote
-run whose watcher died). Local runs are not handled here (see :mod:`mlproj.local_run.identity`).
+Used by whatever acts on a run submitted earlier, maybe by another process: ``mlproj runs
+cancel`` (stop the Job / Databricks run / plugin job), ``runs reap`` (settle a remote run whose
+watcher died), the detached watcher itself. The backend is the one named in the run's tags
+(``mlproj.backend``, else ``mlflow.project.backend``), looked up in the registry, so plugins
+take part exactly as built-ins do. Runs supervised on this machine by the local backend are
+not handled here (see :mod:`mlproj.local_run.identity`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from mlproj.backends.registry import backend_name_of, get_backend
+from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.submitted import SubmittedRun
+from mlproj.tags import TAG_OUTCOME, TAG_PID
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import Run
 
 
-def remote_handle(store: TrackingStore, run: Run) -> SubmittedRun | None:
-    """A live handle for a Kubernetes or Databricks run; None for any other run.
+def is_local(run: Run) -> bool:
+    """A run the local backend supervises (its supervisor process is in the tags)."""
+    return TAG_PID in run.tags or backend_name_of(run) == "local"
 
-    Raises ExecutionException when the run is remote but its cluster cannot be reached.
+
+def reattach(run: Run, store: TrackingStore) -> SubmittedRun | None:
+    """A live handle on a remote run; None for a local run or a backend that cannot re-attach.
+
+    Raises ExecutionException when the backend is unknown here (a plugin not installed) or
+    the run's cluster cannot be reached.
     """
-    from mlproj.backends.databricks.run import RUN_ID_TAG
-    from mlproj.backends.kubernetes.run import JOB_TAG
+    if is_local(run):
+        return None
+    return get_backend(backend_name_of(run)).reattach(run, store)
 
-    if run.tags.get(JOB_TAG):
-        from mlproj.backends.kubernetes.run import reattach as reattach_kubernetes
 
-        return reattach_kubernetes(store, run.run_id)
-    if run.tags.get(RUN_ID_TAG):
-        from mlproj.backends.databricks.run import reattach as reattach_databricks
+def record_outcome(store: TrackingStore, run_id: str, status: str) -> str:
+    """Make the stored status the handle's terminal ``status`` (how the command ended), unless
+    mlproj already recorded the run's end; returns the status now stored.
 
-        return reattach_databricks(store, run.run_id)
-    return None
+    A terminal status without mlproj's mark was written by someone else - typically the
+    project's own MLflow client, whose exit hook writes FINISHED even after a crash."""
+    if status not in TERMINAL_STATUSES:
+        return status
+    current = store.get_run(run_id)
+    if current.info.status in TERMINAL_STATUSES and TAG_OUTCOME in current.tags:
+        return current.info.status
+    if current.info.status != status:
+        store.set_tags(run_id, {TAG_OUTCOME: status})
+        store.set_terminated(run_id, status)
+    return status
+
+
+def wait_for_outcome(store: TrackingStore, handle: SubmittedRun) -> bool:
+    """Wait for a remote run, make sure its stored status is how it ended, and say whether it
+    FINISHED: ``wait()``, ``get_status()`` and the store agree afterwards, whatever the
+    backend's handle recorded itself."""
+    finished = handle.wait()
+    outcome = record_outcome(store, handle.run_id, handle.get_status())
+    return outcome == RunStatus.FINISHED if outcome in TERMINAL_STATUSES else finished
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What ``settle`` found: the run's status now, and whether it started a new watcher."""
+
+    status: str
+    new_watcher: bool = False
+
+
+def settle(run: Run, store: TrackingStore) -> Settled | None:
+    """Read a remote run's status from its cluster once and record it when it has ended.
+
+    None when ``run`` is not a remote run its backend can find again. A run still going whose
+    recorded watcher is gone (killed, machine rebooted) gets a new detached watcher."""
+    from mlproj.backends.remote.watcher import spawn_watcher, watcher_alive, watcher_tags
+
+    handle = reattach(run, store)
+    if handle is None:
+        return None
+    status = handle.get_status()
+    if status in TERMINAL_STATUSES:
+        return Settled(record_outcome(store, run.run_id, status))
+    if watcher_alive(run) is False:
+        pid = spawn_watcher(store.tracking_uri, run.run_id, backend_name_of(run))
+        store.set_tags(run.run_id, watcher_tags(pid))
+        return Settled(status, new_watcher=True)
+    return Settled(status)
