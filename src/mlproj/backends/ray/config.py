@@ -27,7 +27,7 @@ KNOWN_KEYS = (
 # runtime_env keys mlproj sets itself: the project is the working_dir, the environment comes
 # from the project's python_env / conda_env.
 _OWNED_RUNTIME_KEYS = ("working_dir", "pip", "uv", "conda", "container", "image_uri")
-DEFAULT_POLL_SECONDS = 1.0
+DEFAULT_POLL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)

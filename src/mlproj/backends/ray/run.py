@@ -45,6 +45,7 @@ MESSAGE_TAG = "mlproj.ray.message"
 ERROR_TYPE_TAG = "mlproj.ray.error_type"
 
 MAX_FAILED_POLLS = 30
+FIRST_POLL_SECONDS = 0.25
 CANCEL_WAIT_SECONDS = 120.0
 
 
@@ -74,7 +75,12 @@ class RaySubmittedRun(PollingSubmittedRun):
         log: Callable[[str], None] = ignore,
         echo_output: bool = False,
     ) -> None:
-        super().__init__(run_id, store, poll_interval=poll_interval, log=log)
+        # Polls start fast and slow down to ``poll_interval``: a short job is seen ending at
+        # once, a long one costs few queries.
+        super().__init__(
+            run_id, store, poll_interval=min(FIRST_POLL_SECONDS, poll_interval), log=log
+        )
+        self._max_poll = poll_interval
         self.submission_id = job_id
         self._client = job_client
         self._timeout = timeout
@@ -96,6 +102,7 @@ class RaySubmittedRun(PollingSubmittedRun):
             ) from None
 
     def _refresh(self) -> None:
+        self._poll_interval = min(self._max_poll, self._poll_interval * 1.5)
         try:
             info = self._info()
             self._failed_polls = 0

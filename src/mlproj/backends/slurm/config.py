@@ -45,7 +45,7 @@ KNOWN_KEYS = (
     POLL_KEY,
     TIMEOUT_KEY,
 )
-DEFAULT_POLL_SECONDS = 2.0
+DEFAULT_POLL_SECONDS = 5.0
 
 # Slurm's --time forms: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS; or no limit.
 _TIME = re.compile(r"(\d+-\d+(:\d+){0,2}|\d+(:\d+){0,2}|UNLIMITED|INFINITE)", re.IGNORECASE)

@@ -40,6 +40,7 @@ EXIT_CODE_TAG = "mlproj.slurm.exit_code"
 # long enough for slurmctld to write the job-completion line after the purge sweep.
 MISSING_GRACE_SECONDS = 60.0
 MAX_FAILED_POLLS = 30
+FIRST_POLL_SECONDS = 0.25
 CANCEL_WAIT_SECONDS = 180.0  # KillWait (default 30 s) plus epilogs, on a busy controller
 
 
@@ -71,7 +72,12 @@ class SlurmSubmittedRun(PollingSubmittedRun):
         log: Callable[[str], None] = ignore,
         echo_output: bool = False,
     ) -> None:
-        super().__init__(run_id, store, poll_interval=poll_interval, log=log)
+        # Polls start fast and slow down to ``poll_interval``: a short job is seen ending at
+        # once, a long one costs few queries.
+        super().__init__(
+            run_id, store, poll_interval=min(FIRST_POLL_SECONDS, poll_interval), log=log
+        )
+        self._max_poll = poll_interval
         self.job_id = job_id
         self.output = output
         self._submitted_at = submitted_at
@@ -82,6 +88,7 @@ class SlurmSubmittedRun(PollingSubmittedRun):
 
     # -- status ------------------------------------------------------------------------------
     def _refresh(self) -> None:
+        self._poll_interval = min(self._max_poll, self._poll_interval * 1.5)
         try:
             state = lookup(self.job_id, self._submitted_at, max_age=self._poll_interval / 2)
             self._failed_polls = 0
