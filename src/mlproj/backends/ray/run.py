@@ -88,6 +88,7 @@ class RaySubmittedRun(PollingSubmittedRun):
         self._details: dict[str, str] = {}
         self._failed_polls = 0
         self._timed_out = False
+        self._tail: LogTail | None = None
 
     # -- status ------------------------------------------------------------------------------
     def _info(self) -> Any | None:
@@ -192,7 +193,10 @@ class RaySubmittedRun(PollingSubmittedRun):
                 f"Could not read the log of Ray job {self.submission_id}: "
                 f"{ray_client.first_line(str(exc))}"
             ) from None
-        return ray_client.job_output(text, self.submission_id) if text else None
+        output = ray_client.job_output(text, self.submission_id) if text else None
+        if self._tail is not None:
+            self._tail.complete(output or "")
+        return output
 
     @contextlib.contextmanager
     def _following_output(self) -> Iterator[None]:
@@ -205,11 +209,13 @@ class RaySubmittedRun(PollingSubmittedRun):
                 )
             tail = LogTail(self._client, self.submission_id, path, echo=self._echo_output)
             tail.start()
+            self._tail = tail
         try:
             yield
         finally:
             if tail is not None:
                 tail.finish()
+                self._tail = None
 
 
 class LogTail(threading.Thread):
@@ -229,9 +235,29 @@ class LogTail(threading.Thread):
     def finish(self, timeout: float = 5.0) -> None:
         # Ray closes the stream ~3 s after the job ends; wait a little for the tail, then stop.
         self.join(timeout)
+        self._stop_now(timeout)
+
+    def _stop_now(self, timeout: float = 5.0) -> None:
         if self.is_alive() and self._task is not None:
             self._loop.call_soon_threadsafe(self._task.cancel)
             self.join(timeout)
+
+    def complete(self, output: str) -> None:
+        """The job has ended and ``output`` is its whole log: stop tailing and add what the
+        tail had not received yet, to the same file (``runs logs --follow`` holds it open and
+        stops reading once the run's end is recorded, right after this)."""
+        self._stop_now()
+        try:
+            have = self._path.read_text(encoding="utf-8")
+        except OSError:
+            return
+        if output.startswith(have) and len(output) > len(have):
+            missing = output[len(have) :]
+            with self._path.open("a", encoding="utf-8") as out:
+                out.write(missing)
+            if self._echo:
+                sys.stdout.write(missing)
+                sys.stdout.flush()
 
     def run(self) -> None:
         try:
