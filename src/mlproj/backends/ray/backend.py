@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from mlproj.backends.base import Backend, SubmitRequest
@@ -140,17 +140,18 @@ def _runtime_env(request: SubmitRequest[RayConfig]) -> dict[str, Any]:
             experiment_id=request.experiment_id,
         ),
     }
-    env.update(_packages(request))
+    env.update(runtime_packages(project, request.env_manager.name, request.log))
     return env
 
 
-def _packages(request: SubmitRequest[RayConfig]) -> dict[str, Any]:
-    """The project's environment as Ray's runtime_env field: Ray builds it on the cluster's
-    Python, so a ``python:`` version in the spec cannot be honoured (said in a warning)."""
+def runtime_packages(project: Project, manager: str, log: Callable[[str], None]) -> dict[str, Any]:
+    """The project's environment as Ray's runtime_env field for env manager ``manager``:
+    uv -> ``uv``, virtualenv -> ``pip``, conda -> ``conda`` (needs conda on the cluster), local
+    -> nothing (the cluster's Python). Ray builds it on the cluster's Python, so a ``python:``
+    version in the spec cannot be honoured (said in a warning)."""
     from mlproj.envs.python.condaspec import convert_conda_file
     from mlproj.envs.python.pyspec import load_python_env
 
-    project, manager = request.project, request.env_manager.name
     if manager == "local" or project.env_file is None:
         return {}
     if project.env_type == "conda_env" and manager == "conda":
@@ -161,18 +162,20 @@ def _packages(request: SubmitRequest[RayConfig]) -> dict[str, Any]:
         converted = convert_conda_file(project.env_file)
         spec = converted.spec
         if converted.dropped:
-            request.log(
+            log(
                 f"Warning: {project.env_file}: dropped conda-only dependencies: "
                 f"{', '.join(converted.dropped)}"
             )
     else:
         spec = load_python_env(project.env_file)
     if spec.python:
-        request.log(
+        log(
             f"Warning: {project.env_file} asks for Python {spec.python}; a Ray job's "
             "environment is built on the cluster's Python"
         )
-    requirements = [*spec.build_dependencies, *spec.dependencies]
+    # Conda packages with a PyPI name (optional for the local uv env, tried one by one) are
+    # needed all the same: Ray installs the list in one go.
+    requirements = [*spec.build_dependencies, *spec.dependencies, *spec.optional_dependencies]
     if not requirements:
         return {}
     return {"uv" if manager == "uv" else "pip": requirements}
