@@ -228,3 +228,34 @@ def test_docker_projects_and_config_mistakes_are_refused_before_any_run(tmp_path
         _run(plain, synchronous=True, runtime_env={"working_dir": "/elsewhere"})
     store = get_store()
     assert store.search_runs([e.experiment_id for e in store.list_experiments()]) == []
+
+
+def test_cancel_of_a_pending_job_is_kept_up_until_ray_can_stop_it(tmp_path: Path) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    from mlproj.backends.ray import run as ray_run
+
+    client = JobSubmissionClient(ADDRESS)
+    # A job holding every CPU of the head, so the run's job (asking for 2 too) stays PENDING.
+    blocker = client.submit_job(entrypoint="sleep 300", entrypoint_num_cpus=2)
+    try:
+        _wait(lambda: str(client.get_job_status(blocker)) == "RUNNING", 240, "the blocker")
+        marker = tmp_path / "ran"
+        project = _project(tmp_path, f"sleep 2; touch {marker}")
+        submitted = _run(project, synchronous=False, entrypoint_num_cpus=2)
+        _wait(lambda: _job_status(submitted.run_id) == "PENDING", 60, "the job to wait")
+        started = time.monotonic()
+        submitted.cancel()  # Ray ignores a stop of a PENDING job (ray-project/ray#58353)
+        assert time.monotonic() - started < ray_run.PENDING_STOP_WAIT_SECONDS + 30
+        run = get_store().get_run(submitted.run_id)
+        assert ray_run.STOP_TAG in run.tags
+        assert run.info.status == RunStatus.RUNNING  # not KILLED before Ray says so
+        assert _job_status(submitted.run_id) == "PENDING"
+    finally:
+        client.stop_job(blocker)
+    # Resources free: the job starts, the watcher stops it at once, the run is KILLED.
+    wait_for_status(get_store(), submitted.run_id, RunStatus.KILLED, 240)
+    assert _job_status(submitted.run_id) == "STOPPED"
+    assert get_store().get_run(submitted.run_id).tags["mlproj.ray.status"] == "STOPPED"
+    assert not marker.exists()  # stopped before its command got far
+    wait_for_watcher(submitted.watcher_pid)  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import sys
 import threading
@@ -43,10 +44,14 @@ STATUS_TAG = "mlproj.ray.status"
 EXIT_CODE_TAG = "mlproj.ray.exit_code"
 MESSAGE_TAG = "mlproj.ray.message"
 ERROR_TYPE_TAG = "mlproj.ray.error_type"
+# A cancel asked while the job was PENDING, which Ray cannot honour yet: whoever watches the
+# run keeps calling stop_job until Ray reports the job ended.
+STOP_TAG = "mlproj.ray.stop_requested"
 
 MAX_FAILED_POLLS = 30
 FIRST_POLL_SECONDS = 0.25
-CANCEL_WAIT_SECONDS = 120.0
+CANCEL_WAIT_SECONDS = 120.0  # for a running job to stop
+PENDING_STOP_WAIT_SECONDS = 15.0  # for a pending one, before leaving it to a watcher
 
 
 def submission_id(run_id: str) -> str:
@@ -74,6 +79,7 @@ class RaySubmittedRun(PollingSubmittedRun):
         timeout: float | None = None,
         log: Callable[[str], None] = ignore,
         echo_output: bool = False,
+        stop_requested: bool = False,
     ) -> None:
         # Polls start fast and slow down to ``poll_interval``: a short job is seen ending at
         # once, a long one costs few queries.
@@ -89,6 +95,7 @@ class RaySubmittedRun(PollingSubmittedRun):
         self._failed_polls = 0
         self._timed_out = False
         self._tail: LogTail | None = None
+        self._stop_requested = stop_requested
 
     # -- status ------------------------------------------------------------------------------
     def _info(self) -> Any | None:
@@ -130,6 +137,8 @@ class RaySubmittedRun(PollingSubmittedRun):
             self._end(info, status)
             return
         self._status = status
+        if status == RunStatus.SCHEDULED:
+            self._stop_if_requested()
         elapsed = time.time() - info.start_time / 1000 if info.start_time else 0.0
         if status == RunStatus.RUNNING and self._timeout and elapsed > self._timeout:
             self._log(f"Ray job {self.submission_id} ran out of time; stopping it")
@@ -161,9 +170,18 @@ class RaySubmittedRun(PollingSubmittedRun):
         return {**super()._end_tags(status), **self._details}
 
     # -- cancel ------------------------------------------------------------------------------
+    def _stop_if_requested(self) -> None:
+        """Repeat a cancel asked while the job was PENDING (by any process: it is a tag)."""
+        if not self._stop_requested:
+            self._stop_requested = STOP_TAG in self._store.get_run(self.run_id).tags
+        if self._stop_requested:
+            with contextlib.suppress(RuntimeError, ConnectionError, OSError):
+                self._client.stop_job(self.submission_id)
+
     def _stop(self) -> None:
         self._log(f"Stopping Ray job {self.submission_id}")
-        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        started = time.monotonic()
+        deadline = started + CANCEL_WAIT_SECONDS
         last = "PENDING"
         while time.monotonic() < deadline:
             info = self._info()
@@ -174,14 +192,36 @@ class RaySubmittedRun(PollingSubmittedRun):
             if status in TERMINAL_STATUSES:
                 self._end(info, status)
                 return
+            if status == RunStatus.SCHEDULED and (
+                time.monotonic() - started > PENDING_STOP_WAIT_SECONDS
+            ):
+                self._leave_stop_to_watcher()
+                return
             # Again on every poll: a stop sent while PENDING is lost (ray-project/ray#58353).
             self._client.stop_job(self.submission_id)
             time.sleep(min(self._poll_interval, 0.5))
         raise ExecutionException(
             f"Ray job {self.submission_id} is still {last} {CANCEL_WAIT_SECONDS:.0f} s "
-            "after stop_job: Ray cannot stop a job that has not started "
-            "(ray-project/ray#58353); cancel again once it runs, or free the resources it "
-            "waits for"
+            f"after stop_job; check `ray job status {self.submission_id}`"
+        )
+
+    def _leave_stop_to_watcher(self) -> None:
+        """Ray answers stop_job on a PENDING job with True and does nothing; the job starts
+        when resources free up. Record the request and make sure a watcher outlives this
+        process to stop the job then; the run becomes KILLED once Ray confirms."""
+        from mlproj.backends.remote.watcher import spawn_watcher, watcher_alive, watcher_tags
+        from mlproj.tags import TAG_WATCHER_PID
+
+        self._stop_requested = True
+        self._store.set_tags(self.run_id, {STOP_TAG: f"{time.time():.3f}"})
+        run = self._store.get_run(self.run_id)
+        if watcher_alive(run) is not True or run.tags.get(TAG_WATCHER_PID) == str(os.getpid()):
+            pid = spawn_watcher(self._store.tracking_uri, self.run_id, "ray")
+            self._store.set_tags(self.run_id, watcher_tags(pid))
+        self._log(
+            f"Ray job {self.submission_id} has not started, and Ray cannot stop a job before it "
+            "starts (ray-project/ray#58353): its watcher stops it once it does; the run is "
+            "KILLED then"
         )
 
     # -- output ------------------------------------------------------------------------------
@@ -305,4 +345,5 @@ def reattach(run: Run, store: TrackingStore) -> RaySubmittedRun | None:
         job_id,
         poll_interval=float(tags.get(POLL_TAG) or 1.0),
         timeout=float(timeout) if timeout else None,
+        stop_requested=STOP_TAG in tags,
     )
