@@ -64,9 +64,10 @@ class MlflowServer:
         file_store: bool = False,
         extra_args: tuple[str, ...] = (),
         extra_env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()  # a port of its own, or the one of a server it replaces
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "server.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -102,7 +103,7 @@ class MlflowServer:
             )
         self._wait_healthy()
 
-    def _wait_healthy(self, timeout: float = 90.0) -> None:
+    def _wait_healthy(self, timeout: float = 240.0) -> None:  # a loaded 2-core machine is slow
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -128,35 +128,18 @@ def submit(options: RunOptions) -> SubmittedRun:
         raise
 
 
-# Environment variables whose values are secrets MLflow clients and backends read.
-_SECRET_VARS = (
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_TOKEN",
-    "DATABRICKS_TOKEN",
-    "DATABRICKS_CLIENT_SECRET",
-)
-
-
 def _scrubber(options: RunOptions) -> Callable[[str], str]:
-    from mlproj.sources.uris import scrub_text
+    from mlproj.redaction import Redactor, secrets_from_env
 
-    urls = [options.uri, options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")]
-    secrets = [v for v in map(os.environ.get, _SECRET_VARS) if v and len(v) >= 4]
-
-    def scrub(text: str) -> str:
-        for url in urls:
-            if isinstance(url, str) and url:
-                text = scrub_text(text, url)
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return scrub_text(text)
-
-    return scrub
+    # str(): callers may pass a pathlib.Path as the URI despite the annotation.
+    urls = [str(options.uri), options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")]
+    return Redactor(secrets_from_env(), urls)
 
 
 def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     from mlproj.backends.registry import get_backend
     from mlproj.backends.remote.reattach import wait_for_outcome
+    from mlproj.backends.remote.watcher import watcher_tags
     from mlproj.envs import choose_manager
     from mlproj.sources import fetch_project
     from mlproj.spec.params import render_command, resolve_parameters
@@ -205,6 +188,8 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
         tags[MLFLOW_ENV] = manager.tag_value
     if options.synchronous and backend.name == "local":
         tags.update(identity_tags())  # this process supervises the run
+    elif backend.name != "local":
+        tags.update(watcher_tags())  # this process watches the run until a watcher takes over
     parent = _parent_run_id()
     if parent:
         tags[MLFLOW_PARENT_RUN_ID] = parent
@@ -249,7 +234,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
 
 def _check_loggable(params: ResolvedParameters, entry_point: str, where: Path) -> None:
     """MLflow's key and length rules hold for every store: say so before any run exists."""
-    from mlproj.tracking.file_store import MAX_PARAM_VALUE_LENGTH, validate_key
+    from mlproj.tracking.limits import MAX_PARAM_VALUE_LENGTH, validate_key
 
     for key, value in params.as_logged().items():
         try:

@@ -23,3 +23,9 @@ def one_line(text: str) -> str:
     a final period, so a message built around it prints as one line."""
     lines = (line.strip().rstrip(".;:") for line in text.splitlines())
     return "; ".join(line for line in lines if line)
+
+
+class StoreUnreachable(ExecutionException):
+    """The tracking store did not answer (connection refused, timeouts, 5xx, a database locked)
+    even after retries. A write that fails this way can be kept and sent again later
+    (:mod:`mlproj.tracking.journal`); any other ExecutionException means the store refused it."""

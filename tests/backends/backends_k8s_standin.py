@@ -4,7 +4,7 @@ What it replaces and why: no Kubernetes API server (or kind/minikube) can run on
 so this small HTTP server implements just the endpoints the official ``kubernetes`` client calls
 for the mlproj kubernetes backend - batch/v1 Jobs (create / read / delete with
 ``propagationPolicy``) and core/v1 pods (list by ``job-name`` label, read log) - with bearer
-token auth and namespaces. Everything else answers 404. The kubelet thread plays the node and
+token auth, namespaces and, on demand, RBAC refusing pod reads (403). Everything else answers 404. The kubelet thread plays the node and
 the Job controller: for each new Job it creates a pod, runs the Job's first container in the
 real local Docker daemon (the image pulled by digest from the registry, with the Job's command,
 env and hostPath volumes), and writes pod phases and the Job's status and conditions back
@@ -56,6 +56,7 @@ class ClusterState:
         self.containers: dict[tuple[str, str], str] = {}  # pod -> docker container name
         self.requests: list[tuple[str, str]] = []  # (method, path) for assertions
         self.created_jobs: list[dict[str, Any]] = []  # bodies as received
+        self.deny_pod_reads = False  # RBAC without pod access: pods answer 403 Forbidden
 
     def pods_of(self, namespace: str, job: str) -> list[dict[str, Any]]:
         return [
@@ -103,6 +104,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._jobs(method, m.group(1), m.group(2))
             return
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/log)?", url.path)
+        if m and state.deny_pod_reads:
+            message = f'pods is forbidden: User "standin" cannot list resource "pods" in "{m[1]}"'
+            self._send(403, _status(403, "Forbidden", message))
+            return
         if m and method == "GET":
             self._pods(m.group(1), m.group(2), bool(m.group(3)), query)
             return

@@ -43,11 +43,12 @@ def project(tmp_path: Path) -> Project:
 
 def _base(backend: str) -> dict[str, Any]:
     """The smallest valid config of each backend."""
-    return {
+    configs: dict[str, dict[str, Any]] = {
         "local": {},
         "kubernetes": {"kube-job-template-path": "job.yaml", "repository-uri": "r.example/p"},
         "databricks": {"new_cluster": CLUSTER},
-    }[backend]
+    }
+    return configs[backend]
 
 
 BACKENDS = ("local", "kubernetes", "databricks")

@@ -316,3 +316,72 @@ def test_spark_job_project_runs_its_script_directly(
     assert f"spark job ['--rows', '10'] {submitted.run_id}" in log
     assert store.get_run(submitted.run_id).tags["mlflow.project.backend"] == "databricks"
     wait_for_watcher(submitted.watcher_pid)  # type: ignore[attr-defined]
+
+
+def _spark_project(tmp_path: Path, script: str) -> Path:
+    project = tmp_path / "spark"
+    project.mkdir()
+    (project / "MLproject").write_text(
+        "name: spark-demo\n"
+        "databricks_spark_job:\n  python_file: job.py\n"
+        "entry_points:\n  main:\n    command: python job.py\n"
+    )
+    (project / "job.py").write_text(script)
+    return project
+
+
+def test_a_failed_task_is_failed_whatever_its_mlflow_client_recorded(
+    tmp_path: Path, databricks: DatabricksStandin, remote: MlflowServer
+) -> None:
+    # The script logs into mlproj's run, then crashes: MLflow's exit hook ends the run
+    # FINISHED before the task fails.
+    project = _spark_project(
+        tmp_path, "import mlflow\nmlflow.log_param('seen', 'yes')\nraise SystemExit(3)\n"
+    )
+    with pytest.raises(ExecutionException, match=r"Run \(ID '\w+'\) failed") as caught:
+        mlproj.run(
+            str(project), backend="databricks", backend_config={**CLUSTER, "poll-interval": 0.2}
+        )
+    run_id = caught.value.message.split("'")[1]
+    run = get_store().get_run(run_id)
+    assert run.params == {"seen": "yes"}
+    assert run.info.status == "FAILED"
+    assert run.tags["mlproj.error"] == "FAILED: Python task exited with code 3"
+    assert run.tags["mlflow.project.backend"] == "databricks"
+
+
+def test_reap_records_the_end_of_a_databricks_run_whose_watcher_died(
+    tmp_path: Path, databricks: DatabricksStandin, remote: MlflowServer
+) -> None:
+    import os
+    import signal
+
+    from click.testing import CliRunner
+
+    from mlproj.cli.main import cli
+
+    project = _spark_project(tmp_path, "print('reaped on the cluster')\n")
+    submitted = mlproj.run(
+        str(project),
+        backend="databricks",
+        backend_config={**CLUSTER, "poll-interval": 0.2},
+        synchronous=False,
+    )
+    pid = submitted.watcher_pid  # type: ignore[attr-defined]
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    deadline = time.monotonic() + 90
+    while True:  # the task ran to its end on the "cluster"; nobody recorded it
+        (dbx_run,) = databricks.runs.values()  # started when submit read it back
+        if dbx_run.process is not None and dbx_run.process.poll() is not None:
+            break
+        assert time.monotonic() < deadline, "the task never ended"
+        time.sleep(0.3)
+    store = get_store()
+    assert store.get_run(submitted.run_id).info.status == "RUNNING"
+    reaped = CliRunner().invoke(cli, ["runs", "reap"])
+    assert reaped.exit_code == 0, reaped.output
+    assert f"Recorded FINISHED: {submitted.run_id}" in reaped.output
+    run = store.get_run(submitted.run_id)
+    assert run.info.status == "FINISHED"
+    assert "reaped on the cluster" in _download_log(remote, submitted.run_id, tmp_path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -319,13 +320,13 @@ def test_ctrl_c_on_the_cli_cancels_the_job(
 def test_another_process_can_find_and_cancel_the_job_from_the_run_tags(
     tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
 ) -> None:
-    from mlproj.backends.remote.reattach import remote_handle
+    from mlproj.backends.remote.reattach import reattach
 
     project = _project(tmp_path, docker_ready, '"echo remote {name}; sleep 300"')
     submitted = _run_async(tmp_path, registry, project)
     _wait_for_running_pod(k8s)
     store = get_store()  # a fresh store object: only the tags connect it to the Job
-    handle = remote_handle(store, store.get_run(submitted.run_id))
+    handle = reattach(store.get_run(submitted.run_id), store)
     assert handle is not None
     assert handle.get_status() == "RUNNING"
     handle.cancel()
@@ -336,7 +337,7 @@ def test_another_process_can_find_and_cancel_the_job_from_the_run_tags(
     plain.mkdir()
     (plain / "MLproject").write_text("name: plain\nentry_points:\n  main:\n    command: 'true'\n")
     local = mlproj.run(str(plain), env_manager="local")
-    assert remote_handle(store, store.get_run(local.run_id)) is None
+    assert reattach(store.get_run(local.run_id), store) is None
 
 
 def test_synchronous_cli_run_streams_the_pod_log_live(
@@ -409,3 +410,104 @@ def test_code_in_the_pod_logs_into_the_run_through_kube_mlflow_tracking_uri(
         submitted.run_id, "mlproj/output.log", str(tmp_path)
     )
     assert f"tracking {pod_uri}" in Path(local).read_text()
+
+
+def test_a_failed_pod_is_failed_whatever_its_mlflow_client_recorded(
+    tmp_path: Path,
+    k8s: KubernetesStandin,
+    registry: Registry,
+    docker_ready: str,
+    mlflow_server: MlflowServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inspect = subprocess.run(
+        ["docker", "image", "inspect", PYTHON_IMAGE], capture_output=True, check=False
+    )
+    if inspect.returncode != 0:
+        pytest.skip(f"{PYTHON_IMAGE} not built (.ci/docker-setup.sh with the Python image)")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    monkeypatch.setenv(
+        "KUBE_MLFLOW_TRACKING_URI", mlflow_server.url.replace("127.0.0.1", "localhost")
+    )
+    project = _project(tmp_path, PYTHON_IMAGE, "python3 crash.py")
+    # The project's own client logs into the run, then the script crashes: MLflow's exit hook
+    # ends the run FINISHED before the pod fails.
+    (project / "crash.py").write_text(
+        "import mlflow\nmlflow.log_param('seen', 'yes')\nraise SystemExit(3)\n"
+    )
+    with pytest.raises(ExecutionException, match=r"Run \(ID '(\w+)'\) failed") as caught:
+        mlproj.run(str(project), backend="kubernetes", backend_config=_config(tmp_path, registry))
+    run_id = caught.value.message.split("'")[1]
+    run = get_store().get_run(run_id)
+    assert run.params["seen"] == "yes"  # the client did write into the run
+    assert run.info.status == "FAILED"
+    assert run.tags["mlproj.outcome"] == "FAILED"
+    assert run.tags["mlproj.error"].startswith("BackoffLimitExceeded")
+
+
+def test_reap_records_the_end_of_a_job_whose_watcher_died(
+    tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
+) -> None:
+    import signal
+
+    project = _project(tmp_path, docker_ready, '"echo reaped {name}; exit 2"')
+    submitted = _run_async(tmp_path, registry, project)
+    pid = submitted.watcher_pid  # type: ignore[attr-defined]
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    k8s.wait_for(
+        lambda s: any(
+            c.get("type") == "Failed"
+            for j in s.jobs.values()
+            for c in j["status"].get("conditions") or []
+        )
+    )
+    store = get_store()
+    assert store.get_run(submitted.run_id).info.status == "RUNNING"  # nobody recorded it
+    reaped = subprocess.run(
+        [sys.executable, "-m", "mlproj", "runs", "reap"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        check=False,
+    )
+    assert reaped.returncode == 0, reaped.stderr
+    assert f"Recorded FAILED: {submitted.run_id}" in reaped.stdout
+    run = store.get_run(submitted.run_id)
+    assert run.info.status == "FAILED"
+    assert run.tags["mlproj.error"].startswith("BackoffLimitExceeded")
+    assert "reaped world" in _artifact_log(submitted.run_id)
+
+
+def test_a_log_the_api_server_refuses_is_reported_and_the_run_still_ends(
+    tmp_path: Path, k8s: KubernetesStandin, registry: Registry, docker_ready: str
+) -> None:
+    import signal
+
+    from click.testing import CliRunner
+
+    from mlproj.cli.main import cli
+
+    project = _project(tmp_path, docker_ready, '"echo lost {name}; sleep 2"')
+    submitted = _run_async(tmp_path, registry, project)
+    pid = submitted.watcher_pid  # type: ignore[attr-defined]
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    k8s.wait_for(
+        lambda s: any(
+            c.get("type") == "Complete"
+            for j in s.jobs.values()
+            for c in j["status"].get("conditions") or []
+        )
+    )
+    # RBAC now lets this user read Jobs but not pods: the status is known, the log is not.
+    k8s.state.deny_pod_reads = True
+    result = CliRunner().invoke(cli, ["runs", "reap"])
+    assert result.exit_code == 0, result.output
+    run = get_store().get_run(submitted.run_id)
+    assert run.info.status == "FINISHED"
+    assert "403" in run.tags["mlproj.log.error"]
+    logs = CliRunner().invoke(cli, ["runs", "logs", submitted.run_id])
+    assert logs.exit_code == 1
+    assert "could not be kept when the run ended" in logs.output
+    assert "403" in logs.output

@@ -241,7 +241,7 @@ def test_validate_checks_host_variables_before_anything_is_built(
 ) -> None:
     monkeypatch.delenv("MLPROJ_TEST_ABSENT", raising=False)
     project = _project(tmp_path, docker="image: x\nenvironment: [MLPROJ_TEST_ABSENT]")
-    with pytest.raises(ExecutionException, match="'MLPROJ_TEST_ABSENT', not set on this machine"):
+    with pytest.raises(ExecutionException, match="MLPROJ_TEST_ABSENT is not set on this machine"):
         KubernetesBackend().validate(project, parse_config(_config(tmp_path)))
 
 

@@ -257,3 +257,33 @@ def test_a_backend_that_cannot_reattach_says_so(tmp_path: Path, detached: dict[s
     assert reaped.exit_code == 1
     assert f"could not check {info.run_id}" in reaped.output
     assert store.get_run(info.run_id).info.status == RunStatus.RUNNING  # nothing guessed
+
+
+def test_reap_fails_a_run_whose_submission_died_before_its_job_existed(
+    tmp_path: Path, detached: dict[str, str]
+) -> None:
+    from mlproj.backends.remote.watcher import watcher_tags
+
+    store = get_store()
+    experiment = store.resolve_experiment(None, None)
+    gone = subprocess.Popen(["true"])
+    dead = watcher_tags(gone.pid)  # identity taken while it runs (or just ended)
+    gone.wait()
+    dead["mlproj.watcher.start"] = dead["mlproj.watcher.start"] or "1"  # never matches now
+    died = store.create_run(
+        experiment, run_name="died", tags={"mlproj.backend": "detached", **dead}, user_id="u"
+    )
+    submitting = store.create_run(
+        experiment,
+        run_name="submitting",
+        tags={"mlproj.backend": "detached", **watcher_tags()},  # this process: alive
+        user_id="u",
+    )
+    reaped = CliRunner().invoke(cli, ["runs", "reap"])
+    assert reaped.exit_code == 0, reaped.output
+    assert f"Recorded FAILED: {died.run_id}" in reaped.output
+    assert f"Cannot check: {submitting.run_id}" in reaped.output
+    run = store.get_run(died.run_id)
+    assert run.info.status == RunStatus.FAILED
+    assert "the submission never finished" in run.tags["mlproj.error"]
+    assert store.get_run(submitting.run_id).info.status == RunStatus.RUNNING

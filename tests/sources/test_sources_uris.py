@@ -1,4 +1,4 @@
-"""URI parsing, classification and credential scrubbing (pure functions)."""
+"""URI parsing and classification (pure functions)."""
 
 from __future__ import annotations
 
@@ -7,35 +7,7 @@ from pathlib import Path
 import pytest
 
 from mlproj.errors import ExecutionException
-from mlproj.sources.uris import parse_project_uri, scrub_text, strip_credentials
-
-
-@pytest.mark.parametrize(
-    ("url", "clean"),
-    [
-        ("https://user:tok@host/org/r.git", "https://host/org/r.git"),
-        ("https://ghp_token@github.com/org/r.git#sub", "https://github.com/org/r.git#sub"),
-        ("ssh://git@host/org/r.git", "ssh://git@host/org/r.git"),  # account name, not secret
-        ("ssh://git:pw@host/org/r.git", "ssh://host/org/r.git"),
-        ("git@github.com:org/r.git", "git@github.com:org/r.git"),
-        ("https://h/a.zip?X-Amz-Signature=abc&v=2", "https://h/a.zip?X-Amz-Signature=***&v=2"),
-        ("https://h/a.zip?sig=abc&sv=2020", "https://h/a.zip?sig=***&sv=2020"),
-        ("/plain/path", "/plain/path"),
-    ],
-)
-def test_strip_credentials(url: str, clean: str) -> None:
-    assert strip_credentials(url) == clean
-
-
-def test_scrub_text_removes_userinfo_and_literal_secrets() -> None:
-    url = "https://al%40ice:p%2Fss@host/r.git?token=qwerty123"
-    text = (
-        "fatal: unable to access 'https://al%40ice:p%2Fss@host/r.git/': auth for p/ss failed; "
-        "GET /r.git?token=qwerty123"
-    )
-    scrubbed = scrub_text(text, url)
-    assert "p%2Fss" not in scrubbed and "p/ss" not in scrubbed and "qwerty123" not in scrubbed
-    assert "https://host/r.git/" in scrubbed
+from mlproj.sources.uris import parse_project_uri
 
 
 def test_classification(tmp_path: Path) -> None:

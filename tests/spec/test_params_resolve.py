@@ -313,10 +313,7 @@ def test_bad_values_are_found_before_any_download(project_dir: Path, tmp_path: P
 def test_remote_path_is_downloaded_into_storage_dir(
     tmp_path: Path, http_folder: tuple[Path, str]
 ) -> None:
-    """Real download through mlproj.sources.remote from a local HTTP server."""
-    pytest.importorskip(
-        "mlproj.sources.remote", reason="remote fetching is another engineer's module"
-    )
+    """Real download through mlproj.downloads from a local HTTP server."""
     served, url = http_folder
     (served / "train.csv").write_text("a,b\n1,2\n")
     entry = EntryPoint(
@@ -342,9 +339,6 @@ def test_remote_path_is_downloaded_into_storage_dir(
 
 
 def test_failed_download_is_one_clear_error(tmp_path: Path, http_folder: tuple[Path, str]) -> None:
-    pytest.importorskip(
-        "mlproj.sources.remote", reason="remote fetching is another engineer's module"
-    )
     _, url = http_folder
     entry = EntryPoint("e", "cat {data}", {"data": Parameter("data", "path")})
     with pytest.raises(ExecutionException) as info:

@@ -33,6 +33,7 @@ def examples(count: int) -> settings:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
 
+
 TYPE_NAMES = ["string", "str", "float", "int", "bool", "boolean", "path", "uri", "list[int]", "x"]
 KEYS = ["type", "default", "choices", "min", "max", "help", "defulat", "comand", "command"]
 

@@ -65,6 +65,6 @@ def test_importing_spec_and_params_stays_light() -> None:
     seconds, modules = json.loads(out.stdout)
     heavy = {"mlflow", "requests", "fsspec", "docker", "kubernetes", "rich", "urllib.request"}
     assert heavy.isdisjoint(modules)
-    assert "mlproj.sources.remote" not in modules
+    assert "mlproj.downloads" not in modules
     print(f"import mlproj.spec.project + mlproj.spec.params: {seconds * 1000:.1f} ms")
     assert seconds < 0.2

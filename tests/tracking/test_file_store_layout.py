@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from mlproj.errors import ExecutionException
-from mlproj.tracking import file_store as fs_module
-from mlproj.tracking import get_store
+from mlproj.tracking import get_store, meta_yaml
 from mlproj.tracking.entities import Metric
-from mlproj.tracking.file_store import FileStore, dump_meta, parse_meta
+from mlproj.tracking.file_store import FileStore
+from mlproj.tracking.meta_yaml import dump_meta, parse_meta
 from mlproj.tracking.run_names import MAX_RUN_NAME_LENGTH, random_run_name
 
 RUN_META_KEYS = {
@@ -360,7 +360,7 @@ def test_search_skips_non_runs_and_uses_the_fast_parser(
     def no_yaml(text: str) -> dict[str, object]:
         raise AssertionError("flat meta.yaml files must not need PyYAML")
 
-    monkeypatch.setattr(fs_module, "_parse_meta_yaml", no_yaml)
+    monkeypatch.setattr(meta_yaml, "_parse_meta_yaml", no_yaml)
     assert [r.run_id for r in store.search_runs(["0"])] == [run_id]
     assert store.get_run(run_id).info.status == "RUNNING"
 
@@ -508,7 +508,7 @@ def test_hot_path_needs_no_yaml_and_imports_nothing_heavy(
     def no_yaml(*args: object, **kwargs: object) -> object:
         raise AssertionError("the run hot path must not need PyYAML")
 
-    monkeypatch.setattr(fs_module, "_parse_meta_yaml", no_yaml)
+    monkeypatch.setattr(meta_yaml, "_parse_meta_yaml", no_yaml)
     monkeypatch.setattr(yaml, "safe_dump", no_yaml)
     info = store.create_run("0", run_name=None, tags={"mlflow.user": "u"}, user_id="u")
     store.log_batch(info.run_id, params={"a": "1"}, metrics=[Metric("m", 1.0, 1, 0)])

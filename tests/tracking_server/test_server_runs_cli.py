@@ -343,6 +343,8 @@ class _ArtifactServer(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if "denied" in self.path:
             code, body = 403, b"Forbidden: invalid credentials"
+        elif "noapi" in self.path:  # a web server (or proxy) without MLflow's artifact API
+            code, body = 404, b"Not Found"
         elif self.path.startswith("/api/2.0/mlflow-artifacts/"):
             code, body = 200, b"{}"
         else:
@@ -421,3 +423,26 @@ def test_mlflow_delegated_store_reports_an_artifact_store_it_cannot_read(
     log.write_text("kept\n")
     store.log_artifact(run_id, log, "mlproj")
     assert read_artifact(store, store.get_run(run_id), "mlproj/output.log") == b"kept\n"
+
+
+def test_rest_store_tells_a_missing_log_from_an_artifact_api_it_cannot_reach(
+    mlflow_server: Any, artifact_server: str
+) -> None:
+    from mlproj.tracking.artifacts import read_artifact
+
+    rest = get_store(mlflow_server.url)
+    exp = rest.create_experiment("rest-missing-log")
+    run_id = rest.create_run(exp, run_name="m", tags={}, user_id="u").run_id
+    assert read_artifact(rest, rest.get_run(run_id), "mlproj/output.log") is None  # truly absent
+    done = invoke_raw("runs", "logs", run_id, "--tracking-uri", mlflow_server.url)
+    assert done.exit_code == 1 and "has no output log" in done.stderr
+
+    # The same run read through a URL that reaches a web server without MLflow's API (a
+    # wrong path prefix behind a proxy): every request is a bare 404, which is not "no log".
+    from mlproj.tracking.rest_store import RestStore
+
+    wrong_prefix = RestStore(f"{artifact_server}/noapi")
+    with pytest.raises(
+        ExecutionException, match=r"rejected GET artifact listing of .*\(HTTP 404\)"
+    ):
+        read_artifact(wrong_prefix, rest.get_run(run_id), "mlproj/output.log")

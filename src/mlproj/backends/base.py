@@ -86,8 +86,9 @@ class Backend(ABC, Generic[ConfigT]):
 
     def reattach(self, run: Run, store: TrackingStore) -> SubmittedRun | None:
         """A live handle on ``run`` (submitted earlier, maybe by another process), rebuilt from
-        the ids its submission stored in the run's tags; None when this backend cannot find
-        its runs again.
+        the ids its submission stored in the run's tags; None when the tags hold no job (not
+        submitted yet, or the submission died first) or this backend cannot find its runs
+        again.
 
         ``mlproj runs cancel`` calls ``cancel()`` on it and ``runs reap`` ``get_status()``;
         the handle must record a terminal status in the store when it sees one (the callers

@@ -92,7 +92,7 @@ class LocalBackend(Backend[LocalConfig]):
             supervisor = Supervisor(job, store)
             supervisor.start()
             try:
-                store.set_tags(
+                supervisor.store.set_tags(
                     run_id, {TAG_LOG: str(log_path), **child_tags(supervisor.runner.pid)}
                 )
             except BaseException:

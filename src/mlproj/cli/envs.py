@@ -30,7 +30,8 @@ def envs_group() -> None:
 @size_option
 def list_command(show_size: bool) -> None:
     """List cached environments, most recently used first."""
-    from mlproj.envs.cache import envs_root, folder_size, iter_entries
+    from mlproj.envs.cache import envs_root, iter_entries
+    from mlproj.fsutil import folder_size
 
     root = envs_root()
     entries = sorted(iter_entries(root), key=lambda e: e.last_used(), reverse=True)

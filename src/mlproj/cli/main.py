@@ -60,7 +60,7 @@ class _LazyGroup(click.Group):
             if os.environ.get("MLPROJ_DEBUG"):
                 raise
             from mlproj.errors import one_line
-            from mlproj.sources.uris import scrub_text
+            from mlproj.redaction import scrub_text
 
             detail = one_line(scrub_text(str(exc))) or "no details"
             _fail(
@@ -80,6 +80,10 @@ class _LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="mlproj")
 def cli() -> None:
     """Run MLflow Projects reproducibly and fast."""
+    from mlproj.cli.sync import replay_journals_quietly
+
+    # Run updates kept while a tracking store was down are sent as soon as mlproj runs again.
+    replay_journals_quietly()
 
 
 def _parse_pairs(values: tuple[str, ...], option: str, *, flags: bool) -> dict[str, Any]:

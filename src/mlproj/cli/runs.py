@@ -1,8 +1,10 @@
 """``mlproj runs ...`` and ``mlproj experiments ...``: look at and manage runs on any store.
 
-The commands work on every tracking store (``get_store``); process-level actions (cancel, reap,
-the orphan check) come from :mod:`mlproj.local_run.identity`. Tables are plain text, or rich on a
-terminal; ``--json`` gives machine-readable output.
+The commands work on every tracking store (``get_store``). Cancel and reap act on local runs
+through :mod:`mlproj.local_run.identity` (the supervisor process on this host) and on remote
+runs through :mod:`mlproj.backends.remote.reattach` (the backend named in the run's tags finds
+its job again). Tables are plain text, or rich on a terminal; ``--json`` gives machine-readable
+output.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import click
 
+from mlproj.cli.sync import sync_command
 from mlproj.errors import ExecutionException
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.tags import (
@@ -477,8 +480,9 @@ def cancel_run(run_id: str, tracking_uri: str | None, timeout: float) -> None:
             handle = reattach(run, store)
             if handle is None:
                 raise ExecutionException(
-                    f"Run '{run_id}' runs on backend {backend_name_of(run)!r}, which cannot "
-                    "find its runs again; cancel it where it runs"
+                    f"Run '{run_id}' (backend {backend_name_of(run)!r}) has no job recorded: "
+                    "it is still being submitted, or its backend cannot find its runs again; "
+                    "cancel it where it runs"
                 )
             handle.cancel()
             final = record_outcome(store, run_id, handle.get_status())
@@ -527,8 +531,11 @@ def reap_runs(tracking_uri: str | None, dry_run: bool) -> None:
                 click.echo(f"mlproj: error: could not check {where}: {exc}", err=True)
                 unreachable += 1
                 continue
-            if settled is None:
-                click.echo(f"Cannot check: {where} (its backend cannot find its runs again)")
+            if settled is None or not settled.found:
+                click.echo(
+                    f"Cannot check: {where} (no job recorded: still being submitted, or its "
+                    "backend cannot find its runs again)"
+                )
             elif settled.status in TERMINAL_STATUSES:
                 click.echo(f"Recorded {settled.status}: {where}")
             elif settled.new_watcher:
@@ -577,3 +584,6 @@ def list_experiments(tracking_uri: str | None, as_json: bool) -> None:
         (e.experiment_id, e.name, format_time(e.creation_time), e.artifact_location) for e in found
     ]
     print_table(("ID", "NAME", "CREATED", "ARTIFACT LOCATION"), rows)
+
+
+runs.add_command(sync_command)

@@ -9,17 +9,7 @@ from pathlib import Path
 import click
 
 from mlproj.cli.support import human_size, size_option
-
-
-def _size(path: Path) -> int:
-    total = 0
-    for item in path.rglob("*"):
-        try:
-            if item.is_file() and not item.is_symlink():
-                total += item.stat().st_size
-        except OSError:
-            continue
-    return total
+from mlproj.fsutil import folder_size
 
 
 def _mirror_url(mirror: Path) -> str:
@@ -52,11 +42,11 @@ def list_command(show_size: bool) -> None:
         key = mirror.name.removesuffix(".git")
         checkouts_dir = home / "git" / "checkouts" / key
         checkouts = [p for p in checkouts_dir.glob("*") if not p.name.startswith(".")]
-        size = _size(mirror) + (_size(checkouts_dir) if checkouts_dir.exists() else 0)
+        size = folder_size(mirror) + (folder_size(checkouts_dir) if checkouts_dir.exists() else 0)
         shown = human_size(size) if show_size else "-"
         click.echo(f"git      {_mirror_url(mirror)}  ({len(checkouts)} checkouts, {shown})")
     for folder in archives:
-        shown = human_size(_size(folder)) if show_size else "-"
+        shown = human_size(folder_size(folder)) if show_size else "-"
         click.echo(f"archive  {folder.name}  ({shown})")
 
 

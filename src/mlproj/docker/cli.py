@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
+from mlproj.redaction import Redactor
 
 INSTALL_HINT = (
     "Install Docker (https://docs.docker.com/engine/install/) and make sure `docker` is on PATH"
@@ -48,16 +49,11 @@ class DockerCli:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.env: dict[str, str] = dict(env if env is not None else os.environ)
         self.executable = docker_executable(self.env)
-        self._secrets: list[str] = []
+        # Secrets given explicitly (a registry password) are masked whatever their length.
+        self.redact = Redactor(min_length=1)
 
     def add_secret(self, value: str) -> None:
-        if value:
-            self._secrets.append(value)
-
-    def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        self.redact.add(value)
 
     def run(
         self,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from mlproj.docker.cli import DockerCli, logged_in
 from mlproj.errors import ExecutionException
+from mlproj.fsutil import write_json_atomic
 from mlproj.home import home_subdir
 from mlproj.spec.project import Project
 
@@ -186,10 +187,7 @@ class _DigestCache:
         if self.fresh == self.entries:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".digests-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"version": self._VERSION, "files": self.fresh}, handle)
-        Path(tmp).replace(self.path)
+        write_json_atomic(self.path, {"version": self._VERSION, "files": self.fresh}, indent=None)
 
 
 def _file_digest(path: Path) -> bytes:

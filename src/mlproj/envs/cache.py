@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlproj.envs.buildlog import BuildLog
+from mlproj.fsutil import folder_size, write_json_atomic
 from mlproj.home import home_subdir
 
 SCHEMA_VERSION = 1
@@ -108,12 +109,6 @@ def lock_path(root: Path, name: str) -> Path:
     folder = root / ".locks"
     folder.mkdir(exist_ok=True)
     return folder / f"{name}.lock"
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
-    tmp.replace(path)
 
 
 Builder = Callable[[Path, BuildLog], Mapping[str, Any]]
@@ -199,7 +194,7 @@ def _build(
         "build_seconds": round(build_log.elapsed, 3),
         **extra,
     }
-    write_json_atomic(entry.marker, meta)  # last: the entry is usable from here on
+    write_json_atomic(entry.marker, meta, indent=2)  # last: the entry is usable from here on
     log(f"Environment {key.name} ready in {build_log.elapsed:.1f}s")
     return meta
 
@@ -212,7 +207,7 @@ def _touch(entry: Entry, meta: dict[str, Any]) -> None:
     meta["last_used"] = now
     # A read-only cache still works; only pruning by age is less precise.
     with contextlib.suppress(OSError):
-        write_json_atomic(entry.marker, meta)
+        write_json_atomic(entry.marker, meta, indent=2)
 
 
 def iter_entries(root: Path | None = None) -> Iterator[Entry]:
@@ -270,17 +265,6 @@ def _describe_change(name: str, old: Any, new: Any) -> str:
     if name == "interpreter" and isinstance(old, list) and isinstance(new, list):
         return f"Python {old[-1]} -> {new[-1]}"
     return name
-
-
-def folder_size(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size  # noqa: PTH118
-            except OSError:
-                continue
-    return total
 
 
 @dataclass

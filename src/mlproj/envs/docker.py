@@ -7,6 +7,7 @@ artifacts, path parameters, user volumes) -> environment -> the ``docker run`` a
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import ClassVar
 
 from mlproj.docker.cli import DockerCli, docker_executable, logged_in
 from mlproj.docker.images import CODE_DIR, ImageRef, build_or_reuse, resolve_image
+from mlproj.docker.variables import check_host_variables, container_variables
 from mlproj.envs.base import EnvironmentManager, EnvRequest, LaunchPlan
 from mlproj.envs.docker_run import (
     ContainerSpec,
@@ -24,10 +26,9 @@ from mlproj.envs.docker_run import (
     container_name,
     docker_arg_options,
     image_shell,
-    missing_host_variables,
-    user_environment,
 )
 from mlproj.errors import ExecutionException
+from mlproj.locations import local_store_root
 from mlproj.spec.project import DockerEnv, Project
 from mlproj.tags import (
     LABEL_RUN_ID,
@@ -35,7 +36,6 @@ from mlproj.tags import (
     MLFLOW_DOCKER_IMAGE_URI,
     TAG_DOCKER_CONTAINER,
 )
-from mlproj.tracking import local_store_root
 
 _NETWORK_KEYS = ("network", "net")
 
@@ -46,14 +46,7 @@ class DockerManager(EnvironmentManager):
 
     def validate(self, project: Project) -> None:
         docker_env = _docker_env(project)
-        missing = missing_host_variables(docker_env.environment)
-        if missing:
-            names = ", ".join(missing)
-            raise ExecutionException(
-                f"MLproject: docker_env.environment: {names} not set on this machine; export "
-                f"them before running, or give each a value in the MLproject as "
-                f'["{missing[0]}", "value"]'
-            )
+        check_host_variables(docker_env.environment, os.environ)
         docker_executable()
         DockerCli().check_daemon()
 
@@ -61,7 +54,7 @@ class DockerManager(EnvironmentManager):
         project = request.project
         docker_env = _docker_env(project)
         # User mistakes first, before any pull or build.
-        user_env = user_environment(docker_env.environment, request.env)
+        user_env = container_variables(docker_env.environment, request.env)
         options = docker_arg_options(request.docker_args)
         cli = DockerCli(request.env)
         image, shell_image_id = self._image(cli, request, docker_env)

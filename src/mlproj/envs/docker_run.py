@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +19,9 @@ from urllib.parse import unquote, urlparse
 from mlproj.docker.cli import DockerCli
 from mlproj.docker.images import CODE_DIR
 from mlproj.errors import ExecutionException
+from mlproj.fsutil import write_json_atomic
 from mlproj.home import home_subdir
-from mlproj.tracking import local_store_root
+from mlproj.locations import local_store_root
 
 _OPTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Variables the docker client itself reads: passing them by name would redirect or break the
@@ -144,31 +143,6 @@ def docker_arg_options(docker_args: Mapping[str, object]) -> list[str]:
     return args
 
 
-# -- environment -----------------------------------------------------------------------------
-def user_environment(
-    items: tuple[str | tuple[str, str], ...], host_env: Mapping[str, str]
-) -> dict[str, str]:
-    """docker_env ``environment``: ``NAME`` copies the host value, ``[NAME, value]`` sets it."""
-    env: dict[str, str] = {}
-    for item in items:
-        if isinstance(item, str):
-            if item not in host_env:
-                raise ExecutionException(
-                    f"MLproject: docker_env.environment: {item} is not set on this machine; "
-                    f"export {item}=... before running, or give it a value in the MLproject "
-                    f'as ["{item}", "value"]'
-                )
-            env[item] = host_env[item]
-        else:
-            name, value = item
-            env[name] = str(value)
-    return env
-
-
-def missing_host_variables(items: tuple[str | tuple[str, str], ...]) -> list[str]:
-    return [item for item in items if isinstance(item, str) and item not in os.environ]
-
-
 # -- tracking and artifacts ------------------------------------------------------------------
 def is_loopback_uri(uri: str) -> bool:
     host = (urlparse(uri).hostname or "").lower()
@@ -278,10 +252,7 @@ def image_shell(cli: DockerCli, image_id: str) -> str:
         return "bash"  # the probe itself failed; the run will report the real problem
     cache = _read_json(cache_file)
     cache[image_id] = shell
-    fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=".shells-")
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"version": 1, **cache}, handle)
-    Path(tmp).replace(cache_file)
+    write_json_atomic(cache_file, {"version": 1, **cache})
     return shell
 
 

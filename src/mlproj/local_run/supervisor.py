@@ -23,10 +23,11 @@ from mlproj.envs.base import LaunchPlan
 from mlproj.errors import ExecutionException
 from mlproj.local_run.identity import child_tags
 from mlproj.local_run.process import ProcessRunner
-from mlproj.statuses import TERMINAL_STATUSES, RunStatus
+from mlproj.statuses import RunStatus
 from mlproj.tags import LOG_ARTIFACT_DIR, TAG_ERROR
 from mlproj.tracking import get_store
 from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.journal import JournaledStore
 
 
 class Cancelled(BaseException):
@@ -68,7 +69,8 @@ class Supervisor:
 
     def __init__(self, job: Job, store: TrackingStore, *, echo: bool = True) -> None:
         self.job = job
-        self.store = store
+        # The end of a run is kept on disk when the store is down, never lost or waited for.
+        self.store = store if isinstance(store, JournaledStore) else JournaledStore(store, _warn)
         self.runner = ProcessRunner(job.plan, job.log_path, echo=echo)
         self.status: str = RunStatus.RUNNING
         self.exit_code: int | None = None
@@ -138,13 +140,13 @@ class Supervisor:
                 print(f"mlproj: warning: could not upload the run log: {exc}", file=sys.stderr)
         if error:
             store.set_tag(run_id, TAG_ERROR, error)
-        # A status the project set itself (e.g. `with mlflow.start_run()`) wins, as in MLflow,
-        # except that a cancel is always recorded as KILLED.
-        current = store.get_run_status(run_id)
-        if current not in TERMINAL_STATUSES or (
-            status == RunStatus.KILLED and current != RunStatus.KILLED
-        ):
-            store.set_terminated(run_id, status)
+        # How the command ended decides, whatever the project's own MLflow client recorded
+        # on its way out (its atexit end_run writes FINISHED even after a crash).
+        store.set_terminated(run_id, status)
+
+
+def _warn(message: str) -> None:
+    print(f"mlproj: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _describe_exit(code: int) -> str:

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
+from mlproj.redaction import strip_credentials
 from mlproj.sources.base import FetchedProject
-from mlproj.sources.uris import ProjectURI, parse_project_uri, strip_credentials
+from mlproj.sources.uris import ProjectURI, parse_project_uri
 
 __all__ = ["FetchedProject", "fetch_project"]
 

@@ -17,12 +17,12 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from mlproj.downloads import http_download
 from mlproj.errors import ExecutionException, one_line
 from mlproj.home import home_subdir
-from mlproj.sources.uris import scrub_text, strip_credentials
+from mlproj.redaction import strip_credentials
 
 _CHUNK = 1 << 20
-_HTTP_TIMEOUT = 60.0
 
 
 def fetch_archive(
@@ -39,7 +39,7 @@ def fetch_archive(
         name = posixpath.basename(uri.split("?", 1)[0]) or "archive"
         downloaded = Path(tmp) / name
         say(f"Downloading {public}")
-        digest = _download(uri, downloaded)
+        digest = http_download(uri, downloaded, what="archive ")
         return _extract_cached(downloaded, digest, root, public, say)
 
 
@@ -48,29 +48,6 @@ def _hash_file(path: Path) -> str:
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _download(uri: str, dest: Path) -> str:
-    import requests
-
-    public = strip_credentials(uri)
-    digest = hashlib.sha256()
-    try:
-        with requests.get(uri, stream=True, timeout=_HTTP_TIMEOUT) as reply:
-            if not reply.ok:
-                raise ExecutionException(
-                    f"Unable to download archive {public}: HTTP {reply.status_code} "
-                    f"{reply.reason}. Check the URL and your access to it."
-                )
-            with dest.open("wb") as handle:
-                for chunk in reply.iter_content(_CHUNK):
-                    digest.update(chunk)
-                    handle.write(chunk)
-    except requests.RequestException as err:
-        raise ExecutionException(
-            f"Unable to download archive {public}: {scrub_text(str(err), uri)}"
-        ) from None
     return digest.hexdigest()
 
 

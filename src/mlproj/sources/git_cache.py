@@ -28,8 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from mlproj.errors import ExecutionException
 from mlproj.home import home_subdir
+from mlproj.redaction import strip_credentials
 from mlproj.sources.gitcmd import GitError, run_git
-from mlproj.sources.uris import strip_credentials
 
 _FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
 _SHORT_SHA = re.compile(r"^[0-9a-fA-F]{4,39}$")

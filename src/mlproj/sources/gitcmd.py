@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlproj.errors import ExecutionException, one_line
-from mlproj.sources.uris import scrub_text, strip_credentials
+from mlproj.redaction import scrub_text, strip_credentials
 
 # Seconds `git ls-remote` (the first contact with a remote) may take before we give up: an
 # unreachable host must fail, never hang. Override with MLPROJ_GIT_TIMEOUT.

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
+from mlproj.redaction import strip_credentials
 from mlproj.sources.base import FetchedProject
 from mlproj.sources.gitcmd import GitError, run_git
-from mlproj.sources.uris import strip_credentials
 
 _SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 _REMOTE_SECTION = re.compile(r'^\s*\[\s*remote\s+"(?P<name>(?:[^"\\]|\\.)*)"\s*\]')

@@ -1,33 +1,27 @@
-"""Project URIs: splitting off ``#subdir``, classifying the source, hiding credentials."""
+"""Project URIs: splitting off ``#subdir`` and classifying the source."""
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from mlproj.errors import ExecutionException
+from mlproj.locations import file_uri_to_path
+from mlproj.redaction import strip_credentials
 
 SourceKind = Literal["local", "archive", "git"]
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
-# scheme://userinfo@ inside any text (git stderr, exception messages).
-_USERINFO_IN_TEXT = re.compile(
-    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]+)@"
-)
 # git's scp-like syntax: user@host:path (no scheme, no slash before the colon).
 _SCP_LIKE = re.compile(r"^(?:[A-Za-z0-9._~-]+@)?[A-Za-z0-9._-]+:(?!//)")
 _SSH_SCHEMES = {"ssh", "git+ssh", "ssh+git"}
 # URL schemes git fetches by itself; any other needs a remote helper (git-remote-<scheme>).
 _GIT_SCHEMES = {"http", "https", "git", "ftp", "ftps", *_SSH_SCHEMES}
-_SECRET_QUERY_KEY = re.compile(
-    r"token|secret|passw|sig|signature|credential|auth|key|session|x-amz-|x-goog-", re.IGNORECASE
-)
 
 
 @dataclass(frozen=True)
@@ -37,72 +31,6 @@ class ProjectURI:
     subdir: str  # normalised, '' when absent
     kind: SourceKind
     local_path: Path | None = None  # for local folders and local archives
-
-
-def strip_credentials(url: str) -> str:
-    """``url`` without a password or token in its userinfo or its query string.
-
-    A bare ssh user (``ssh://git@host/...``) is an account name, not a secret, and is kept.
-    Secret-looking query values (``token=``, ``sig=``, ``X-Amz-Signature=``...) become ``***``.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return scrub_text(url)
-    if not parts.scheme:
-        return url
-    if parts.query:
-        parts = parts._replace(query=redact_query(parts.query))
-    if "@" in parts.netloc:
-        userinfo, _, hostport = parts.netloc.rpartition("@")
-        if not (parts.scheme.lower() in _SSH_SCHEMES and ":" not in userinfo):
-            parts = parts._replace(netloc=hostport)
-    return urlunsplit(parts)
-
-
-def redact_query(query: str) -> str:
-    """A query string with secret-looking values replaced by ``***``."""
-    fields = []
-    for field in query.split("&"):
-        key, eq, _value = field.partition("=")
-        fields.append(f"{key}=***" if eq and _SECRET_QUERY_KEY.search(key) else field)
-    return "&".join(fields)
-
-
-def scrub_text(text: str, secret_url: str | None = None) -> str:
-    """Remove URL userinfo from free text, plus the literal secrets of ``secret_url``."""
-    if secret_url:
-        for secret in _secrets_of(secret_url):
-            text = text.replace(secret, "***")
-
-    def _drop(match: re.Match[str]) -> str:
-        scheme = match.group("scheme")
-        userinfo = match.group("userinfo")
-        if scheme[:-3].lower() in _SSH_SCHEMES and ":" not in userinfo:
-            return match.group(0)
-        return scheme
-
-    return _USERINFO_IN_TEXT.sub(_drop, text)
-
-
-def _secrets_of(url: str) -> list[str]:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return []
-    if not parts.scheme:
-        return []
-    pieces: set[str] = set()
-    for field in parts.query.split("&") if parts.query else ():
-        key, eq, value = field.partition("=")
-        if eq and _SECRET_QUERY_KEY.search(key):
-            pieces.update((value, unquote(value)))
-    userinfo = parts.netloc.rpartition("@")[0]
-    if userinfo and not (parts.scheme.lower() in _SSH_SCHEMES and ":" not in userinfo):
-        pieces.update((userinfo, unquote(userinfo), *userinfo.split(":")))
-        pieces.update(unquote(userinfo).split(":"))
-    # Longest first so a password is not half-replaced via a shorter piece; skip tiny pieces.
-    return sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True)
 
 
 def normalise_subdir(subdir: str, uri: str) -> str:
@@ -124,24 +52,6 @@ def normalise_subdir(subdir: str, uri: str) -> str:
             "project; use a path inside it (e.g. 'uri#examples/train')."
         )
     return normal
-
-
-def file_uri_to_path(uri: str) -> Path | None:
-    """The local path of a ``file:`` URI on this machine, None for another host."""
-    parts = urlsplit(uri)
-    host = parts.netloc
-    path = unquote(parts.path)
-    if host in ("", "localhost", "127.0.0.1") or host == _hostname():
-        return Path(path or "/")
-    if os.name == "nt":  # UNC share
-        return Path(f"//{host}{path}")
-    return None
-
-
-def _hostname() -> str:
-    import socket
-
-    return socket.gethostname()
 
 
 def is_archive_name(name: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -112,17 +112,10 @@ def _make_download_dir(storage_dir: str | Path | None) -> Path:
 
 
 def _download(uri: str, dest: Path, name: str, origin: str) -> Path:
-    import importlib
+    from mlproj.downloads import fetch_remote_path
 
     try:
-        module = importlib.import_module("mlproj.sources.remote")
-    except ImportError as exc:
-        raise ExecutionException(
-            f"Parameter {name!r} of {origin}: cannot download {show_value(uri)}: {exc}"
-        ) from None
-    fetch: Callable[[str, Path], Path] = module.fetch_remote_path
-    try:
-        return Path(fetch(uri, dest))
+        return fetch_remote_path(uri, dest)
     except ExecutionException as exc:  # already clear; say which parameter it was for
         raise ExecutionException(f"Parameter {name!r} of {origin}: {exc.message}") from None
     except Exception as exc:  # noqa: BLE001 - any download failure becomes one clear message

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from urllib.parse import urlparse
 import yaml
 
 from mlproj.errors import ExecutionException, one_line
+from mlproj.redaction import mask_userinfo
 
 ParamType = Literal["string", "float", "int", "path", "uri", "bool"]
 EnvType = Literal["python_env", "conda_env", "docker", "none"]
@@ -137,12 +137,9 @@ class InvalidValue(ValueError):
         self.problem = problem
 
 
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-
-
 def show_value(value: object, limit: int = 200) -> str:
     """repr() for messages: credentials in URLs hidden, long values cut."""
-    text = _USERINFO.sub("***@", repr(value))
+    text = mask_userinfo(repr(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

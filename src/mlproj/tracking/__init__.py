@@ -8,13 +8,13 @@ package through :mod:`mlproj.tracking.mlflow_store`. Each is imported only when 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from mlproj.errors import ExecutionException
+from mlproj.locations import local_store_root
 from mlproj.tracking.base import TrackingStore
 
-__all__ = ["TrackingStore", "get_store", "local_store_root", "resolve_tracking_uri"]
+__all__ = ["TrackingStore", "get_store", "resolve_tracking_uri"]
 
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
@@ -30,21 +30,6 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     if root is not None:
         return root.as_uri()
     return uri
-
-
-def local_store_root(uri: str) -> Path | None:
-    """The folder of a file-store URI or plain path; None for any other scheme."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            raise ExecutionException(
-                f"Tracking URI {uri!r}: file URIs must name a local path (file:///abs/path)"
-            )
-        return Path(unquote(parsed.path)).expanduser().absolute()
-    # A one-letter scheme is a Windows drive letter, not a scheme.
-    if parsed.scheme == "" or len(parsed.scheme) == 1:
-        return Path(uri).expanduser().absolute()
-    return None
 
 
 def get_store(tracking_uri: str | None = None) -> TrackingStore:

@@ -11,13 +11,13 @@ Layout (section 11 of the behaviour reference), readable by MLflow 2.x and 3.x::
     <root>/.trash/<experiment_id>/    deleted experiments (read, never written)
 
 Concurrency: a run is built in a hidden folder and renamed into place, so readers see all of it
-or nothing; every later write is atomic (see :mod:`mlproj.tracking.atomic`); experiments are
+or nothing; every later write is atomic (see :mod:`mlproj.fsutil`); experiments are
 created under a lock at the root, so concurrent creators never duplicate a name; meta.yaml
 updates (status, rename) hold a per-run lock.
 
-Speed: ``meta.yaml`` is read by a small parser for the flat ``key: value`` form every MLflow
-writes, with PyYAML only for anything unusual; a search decodes just the fields it filters and
-sorts on, and reads params, tags and metrics only for the runs it returns.
+Speed: ``meta.yaml`` is read by the fast codec of :mod:`mlproj.tracking.meta_yaml`; a search
+decodes just the fields it filters and sorts on, and reads params, tags and metrics only for the
+runs it returns. What may be logged at all is :mod:`mlproj.tracking.limits` (MLflow's rules).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
-import json
 import os
 import posixpath
 import re
@@ -35,15 +34,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
-from mlproj.statuses import INT_TO_STATUS, STATUS_TO_INT, TERMINAL_STATUSES, RunStatus
-from mlproj.tags import MLFLOW_RUN_NAME
-from mlproj.tracking.atomic import (
+from mlproj.fsutil import (
     append_bytes,
     create_once,
     exclusive_lock,
     temp_path,
     write_atomic,
 )
+from mlproj.locations import local_store_root
+from mlproj.statuses import STATUS_TO_INT, TERMINAL_STATUSES, RunStatus
+from mlproj.tags import MLFLOW_RUN_NAME
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import local_folder, now_ms, run_not_found
 from mlproj.tracking.entities import (
@@ -54,15 +54,24 @@ from mlproj.tracking.entities import (
     Run,
     RunInfo,
 )
+from mlproj.tracking.limits import (
+    check_metric,
+    check_param,
+    check_tag,
+    param_conflict,
+    validate_key,
+)
+from mlproj.tracking.meta_yaml import (
+    as_int,
+    as_str,
+    dump_meta,
+    parse_meta,
+    select_fields,
+    status_name,
+)
 from mlproj.tracking.run_names import random_run_name
 
-__all__ = [
-    "MAX_KEY_LENGTH",
-    "MAX_PARAM_VALUE_LENGTH",
-    "MAX_TAG_VALUE_LENGTH",
-    "FileStore",
-    "validate_key",
-]
+__all__ = ["FileStore"]
 
 META = "meta.yaml"
 TRASH = ".trash"
@@ -72,167 +81,8 @@ RUN_NAME_TAG = MLFLOW_RUN_NAME
 RESERVED_EXPERIMENT_FOLDERS = frozenset({"tags", "datasets", "traces", "models"})
 RUN_SUBFOLDERS = ("params", "metrics", "tags", "artifacts")
 
-MAX_KEY_LENGTH = 250
-MAX_PARAM_VALUE_LENGTH = 6000
-MAX_TAG_VALUE_LENGTH = 8000
-_KEY_CHARS = re.compile(r"[/\w.\- :]+")
 _RUN_ID = re.compile(r"[a-zA-Z0-9][\w\-]{0,255}")
 _EXPERIMENT_ID = re.compile(r"[a-zA-Z0-9][\w\-]{0,63}")
-
-
-# -- validation ------------------------------------------------------------------------------
-def _shorten(value: str, limit: int = 60) -> str:
-    return value if len(value) <= limit else value[:limit] + "..."
-
-
-def validate_key(kind: str, key: str) -> None:
-    """Check a param / tag / metric key as MLflow does; ``kind`` names it in the message."""
-    if not isinstance(key, str) or not key:
-        raise ExecutionException(f"Invalid {kind} key {key!r}: keys must be non-empty strings.")
-    if len(key) > MAX_KEY_LENGTH:
-        raise ExecutionException(
-            f"Invalid {kind} key '{_shorten(key)}': it is {len(key)} characters long, the limit "
-            f"is {MAX_KEY_LENGTH}. Use a shorter key."
-        )
-    if not _KEY_CHARS.fullmatch(key):
-        raise ExecutionException(
-            f"Invalid {kind} key {key!r}: keys may contain only letters, digits, '_', '-', '.', "
-            "' ', ':' and '/'."
-        )
-    norm = posixpath.normpath(key)
-    if norm != key or norm == "." or norm.startswith(("..", "/")):
-        raise ExecutionException(
-            f"Invalid {kind} key {key!r}: it must be a normalised relative path (no leading or "
-            "trailing '/', no '//', '.' or '..' parts)."
-        )
-
-
-def _validate_value(kind: str, key: str, value: str, limit: int) -> None:
-    if len(value) > limit:
-        raise ExecutionException(
-            f"Value of {kind} {key!r} is {len(value)} characters long, the limit is {limit} "
-            f"(starts with '{_shorten(value)}'). Log long values as an artifact instead."
-        )
-
-
-def _as_value(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-# -- meta.yaml: a fast line parser and writer for the flat form, PyYAML for the rest ----------
-_PLAIN = re.compile(r"[A-Za-z/_][A-Za-z0-9_./@+\-:]*")
-_SINGLE_QUOTED = re.compile(r"'(?:[^']|'')*'")
-_PLAIN_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
-# Words YAML 1.1 reads as booleans or null: such strings must be quoted.
-_YAML_WORDS = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", "null", "~"})
-_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
-
-
-class _NotFlat(Exception):
-    """The text is not in the flat ``key: scalar`` form; PyYAML has to read it."""
-
-
-def _yaml_scalar(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, list) and not value:
-        return "[]"
-    if isinstance(value, str):
-        if _PLAIN.fullmatch(value) and value[-1] != ":" and value.lower() not in _YAML_WORDS:
-            return value
-        if value.isprintable():
-            return "'" + value.replace("'", "''") + "'"
-    raise _NotFlat
-
-
-def dump_meta(meta: Mapping[str, object]) -> bytes:
-    """YAML with sorted keys, block style, as MLflow writes ``meta.yaml``."""
-    try:
-        text = "".join(f"{key}: {_yaml_scalar(meta[key])}\n" for key in sorted(meta))
-    except _NotFlat:
-        import yaml
-
-        # Non-ASCII escaped: PyYAML writes some line-break characters raw and misreads them.
-        text = yaml.safe_dump(dict(meta), default_flow_style=False)
-    return text.encode("utf-8")
-
-
-def _quoted_value(raw: str) -> str:
-    if raw[0] == "'":
-        if not _SINGLE_QUOTED.fullmatch(raw):
-            raise _NotFlat
-        return raw[1:-1].replace("''", "'")
-    try:
-        value = json.loads(raw)  # JSON strings are a subset of YAML double-quoted ones
-    except ValueError:
-        raise _NotFlat from None
-    if not isinstance(value, str):
-        raise _NotFlat
-    return value
-
-
-def _digit_led_string(raw: str) -> bool:
-    """True for a digit-led plain scalar YAML reads as a string, such as an unquoted run id.
-
-    YAML 1.1 makes a number or date of it only with a prefix (0x, 0b) or one of ``.:-_+ ``.
-    """
-    return (
-        not raw.isdigit()
-        and raw[:2] not in ("0x", "0b", "0o")
-        and not any(c in raw for c in ".:-_+ ")
-    )
-
-
-def _flat_value(raw: str) -> object:
-    raw = raw.strip(" ")
-    if raw in _NULLS:
-        return None
-    first = raw[0]
-    if first in "'\"":
-        return _quoted_value(raw)
-    if raw == "[]":
-        return []
-    if _PLAIN_INT.fullmatch(raw):
-        return int(raw)
-    if first.isdigit() and _digit_led_string(raw):
-        return raw
-    # Other numbers, booleans, dates and anything with YAML syntax: let PyYAML decide.
-    if (
-        first in "[]{}&*!|>%@`,?:-#+.0123456789"
-        or raw.lower() in _YAML_WORDS
-        or " #" in raw
-        or ": " in raw
-    ):
-        raise _NotFlat
-    return raw
-
-
-_META_LINE = re.compile(r"^([A-Za-z_]\w*):(?: (.*))?$", re.MULTILINE)
-
-
-def _flat_fields(text: str) -> dict[str, str] | None:
-    """The raw ``key: scalar`` pairs of a flat meta.yaml, or None when it is not flat."""
-    if "\r" in text:
-        return None
-    pairs = _META_LINE.findall(text)
-    if len(pairs) != text.count("\n") + (not text.endswith("\n")):
-        return None  # continuation lines, lists, comments, blank lines: not the flat form
-    return dict(pairs)
-
-
-def parse_meta(text: str) -> dict[str, object]:
-    """Read a ``meta.yaml`` into the same values ``yaml.safe_load`` gives."""
-    fields = _flat_fields(text)
-    if fields is not None:
-        try:
-            return {key: _flat_value(raw) for key, raw in fields.items()}
-        except _NotFlat:
-            pass
-    return _parse_meta_yaml(text)
 
 
 # The fields a search filters and sorts on, and those a RunInfo needs.
@@ -248,57 +98,8 @@ _RUN_INFO_KEYS = (
 )
 
 
-def _select_fields(text: str, keys: Sequence[str]) -> dict[str, object]:
-    """Only ``keys`` of a meta.yaml: the fast path of :func:`parse_meta` for listings."""
-    fields = _flat_fields(text)
-    if fields is not None:
-        try:
-            return {key: _flat_value(fields[key]) for key in keys if key in fields}
-        except _NotFlat:
-            pass
-    return _parse_meta_yaml(text)
-
-
-def _parse_meta_yaml(text: str) -> dict[str, object]:
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
-        raise ValueError(str(exc)) from exc
-    if not isinstance(data, dict):
-        raise ValueError("meta.yaml is not a mapping")
-    return {str(k): v for k, v in data.items()}
-
-
-def _int(value: object) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, (str, float)):
-        try:
-            return int(value)
-        except ValueError:
-            try:
-                return int(float(value))
-            except ValueError:
-                return None
-    return None
-
-
-def _str(value: object, default: str = "") -> str:
-    return default if value is None else str(value)
-
-
-def _status_name(value: object) -> str:
-    code = _int(value)
-    if code is not None:
-        return INT_TO_STATUS.get(code, RunStatus.RUNNING)
-    if isinstance(value, str) and value.upper() in STATUS_TO_INT:
-        return str(value.upper())
-    return RunStatus.RUNNING  # MLflow's default when no status is recorded
+def _as_value(value: object) -> str:
+    return "" if value is None else str(value)
 
 
 # -- small file helpers ------------------------------------------------------------------------
@@ -399,8 +200,6 @@ class FileStore(TrackingStore):
     """An MLflow-compatible file store rooted at an absolute ``file:///...`` URI."""
 
     def __init__(self, uri: str) -> None:
-        from mlproj.tracking import local_store_root
-
         root = local_store_root(uri)
         if root is None:
             raise ExecutionException(f"Tracking URI {uri!r} is not a file store URI (file:///...)")
@@ -451,12 +250,12 @@ class FileStore(TrackingStore):
         experiment_id = folder.name
         return Experiment(
             experiment_id=experiment_id,
-            name=_str(meta.get("name")),
-            artifact_location=_str(
+            name=as_str(meta.get("name")),
+            artifact_location=as_str(
                 meta.get("artifact_location"), f"{self._root_uri}/{experiment_id}"
             ),
-            lifecycle_stage=_str(meta.get("lifecycle_stage"), "active"),
-            creation_time=_int(meta.get("creation_time")),
+            lifecycle_stage=as_str(meta.get("lifecycle_stage"), "active"),
+            creation_time=as_int(meta.get("creation_time")),
             tags=_read_files(str(folder / "tags")) if with_tags else {},
         )
 
@@ -604,20 +403,20 @@ class FileStore(TrackingStore):
     def _run_info(self, meta: Mapping[str, object], run_dir: Path) -> RunInfo:
         run_id = run_dir.name
         experiment_id = run_dir.parent.name
-        run_name = _str(meta.get("run_name"))
+        run_name = as_str(meta.get("run_name"))
         if not run_name:  # MLflow 1.x kept the name only in the tag
             run_name = _read_text_or_none(run_dir / "tags" / RUN_NAME_TAG) or ""
         return RunInfo(
             run_id=run_id,
             experiment_id=experiment_id,
             run_name=run_name,
-            status=_status_name(meta.get("status")),
-            start_time=_int(meta.get("start_time")) or 0,
-            end_time=_int(meta.get("end_time")),
-            artifact_uri=_str(meta.get("artifact_uri"))
+            status=status_name(meta.get("status")),
+            start_time=as_int(meta.get("start_time")) or 0,
+            end_time=as_int(meta.get("end_time")),
+            artifact_uri=as_str(meta.get("artifact_uri"))
             or f"{self._root_uri}/{experiment_id}/{run_id}/artifacts",
-            user_id=_str(meta.get("user_id")),
-            lifecycle_stage=_str(meta.get("lifecycle_stage"), "active"),
+            user_id=as_str(meta.get("user_id")),
+            lifecycle_stage=as_str(meta.get("lifecycle_stage"), "active"),
         )
 
     def _load_run(self, run_dir: Path, meta: Mapping[str, object]) -> Run:
@@ -668,8 +467,7 @@ class FileStore(TrackingStore):
         name = run_name or tagged_name or random_run_name()
         all_tags[RUN_NAME_TAG] = name
         for key, value in all_tags.items():
-            validate_key("tag", key)
-            _validate_value("tag", key, value, MAX_TAG_VALUE_LENGTH)
+            check_tag(key, value)
 
         run_id = _new_run_id()
         artifact_uri = f"{experiment.artifact_location.rstrip('/')}/{run_id}/artifacts"
@@ -710,7 +508,7 @@ class FileStore(TrackingStore):
 
     def get_run_status(self, run_id: str) -> str:
         # meta.yaml alone: no params, tags or metrics to read on the hot path.
-        return _status_name(self._read_run_meta(self._run_dir(run_id)).get("status"))
+        return status_name(self._read_run_meta(self._run_dir(run_id)).get("status"))
 
     def log_batch(
         self,
@@ -724,22 +522,20 @@ class FileStore(TrackingStore):
         new_params = {str(k): _as_value(v) for k, v in (params or {}).items()}
         new_tags = {str(k): _as_value(v) for k, v in (tags or {}).items()}
         for key, value in new_params.items():
-            validate_key("param", key)
-            _validate_value("param", key, value, MAX_PARAM_VALUE_LENGTH)
+            check_param(key, value)
         for key, value in new_tags.items():
-            validate_key("tag", key)
-            _validate_value("tag", key, value, MAX_TAG_VALUE_LENGTH)
+            check_tag(key, value)
         lines = _metric_lines(metrics)
         if not (new_params or new_tags or lines):
             return
         meta = self._read_run_meta(run_dir)
-        if _str(meta.get("lifecycle_stage"), "active") != "active":
+        if as_str(meta.get("lifecycle_stage"), "active") != "active":
             raise ExecutionException(f"Run '{run_id}' is deleted; it cannot be logged to.")
         # Check every param before writing anything, so a conflict leaves the run unchanged.
         for key, value in new_params.items():
             existing = _read_text_or_none(run_dir / "params" / key)
             if existing is not None and existing != value:
-                raise _param_conflict(run_id, key, existing, value)
+                raise param_conflict(run_id, key, existing, value)
         run_name = new_tags.pop(RUN_NAME_TAG, None)
         try:
             for key, value in new_params.items():
@@ -776,7 +572,7 @@ class FileStore(TrackingStore):
             )
         existing = _read_text_or_none(target)
         if existing != value:  # another process logged a different value first
-            raise _param_conflict(run_id, key, existing or "", value)
+            raise param_conflict(run_id, key, existing or "", value)
 
     def _update_run_meta(self, run_dir: Path, **changes: object) -> None:
         """Read-modify-write meta.yaml under the run's lock."""
@@ -828,7 +624,7 @@ class FileStore(TrackingStore):
             ):
                 continue
             try:
-                meta = _select_fields(text, _RUN_INFO_KEYS)
+                meta = select_fields(text, _RUN_INFO_KEYS)
             except ValueError:
                 continue
             run_dir = Path(run_folder)
@@ -848,7 +644,7 @@ class FileStore(TrackingStore):
             if len(infos) >= max_results:
                 break
             try:
-                meta = _select_fields(text, _RUN_INFO_KEYS)
+                meta = select_fields(text, _RUN_INFO_KEYS)
             except ValueError:
                 continue
             infos.append(self._run_info(meta, Path(run_folder)))
@@ -890,17 +686,17 @@ class FileStore(TrackingStore):
                 if not text:
                     continue  # not a run folder (or one being rewritten by a non-atomic writer)
                 try:
-                    meta = _select_fields(text, _SCAN_KEYS)
+                    meta = select_fields(text, _SCAN_KEYS)
                 except ValueError:
                     continue
                 # MLflow ignores a run whose meta names another experiment; so do we.
-                if _str(meta.get("experiment_id"), experiment_id) != experiment_id:
+                if as_str(meta.get("experiment_id"), experiment_id) != experiment_id:
                     continue
-                if _str(meta.get("lifecycle_stage"), "active") != "active":
+                if as_str(meta.get("lifecycle_stage"), "active") != "active":
                     continue
-                if wanted_status is not None and _status_name(meta.get("status")) != wanted_status:
+                if wanted_status is not None and status_name(meta.get("status")) != wanted_status:
                     continue
-                yield _int(meta.get("start_time")) or 0, name, entry.path, text
+                yield as_int(meta.get("start_time")) or 0, name, entry.path, text
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         validate_key("metric", key)
@@ -974,29 +770,6 @@ def _run_meta(info: RunInfo) -> dict[str, object]:
     }
 
 
-def _metric_lines(metrics: Sequence[Metric]) -> dict[str, bytes]:
-    """Validated metric points as ``<timestamp_ms> <value> <step>`` lines, grouped by key."""
-    lines: dict[str, list[str]] = {}
-    for metric in metrics:
-        validate_key("metric", metric.key)
-        value, timestamp, step = metric.value, metric.timestamp, metric.step
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ExecutionException(
-                f"Invalid value {value!r} for metric {metric.key!r}: metrics must be numbers."
-            )
-        if isinstance(timestamp, bool) or not isinstance(timestamp, int):
-            raise ExecutionException(
-                f"Invalid timestamp {timestamp!r} for metric {metric.key!r}: use integer "
-                "milliseconds since the epoch."
-            )
-        if isinstance(step, bool) or not isinstance(step, int):
-            raise ExecutionException(
-                f"Invalid step {step!r} for metric {metric.key!r}: steps must be integers."
-            )
-        lines.setdefault(metric.key, []).append(f"{timestamp} {float(value)} {step}\n")
-    return {key: "".join(points).encode("ascii") for key, points in lines.items()}
-
-
 def _write_error(what: str, exc: OSError) -> ExecutionException:
     if isinstance(exc, (IsADirectoryError, NotADirectoryError, FileExistsError)):
         return ExecutionException(
@@ -1009,9 +782,11 @@ def _write_error(what: str, exc: OSError) -> ExecutionException:
     )
 
 
-def _param_conflict(run_id: str, key: str, old: str, new: str) -> ExecutionException:
-    return ExecutionException(
-        f"Param {key!r} of run '{run_id}' was already logged with value '{_shorten(old)}'; it "
-        f"cannot change to '{_shorten(new)}' (params are immutable). Start a new run, or log the "
-        "new value under another key."
-    )
+def _metric_lines(metrics: Sequence[Metric]) -> dict[str, bytes]:
+    """Validated metric points as ``<timestamp_ms> <value> <step>`` lines, grouped by key."""
+    lines: dict[str, list[str]] = {}
+    for metric in metrics:
+        check_metric(metric)
+        line = f"{metric.timestamp} {float(metric.value)} {metric.step}\n"
+        lines.setdefault(metric.key, []).append(line)
+    return {key: "".join(points).encode("ascii") for key, points in lines.items()}

@@ -18,10 +18,9 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from mlproj.errors import ExecutionException
-from mlproj.tracking.common import redact_url
+from mlproj.errors import ExecutionException, StoreUnreachable
+from mlproj.redaction import Redactor, redact_url, secrets_from_env
 
 if TYPE_CHECKING:
     import requests
@@ -70,7 +69,11 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.display_url = redact_url(self.base_url)
         self.settings = settings or HttpSettings.from_env()
-        self._secrets = _configured_secrets(self.base_url)
+        # The configured token and password, and the URL's own, never reach a message.
+        self.redact = Redactor(
+            secrets_from_env(("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD")),
+            [self.base_url],
+        )
         self._session: requests.Session | None = None
 
     @property
@@ -138,7 +141,7 @@ class HttpClient:
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.settings.max_retries:
-                    raise ExecutionException(
+                    raise StoreUnreachable(
                         f"Cannot reach MLflow tracking server {self.display_url} "
                         f"({type(exc).__name__}) after {attempt + 1} attempts; check that it is "
                         "running and that MLFLOW_TRACKING_URI is right"
@@ -212,12 +215,9 @@ class HttpClient:
             f"MLflow tracking server {self.display_url} rejected {method} {what} "
             f"(HTTP {response.status_code}): {label}{message}{hint}"
         )
+        if response.status_code in RETRY_STATUSES:  # still failing after the retries
+            return StoreUnreachable(self.redact(text))
         return ExecutionException(self.redact(text))
-
-    def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
 
 def _is_mlflow_error(response: requests.Response) -> bool:
@@ -227,16 +227,6 @@ def _is_mlflow_error(response: requests.Response) -> bool:
     except ValueError:
         return False
     return isinstance(body, dict) and "error_code" in body
-
-
-def _configured_secrets(base_url: str) -> list[str]:
-    secrets = [
-        os.environ.get("MLFLOW_TRACKING_TOKEN", ""),
-        os.environ.get("MLFLOW_TRACKING_PASSWORD", ""),
-        urlsplit(base_url).password or "",
-    ]
-    # Short values would blank out ordinary words of a message.
-    return [s for s in secrets if len(s) >= 4]
 
 
 def _rewind(kwargs: dict[str, Any]) -> None:

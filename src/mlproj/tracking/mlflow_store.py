@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from mlproj.errors import ExecutionException
+from mlproj.redaction import redact_url
 from mlproj.tags import MLFLOW_USER
 from mlproj.tracking.base import TrackingStore
-from mlproj.tracking.common import local_folder, redact_url, run_not_found
+from mlproj.tracking.common import local_folder, run_not_found
 from mlproj.tracking.entities import Experiment, Metric, Run, RunInfo
 from mlproj.tracking.rest_store import build_filter
 

@@ -19,11 +19,9 @@ from mlproj.tags import MLFLOW_RUN_NAME
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import now_ms, run_not_found
 from mlproj.tracking.entities import Experiment, Metric, Run, RunInfo
-from mlproj.tracking.http_client import HttpClient
+from mlproj.tracking.http_client import HttpClient, HttpSettings
+from mlproj.tracking.limits import MAX_ENTITIES_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
-# MLflow's log-batch limits (same on every server version since 1.x).
-MAX_ENTITIES_PER_BATCH = 1000
-MAX_PARAMS_TAGS_PER_BATCH = 100
 PAGE_SIZE = 1000
 NOT_FOUND = frozenset({404})
 
@@ -31,9 +29,9 @@ NOT_FOUND = frozenset({404})
 class RestStore(TrackingStore):
     """A remote MLflow tracking server, reached over HTTP with one reused session."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, http_settings: HttpSettings | None = None) -> None:
         self.tracking_uri = uri.rstrip("/")
-        self.http = HttpClient(self.tracking_uri)
+        self.http = HttpClient(self.tracking_uri, http_settings)
         # run id -> artifact URI, so uploading the log costs no extra lookup.
         self._artifact_uris: dict[str, str] = {}
 
@@ -186,14 +184,36 @@ class RestStore(TrackingStore):
 
             return fsspec_read(run.info.artifact_uri, path)
         response = self.http.request("GET", proxied)
-        if response.status_code == 404:
+        if response.status_code == 404 and not self._artifact_listed(run.info.artifact_uri, path):
             return None
         if response.status_code != 200:
             raise self.http.error("GET", f"artifact {path}", response)
         return response.content
 
-    def _proxy_url(self, artifact_uri: str, path: str) -> str | None:
-        """The artifact proxy URL for ``mlflow-artifacts:`` URIs, else None.
+    def _artifact_listed(self, artifact_uri: str, path: str) -> bool:
+        """Whether the server's artifact listing holds file ``path``: a bare 404 can come from
+        a proxy in front of the server, or a server not serving artifacts, as well as from a
+        missing file. A listing that fails is an error, not a missing log."""
+        folder, _, name = path.strip("/").rpartition("/")
+        listing = self._proxy_url(artifact_uri, "", listing=True)
+        assert listing is not None  # only called for proxied locations
+        rel = urlsplit(artifact_uri).path.strip("/")
+        where = "/".join(p for p in (rel, folder) if p)
+        response = self.http.request("GET", listing, params={"path": where})
+        if response.status_code != 200:
+            raise self.http.error("GET", f"artifact listing of {where or '/'}", response)
+        try:
+            files = response.json().get("files") or []
+        except ValueError:
+            raise ExecutionException(
+                f"MLflow tracking server {self.http.display_url} answered the artifact listing "
+                f"of {where or '/'} with a body that is not JSON"
+            ) from None
+        return any(f.get("path") == name and not f.get("is_dir") for f in files)
+
+    def _proxy_url(self, artifact_uri: str, path: str, *, listing: bool = False) -> str | None:
+        """The artifact proxy URL for ``mlflow-artifacts:`` URIs, else None (with ``listing``:
+        the listing endpoint of that server, which takes the folder as a parameter).
 
         ``mlflow-artifacts:/0/<run>/artifacts`` lives on this server;
         ``mlflow-artifacts://host:port/...`` names another one (same scheme as the tracking URI).
@@ -205,6 +225,8 @@ class RestStore(TrackingStore):
             base = f"{urlsplit(self.tracking_uri).scheme}://{parts.netloc}"
         else:
             base = self.http.base_url
+        if listing:
+            return f"{base}/api/2.0/mlflow-artifacts/artifacts"
         rel = "/".join(p for p in (parts.path.strip("/"), path.strip("/")) if p)
         return f"{base}/api/2.0/mlflow-artifacts/artifacts/{quote(rel)}"
 

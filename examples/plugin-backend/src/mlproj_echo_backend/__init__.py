@@ -209,9 +209,9 @@ class DetachedBackend(Backend[DetachedConfig]):
         )
         return run
 
-    def reattach(self, run: Run, store: TrackingStore) -> DetachedSubmittedRun:
+    def reattach(self, run: Run, store: TrackingStore) -> DetachedSubmittedRun | None:
         job_dir, pid = run.tags.get(JOB_DIR_TAG), run.tags.get(JOB_PID_TAG)
         if not job_dir or not pid:
-            raise ExecutionException(f"Run {run.run_id} has no detached job recorded")
+            return None  # no job started yet (or its start failed)
         job = (Path(job_dir), int(pid), run.tags.get(JOB_START_TAG, ""))
         return DetachedSubmittedRun(run.run_id, store, job, poll_interval=0.2)

@@ -72,7 +72,7 @@ class DatabricksBackend(Backend[DatabricksConfig]):
         the environment (``submit`` checks again in any case)."""
         check_tracking_uri(tracking_uri)
 
-    def reattach(self, run: Run, store: TrackingStore) -> DatabricksSubmittedRun:
+    def reattach(self, run: Run, store: TrackingStore) -> DatabricksSubmittedRun | None:
         return reattach(run, store)
 
     def submit(self, request: SubmitRequest[DatabricksConfig]) -> DatabricksSubmittedRun:

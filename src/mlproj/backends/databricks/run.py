@@ -126,17 +126,15 @@ class DatabricksSubmittedRun(PollingSubmittedRun):
 
 
 # -- re-attaching ---------------------------------------------------------------------------
-def reattach(run: Run, store: TrackingStore) -> DatabricksSubmittedRun:
-    """The handle of a Databricks run, from the tags its submission wrote."""
+def reattach(run: Run, store: TrackingStore) -> DatabricksSubmittedRun | None:
+    """The handle of a Databricks run, from the tags its submission wrote; None before
+    Databricks accepted it (tag ``mlflow.databricks.shellJobRunID`` not written yet)."""
     from mlproj.backends.databricks.connection import workspace_client
 
     tags = run.tags
     databricks_run_id = tags.get(RUN_ID_TAG)
     if not databricks_run_id:
-        raise ExecutionException(
-            f"Run {run.run_id} has no Databricks run recorded (tag {RUN_ID_TAG}): it was not "
-            "submitted, or its submission failed before Databricks accepted it"
-        )
+        return None
     return DatabricksSubmittedRun(
         run.run_id,
         int(databricks_run_id),

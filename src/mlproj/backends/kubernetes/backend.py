@@ -56,7 +56,7 @@ class KubernetesBackend(Backend[KubernetesConfig]):
         check_project(project)
         check_kube_context(config.context)
 
-    def reattach(self, run: Run, store: TrackingStore) -> KubernetesSubmittedRun:
+    def reattach(self, run: Run, store: TrackingStore) -> KubernetesSubmittedRun | None:
         return reattach(run, store)
 
     def submit(self, request: SubmitRequest[KubernetesConfig]) -> KubernetesSubmittedRun:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mlproj.backends.config import TIMEOUT_KEY, parse_seconds, refuse_unknown_keys, whole_seconds
+from mlproj.docker.variables import check_host_variables
 from mlproj.errors import ExecutionException
 from mlproj.spec.project import Project
 
@@ -152,12 +153,7 @@ def check_project(project: Project) -> None:
             "container)"
         )
     # A variable copied from the host must exist now, not after the image is built and pushed.
-    for item in project.docker_env.environment:
-        if isinstance(item, str) and item not in os.environ:
-            raise ExecutionException(
-                f"{where}: docker_env.environment lists {item!r}, not set on this machine; "
-                "set it, or give it a value in the MLproject as [NAME, value]"
-            )
+    check_host_variables(project.docker_env.environment, os.environ, where)
 
 
 def kubeconfig_path() -> str | None:

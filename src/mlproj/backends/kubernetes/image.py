@@ -56,7 +56,7 @@ def _local_store(directory: Path, tracking_uri: str | None) -> list[Path]:
     """A file tracking store inside the project folder is not part of the code."""
     if not tracking_uri:
         return []
-    from mlproj.tracking import local_store_root
+    from mlproj.locations import local_store_root
 
     root = local_store_root(tracking_uri)
     if root is not None and root.is_relative_to(directory):

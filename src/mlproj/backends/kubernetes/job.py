@@ -7,6 +7,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlproj.docker.variables import container_variables
 from mlproj.errors import ExecutionException
 from mlproj.spec.project import DockerEnv
 
@@ -66,16 +67,7 @@ def job_env(
         "MLFLOW_TRACKING_URI": host_env.get("KUBE_MLFLOW_TRACKING_URI") or tracking_uri,
         "MLFLOW_EXPERIMENT_ID": experiment_id,
     }
-    for item in docker_env.environment:
-        if isinstance(item, str):
-            if item not in host_env:
-                raise ExecutionException(
-                    f"docker_env.environment lists {item!r}, which is not set on this machine"
-                )
-            env[item] = host_env[item]
-        else:
-            name, value = item
-            env[name] = value
+    env.update(container_variables(docker_env.environment, host_env))
     return [{"name": k, "value": v} for k, v in env.items()]
 
 

@@ -243,15 +243,13 @@ def job_status(status: Any) -> tuple[str, str | None]:
 
 
 # -- re-attaching ---------------------------------------------------------------------------
-def reattach(run: Run, store: TrackingStore) -> KubernetesSubmittedRun:
-    """The handle of a Kubernetes run, from the tags its submission wrote."""
+def reattach(run: Run, store: TrackingStore) -> KubernetesSubmittedRun | None:
+    """The handle of a Kubernetes run, from the tags its submission wrote; None before the
+    Job was created (tags ``mlproj.kubernetes.job`` / ``.namespace`` not written yet)."""
     tags = run.tags
     job, namespace = tags.get(JOB_TAG), tags.get(NAMESPACE_TAG)
     if not job or not namespace:
-        raise ExecutionException(
-            f"Run {run.run_id} has no Kubernetes Job recorded (tags {JOB_TAG}, {NAMESPACE_TAG}): "
-            "it was not submitted, or its submission failed before the Job was created"
-        )
+        return None
     poll = float(tags.get(POLL_TAG) or 5.0)
     return KubernetesSubmittedRun(
         run.run_id,

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlproj.backends.remote.watcher import reap
-from mlproj.errors import ExecutionException
+from mlproj.errors import ExecutionException, StoreUnreachable
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.submitted import SubmittedRun
 from mlproj.tags import LOG_ARTIFACT_DIR, LOG_ARTIFACT_NAME, TAG_ERROR, TAG_LOG_ERROR, TAG_OUTCOME
@@ -119,18 +119,27 @@ class PollingSubmittedRun(SubmittedRun):
         return {}
 
     def _record(self, status: str, read_log: Callable[[], str | None]) -> None:
+        from mlproj.tracking.journal import JournaledStore
+
         with self._record_lock:
             if self._recorded:
                 return
+            # A tracking server down at this moment must not lose the end: what it cannot take
+            # is journaled and sent by the next mlproj command (or `mlproj runs sync`).
+            store = (
+                self._store
+                if isinstance(self._store, JournaledStore)
+                else JournaledStore(self._store, self._log)
+            )
             log_error: str | None = "interrupted while the output log was kept"
             try:
-                log_error = self._keep_log(read_log)
+                log_error = self._keep_log(store, read_log)
             finally:
                 # Whatever happened to the log (even Ctrl-C), the run gets its final status.
-                self._write_end(status, log_error)
+                self._write_end(store, status, log_error)
                 self._recorded = True
 
-    def _keep_log(self, read_log: Callable[[], str | None]) -> str | None:
+    def _keep_log(self, store: TrackingStore, read_log: Callable[[], str | None]) -> str | None:
         """Upload the remote output as the log artifact; why it could not be, else None."""
         try:
             log_text = self._log_text = read_log()
@@ -139,18 +148,27 @@ class PollingSubmittedRun(SubmittedRun):
             with tempfile.TemporaryDirectory(prefix=self.log_tmp_prefix) as tmp:
                 path = Path(tmp) / LOG_ARTIFACT_NAME
                 path.write_text(log_text, encoding="utf-8")
-                self._store.log_artifact(self._run_id, path, LOG_ARTIFACT_DIR)
+                store.log_artifact(self._run_id, path, LOG_ARTIFACT_DIR)
         except Exception as exc:  # noqa: BLE001 - a lost log must not keep the run RUNNING
-            from mlproj.sources.uris import scrub_text
+            from mlproj.redaction import Redactor, secrets_from_env
 
-            reason = scrub_text(str(exc) if isinstance(exc, ExecutionException) else _describe(exc))
+            # Kept in a tag and shown by `runs logs`: never with a token or password in it.
+            redact = Redactor(secrets_from_env())
+            reason = redact(str(exc) if isinstance(exc, ExecutionException) else _describe(exc))
             self._log(f"warning: the output log of run {self._run_id} was not kept: {reason}")
             return reason[:_MAX_REASON]
         return None
 
-    def _write_end(self, status: str, log_error: str | None) -> None:
-        current = self._store.get_run(self._run_id)
-        if current.info.status in TERMINAL_STATUSES and TAG_OUTCOME in current.tags:
+    def _write_end(self, store: TrackingStore, status: str, log_error: str | None) -> None:
+        try:
+            current = store.get_run(self._run_id)
+        except StoreUnreachable:
+            current = None  # written to the journal below
+        if (
+            current is not None
+            and current.info.status in TERMINAL_STATUSES
+            and TAG_OUTCOME in current.tags
+        ):
             # Another mlproj process watching the same remote run (the detached watcher, or
             # `runs cancel`) recorded its end first, from the same source: keep it.
             self._status = current.info.status
@@ -158,10 +176,10 @@ class PollingSubmittedRun(SubmittedRun):
         tags = {**self._end_tags(status), TAG_OUTCOME: status}
         if log_error:
             tags[TAG_LOG_ERROR] = log_error
-        self._store.set_tags(self._run_id, tags)
+        store.set_tags(self._run_id, tags)
         # Overrides what the project's own MLflow client wrote on its way out (its exit hook
         # ends the run FINISHED even when the script crashed).
-        self._store.set_terminated(self._run_id, status)
+        store.set_terminated(self._run_id, status)
 
 
 def _describe(exc: BaseException) -> str:

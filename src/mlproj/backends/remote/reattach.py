@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mlproj.backends.registry import backend_name_of, get_backend
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.submitted import SubmittedRun
-from mlproj.tags import TAG_OUTCOME, TAG_PID
+from mlproj.tags import TAG_ERROR, TAG_OUTCOME, TAG_PID
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import Run
 
@@ -64,27 +64,46 @@ def wait_for_outcome(store: TrackingStore, handle: SubmittedRun) -> bool:
 
 @dataclass(frozen=True)
 class Settled:
-    """What ``settle`` found: the run's status now, and whether it started a new watcher."""
+    """What ``settle`` found: the run's status now; whether it started a new watcher; whether
+    the run's job could be looked at at all."""
 
     status: str
     new_watcher: bool = False
+    found: bool = True
 
 
 def settle(run: Run, store: TrackingStore) -> Settled | None:
     """Read a remote run's status from its cluster once and record it when it has ended.
 
-    None when ``run`` is not a remote run its backend can find again. A run still going whose
-    recorded watcher is gone (killed, machine rebooted) gets a new detached watcher."""
+    None for a local run. A run still going whose recorded watcher is gone (killed, machine
+    rebooted) gets a new detached watcher. A run with no job recorded whose submitting process
+    is gone never got its job: it is marked FAILED (only for backends that find their runs
+    again; for others nothing is known). Raises ExecutionException when the cluster cannot be
+    reached or the backend is not installed here."""
+    from mlproj.backends.base import Backend
     from mlproj.backends.remote.watcher import spawn_watcher, watcher_alive, watcher_tags
 
-    handle = reattach(run, store)
-    if handle is None:
+    if is_local(run):
         return None
+    backend = get_backend(backend_name_of(run))
+    handle = backend.reattach(run, store)
+    watcher = watcher_alive(run)
+    if handle is None:
+        finds_runs = type(backend).reattach is not Backend.reattach
+        if finds_runs and watcher is False:
+            reason = (
+                "the submission never finished: no job was recorded and the process that "
+                "submitted it is gone"
+            )
+            store.set_tags(run.run_id, {TAG_ERROR: reason, TAG_OUTCOME: RunStatus.FAILED})
+            store.set_terminated(run.run_id, RunStatus.FAILED)
+            return Settled(RunStatus.FAILED)
+        return Settled(run.info.status, found=False)
     status = handle.get_status()
     if status in TERMINAL_STATUSES:
         return Settled(record_outcome(store, run.run_id, status))
-    if watcher_alive(run) is False:
-        pid = spawn_watcher(store.tracking_uri, run.run_id, backend_name_of(run))
+    if watcher is False:
+        pid = spawn_watcher(store.tracking_uri, run.run_id, backend.name)
         store.set_tags(run.run_id, watcher_tags(pid))
         return Settled(status, new_watcher=True)
     return Settled(status)

@@ -9,6 +9,7 @@ so a warm run starts no process here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
+from mlproj.fsutil import write_json_atomic
 
 Version = tuple[int, int, int]
 
@@ -248,12 +250,8 @@ class _ProbeCache:
     def save(self) -> None:
         if self.file is None or not self.dirty:
             return
-        tmp = self.file.with_name(f"{self.file.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
-            tmp.replace(self.file)
-        except OSError:
-            tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a cache: the next process probes again
+            write_json_atomic(self.file, self.data)
 
 
 def _probe(path: Path) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +38,6 @@ class PythonEnvSpec:
             "dependencies": list(self.dependencies),
             "optional_dependencies": list(self.optional_dependencies),
         }
-
-
-def current_python_version() -> str:
-    return ".".join(str(n) for n in sys.version_info[:3])
 
 
 def read_yaml_file(path: Path) -> tuple[str, Any]:

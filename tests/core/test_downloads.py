@@ -8,8 +8,8 @@ from pathlib import Path
 import fsspec
 import pytest
 
+from mlproj.downloads import fetch_remote_path
 from mlproj.errors import ExecutionException
-from mlproj.sources.remote import fetch_remote_path
 
 
 def test_http_file(http_folder: tuple[Path, str], tmp_path: Path) -> None:

@@ -1,7 +1,10 @@
-"""Small file primitives that keep a store readable while many processes write to it.
+"""File primitives shared by every subsystem: atomic writes, create-once, append, lock, sizes.
+
+They keep a store or cache readable while many processes write to it:
 
 * :func:`write_atomic` - readers see the old content or the new one, never a partial file
-  (temporary file in the same file system, then ``os.replace``).
+  (temporary file in the same file system, then ``os.replace``); :func:`write_json_atomic` for
+  the JSON caches and markers.
 * :func:`create_once` - write a file only if it does not exist yet, atomically (temporary file,
   then ``os.link``, which fails when the target exists): two processes logging the same param
   cannot both win.
@@ -9,6 +12,7 @@
   (mlproj and ``mlflow.log_metric`` in the project) interleave whole lines, never bytes.
 * :func:`exclusive_lock` - an advisory lock on a lock file (``flock``), cheap enough for the
   per-run hot path; the store root lock uses the ``filelock`` package instead.
+* :func:`folder_size` - the bytes of the regular files under a folder (symlinks not followed).
 
 Files are not fsync'ed: a run record costs a few milliseconds, not a disk flush per file.
 """
@@ -18,11 +22,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
+import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["append_bytes", "create_once", "exclusive_lock", "temp_path", "write_atomic"]
+__all__ = [
+    "append_bytes",
+    "create_once",
+    "exclusive_lock",
+    "folder_size",
+    "temp_path",
+    "write_atomic",
+    "write_json_atomic",
+]
 
 _counter = itertools.count()
 # link() is unsupported on a few file systems (some FUSE and SMB mounts): fall back to O_EXCL.
@@ -59,6 +73,12 @@ def write_atomic(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def write_json_atomic(path: Path, data: object, *, indent: int | None = 1) -> None:
+    """Replace ``path`` with ``data`` as JSON in one step (sorted keys; unknown types as str)."""
+    text = json.dumps(data, indent=indent, sort_keys=True, default=str)
+    write_atomic(path, text.encode("utf-8"))
 
 
 def create_once(path: Path, data: bytes, tmp_dir: Path | None = None) -> bool:
@@ -110,3 +130,17 @@ def exclusive_lock(lock_file: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def folder_size(path: Path) -> int:
+    """The total size of the regular files under ``path``; links and unreadable files skipped."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                info = os.lstat(os.path.join(dirpath, name))  # noqa: PTH118 - os.walk gives str
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+    return total

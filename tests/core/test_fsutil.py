@@ -1,8 +1,9 @@
-"""The file primitives under the file store: atomic replace, create-once, append, lock."""
+"""The file primitives (mlproj.fsutil): atomic replace, JSON, create-once, append, lock, sizes."""
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -11,8 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from mlproj.tracking import atomic
-from mlproj.tracking.atomic import append_bytes, create_once, exclusive_lock, write_atomic
+from mlproj import fsutil
+from mlproj.fsutil import (
+    append_bytes,
+    create_once,
+    exclusive_lock,
+    folder_size,
+    write_atomic,
+    write_json_atomic,
+)
 
 
 def test_write_atomic_replaces_and_cleans_up(tmp_path: Path) -> None:
@@ -41,7 +49,7 @@ def test_create_once_without_hard_links(tmp_path: Path, monkeypatch: pytest.Monk
     def no_link(src: object, dst: object) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(atomic.os, "link", no_link)
+    monkeypatch.setattr(fsutil.os, "link", no_link)
     target = tmp_path / "alpha"
     assert create_once(target, b"0.1") is True
     assert create_once(target, b"0.2") is False
@@ -55,7 +63,7 @@ def test_appends_and_lock_across_processes(tmp_path: Path) -> None:
         """
         import sys
         from pathlib import Path
-        from mlproj.tracking.atomic import append_bytes, exclusive_lock
+        from mlproj.fsutil import append_bytes, exclusive_lock
         folder, index = Path(sys.argv[1]), sys.argv[2]
         for n in range(200):
             append_bytes(folder / "metric", f"{index} {n} {'x' * 50}\\n".encode())
@@ -77,3 +85,21 @@ def test_appends_and_lock_across_processes(tmp_path: Path) -> None:
     assert os.path.getsize(tmp_path / "metric") == sum(len(line) + 1 for line in lines)
     with exclusive_lock(tmp_path / ".lock"):
         assert (tmp_path / ".lock").exists()
+
+
+def test_write_json_atomic_round_trips_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "cache.json"
+    write_json_atomic(target, {"b": 1, "a": [1, 2]})
+    write_json_atomic(target, {"path": tmp_path}, indent=None)
+    assert json.loads(target.read_text()) == {"path": str(tmp_path)}
+    assert [p.name for p in tmp_path.iterdir()] == ["cache.json"]
+
+
+def test_folder_size_counts_regular_files_only(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a").write_bytes(b"x" * 10)
+    (tmp_path / "sub" / "b").write_bytes(b"y" * 5)
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    (tmp_path / "dirlink").symlink_to(tmp_path / "sub")
+    assert folder_size(tmp_path) == 15
+    assert folder_size(tmp_path / "missing") == 0

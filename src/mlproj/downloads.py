@@ -1,22 +1,26 @@
-"""Downloading remote ``path`` parameter values (s3://, gs://, http(s)://, file://host/...).
+"""Downloads: the one place mlproj fetches bytes over the network for a run.
 
-http(s) goes through requests (a core dependency, no aiohttp needed); MLflow artifact URIs
-(runs:/, models:/, mlflow-artifacts:/, dbfs:/) through the mlflow package when installed; every
-other scheme through fsspec, whose cloud backends are optional extras: ``mlproj[s3]`` (s3fs),
-``mlproj[gcs]`` (gcsfs).
+:func:`http_download` streams an http(s) URL into a file (project archives and ``path``
+parameters both use it). :func:`fetch_remote_path` fetches a remote ``path`` parameter value
+(s3://, gs://, http(s)://, file://host/...): http(s) through requests (a core dependency, no
+aiohttp needed); MLflow artifact URIs (runs:/, models:/, mlflow-artifacts:/, dbfs:/) through the
+mlflow package when installed; every other scheme through fsspec, whose cloud backends are
+optional extras: ``mlproj[s3]`` (s3fs), ``mlproj[gcs]`` (gcsfs).
 """
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from mlproj.errors import ExecutionException
-from mlproj.sources.uris import file_uri_to_path, scrub_text, strip_credentials
+from mlproj.locations import file_uri_to_path
+from mlproj.redaction import scrub_text, strip_credentials
 
-_HTTP_TIMEOUT = 60.0
+HTTP_TIMEOUT_S = 60.0  # per read of the response, not for the whole download
 _CHUNK = 1 << 20
 
 # MLflow's own artifact URIs, resolved by the mlflow package against MLFLOW_TRACKING_URI.
@@ -43,7 +47,8 @@ def _fetch_into(uri: str, dest: Path) -> Path:
     scheme = parts.scheme.lower()
     name = _leaf_name(parts.path)
     if scheme in ("http", "https"):
-        return _download_http(uri, dest / name)
+        http_download(uri, dest / name)
+        return dest / name
     if scheme == "file":
         return _copy_file_uri(uri, dest / name)
     if scheme in _MLFLOW_SCHEMES:
@@ -56,25 +61,32 @@ def _leaf_name(path: str) -> str:
     return leaf if leaf not in ("", ".", "..") else "download"
 
 
-def _download_http(uri: str, target: Path) -> Path:
+def http_download(uri: str, target: Path, *, what: str = "") -> str:
+    """Stream ``uri`` into the file ``target``; return the SHA-256 of its bytes (hex).
+
+    Errors are one line naming the URL without credentials; ``what`` (e.g. ``"archive "``) says
+    what was being downloaded.
+    """
     import requests
 
     public = strip_credentials(uri)
+    digest = hashlib.sha256()
     try:
-        with requests.get(uri, stream=True, timeout=_HTTP_TIMEOUT) as reply:
+        with requests.get(uri, stream=True, timeout=HTTP_TIMEOUT_S) as reply:
             if not reply.ok:
                 raise ExecutionException(
-                    f"Could not download {public}: HTTP {reply.status_code} {reply.reason}. "
-                    "Check the URL and your access to it."
+                    f"Could not download {what}{public}: HTTP {reply.status_code} "
+                    f"{reply.reason}. Check the URL and your access to it."
                 )
             with target.open("wb") as handle:
                 for chunk in reply.iter_content(_CHUNK):
+                    digest.update(chunk)
                     handle.write(chunk)
     except requests.RequestException as err:
         raise ExecutionException(
-            f"Could not download {public}: {scrub_text(str(err), uri)}"
+            f"Could not download {what}{public}: {scrub_text(str(err), uri)}"
         ) from None
-    return target
+    return digest.hexdigest()
 
 
 def _copy_file_uri(uri: str, target: Path) -> Path:

@@ -1,0 +1,58 @@
+"""``mlproj runs sync``: send the run updates kept while a tracking store was unreachable.
+
+Every mlproj command also does it on its own (:func:`replay_journals_quietly`), so a user who
+never heard of the journal still sees the run's real end once the store is back.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+def journals_waiting() -> bool:
+    """Cheap check for every command's start: does the journal folder hold anything?"""
+    from mlproj.home import mlproj_home
+    from mlproj.tracking.journal import JOURNAL_DIR
+
+    try:
+        return any(p.suffix == ".jsonl" for p in (mlproj_home() / JOURNAL_DIR).iterdir())
+    except OSError:
+        return False
+
+
+def replay_journals_quietly() -> None:
+    """Replay pending journals; say what was sent, keep quiet about what still cannot be."""
+    if not journals_waiting():
+        return
+    from mlproj.tracking.journal import replay
+
+    synced, _still_pending = replay(quick=True)
+    for run_id in synced:
+        print(
+            f"mlproj: sent the updates of run {run_id} kept while its store was unreachable",
+            file=sys.stderr,
+        )
+
+
+@click.command("sync")
+def sync_command() -> None:
+    """Send run updates kept while the tracking store was unreachable.
+
+    \b
+    Example:
+      mlproj runs sync
+    """
+    from mlproj.tracking.journal import pending_journals, replay
+
+    if not pending_journals():
+        click.echo("Nothing to send: no run updates are waiting.")
+        return
+    synced, failed = replay()
+    for run_id in synced:
+        click.echo(f"sent: run {run_id}")
+    for run_id, why in failed:
+        click.echo(f"still waiting: run {run_id}: {why}", err=True)
+    if failed:
+        sys.exit(1)
