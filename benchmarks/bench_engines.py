@@ -81,13 +81,13 @@ def _api_trial(
     project.mkdir()
     (project / "MLproject").write_text(MLPROJECT.format(start=start, end=end))
     tracking = (root / "mlruns").as_uri()
+    os.environ["MLFLOW_TRACKING_URI"] = tracking
     began = time.time()
     mlproj.run(
         str(project),
         backend=backend,
         backend_config=config,
         env_manager="local",
-        tracking_uri=tracking,
     )
     returned = time.time()
     recorded = _recorded_end(tracking)
