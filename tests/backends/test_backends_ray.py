@@ -59,7 +59,7 @@ def _run(project: Path, *, synchronous: bool, **config: object) -> mlproj.Submit
     return mlproj.run(
         str(project),
         backend="ray",
-        backend_config={"address": ADDRESS, "poll_interval": 0.3, **config},
+        backend_config={"address": ADDRESS, "poll-interval": 0.3, **config},
         env_manager="local",  # the head's Python, which has mlflow
         synchronous=synchronous,
     )
@@ -197,7 +197,7 @@ def test_a_resubmission_after_a_crash_follows_the_existing_job(tmp_path: Path) -
     again = mlproj.run(
         str(project),
         backend="ray",
-        backend_config={"address": ADDRESS, "poll_interval": 0.3},
+        backend_config={"address": ADDRESS, "poll-interval": 0.3},
         env_manager="local",
         run_id=first.run_id,
     )

@@ -45,7 +45,7 @@ pytestmark = [
     pytest.mark.timeout(300),
 ]
 MLPROJ = [sys.executable, "-m", "mlproj"]
-FAST = {"poll_interval": 0.3}
+FAST = {"poll-interval": 0.3}
 
 
 def _project(tmp_path: Path, command: str, extra: str = "") -> Path:

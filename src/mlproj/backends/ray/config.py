@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlproj.backends.config import TIMEOUT_KEY, parse_seconds, refuse_unknown_keys
+from mlproj.backends.config import TIMEOUT_KEY, parse_seconds, refuse_unknown_keys, whole_seconds
 from mlproj.errors import ExecutionException
 
-POLL_KEY = "poll_interval"
+POLL_KEY = "poll-interval"  # the name every backend uses
 KNOWN_KEYS = (
     "address",
     "runtime_env",
@@ -41,7 +41,7 @@ class RayConfig:
     excludes: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
     poll_interval: float = DEFAULT_POLL_SECONDS
-    timeout: float | None = None  # seconds of running; the job is stopped (FAILED) after it
+    timeout: int | None = None  # whole seconds of running; the job is stopped (FAILED) after it
 
 
 def parse_config(raw: Mapping[str, Any]) -> RayConfig:
@@ -88,7 +88,7 @@ def parse_config(raw: Mapping[str, Any]) -> RayConfig:
         excludes=_strings(raw, "excludes"),
         metadata=_metadata(raw.get("metadata")),
         poll_interval=parse_seconds(raw, POLL_KEY, DEFAULT_POLL_SECONDS) or DEFAULT_POLL_SECONDS,
-        timeout=parse_seconds(raw, TIMEOUT_KEY),
+        timeout=whole_seconds(parse_seconds(raw, TIMEOUT_KEY)),
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlproj.backends.config import TIMEOUT_KEY, parse_seconds, refuse_unknown_keys
+from mlproj.backends.config import TIMEOUT_KEY, parse_seconds, refuse_unknown_keys, whole_seconds
 from mlproj.errors import ExecutionException
 
 STRING_OPTIONS = {  # key -> sbatch option
@@ -31,7 +31,7 @@ STRING_OPTIONS = {  # key -> sbatch option
 INT_OPTIONS = {"ntasks": "--ntasks", "cpus_per_task": "--cpus-per-task"}
 ENV_BUILD_KEY = "env_build"
 ENV_BUILD_CHOICES = ("submit", "job")
-POLL_KEY = "poll_interval"
+POLL_KEY = "poll-interval"  # the name every backend uses
 KNOWN_KEYS = (
     *STRING_OPTIONS,
     *INT_OPTIONS,
@@ -62,6 +62,7 @@ class SlurmConfig:
     env_build: str = "submit"  # "submit": on this host into MLPROJ_HOME; "job": in the job
     mlproj_python: str | None = None  # the Python with mlproj the job uses when env_build=job
     poll_interval: float = DEFAULT_POLL_SECONDS
+    timeout: int | None = None  # whole seconds (--timeout), given to Slurm as --time minutes
 
 
 def parse_config(raw: Mapping[str, Any]) -> SlurmConfig:
@@ -92,6 +93,7 @@ def parse_config(raw: Mapping[str, Any]) -> SlurmConfig:
         env_build=env_build,
         mlproj_python=None if python is None else _string("mlproj_python", python),
         poll_interval=parse_seconds(raw, POLL_KEY, DEFAULT_POLL_SECONDS) or DEFAULT_POLL_SECONDS,
+        timeout=whole_seconds(parse_seconds(raw, TIMEOUT_KEY)),
     )
 
 
