@@ -191,18 +191,7 @@ def test_runs_logs_follow_prints_the_output_while_the_job_runs(tmp_path: Path) -
     )
     try:
         assert follower.stdout is not None
-        # `runs logs` needs the output file to exist: retry until the job has started.
-        first = follower.stdout.readline()
-        while not first and follower.poll() is not None:
-            time.sleep(0.5)
-            follower = subprocess.Popen(
-                [*MLPROJ, "runs", "logs", "--follow", submitted.run_id],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            assert follower.stdout is not None
-            first = follower.stdout.readline()
-        assert first == "line one\n"
+        assert follower.stdout.readline() == "line one\n"
         # Printed while the job still ran: the run is not over yet.
         assert get_store().get_run(submitted.run_id).info.status != RunStatus.FINISHED
         rest, _ = follower.communicate(timeout=120)
@@ -211,6 +200,29 @@ def test_runs_logs_follow_prints_the_output_while_the_job_runs(tmp_path: Path) -
     assert "line two" in rest
     assert get_store().get_run(submitted.run_id).info.status == RunStatus.FINISHED
     wait_for_watcher(submitted.watcher_pid)  # type: ignore[attr-defined]
+
+
+def test_ctrl_c_on_the_cli_cancels_the_job(tmp_path: Path) -> None:
+    project = _project(tmp_path, "echo started; sleep 300")
+    cli = subprocess.Popen(
+        [*MLPROJ, "run", str(project), "-b", "slurm", "--env-manager", "local"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert cli.stdout is not None
+        assert cli.stdout.readline() == "started\n"  # the job runs, followed by the CLI
+        cli.send_signal(signal.SIGINT)
+        _out, err = cli.communicate(timeout=120)
+    finally:
+        cli.kill()
+    assert cli.returncode != 0
+    store = get_store()
+    (run,) = store.search_runs([e.experiment_id for e in store.list_experiments()])
+    assert run.info.status == RunStatus.KILLED, err
+    assert run.tags["mlproj.slurm.state"] == "CANCELLED"
+    assert _queue_state(run.tags["mlproj.slurm.job_id"]) in (None, "CANCELLED")
 
 
 def test_many_watched_jobs_cost_one_queue_query_per_poll(
@@ -278,3 +290,26 @@ def test_a_job_past_its_time_limit_is_failed_as_timeout(tmp_path: Path) -> None:
     assert run.info.status == RunStatus.FAILED
     assert run.tags["mlproj.slurm.state"] == "TIMEOUT"
     assert "DUE TO TIME LIMIT" in _log_artifact(run.info.run_id)
+
+
+@pytest.mark.parametrize("env_build", ["submit", "job"])
+def test_the_python_env_is_built_on_this_host_or_inside_the_job(
+    tmp_path: Path, env_build: str
+) -> None:
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    project = _project(
+        tmp_path,
+        "python -c 'import sys; print(\"prefix\", sys.prefix)'",
+        extra="python_env: python_env.yaml\n",
+    )
+    (project / "python_env.yaml").write_text(f"python: '{version}'\ndependencies: []\n")
+    submitted = mlproj.run(
+        str(project), backend="slurm", backend_config={**FAST, "env_build": env_build}
+    )
+    assert submitted.get_status() == RunStatus.FINISHED
+    log = _log_artifact(submitted.run_id)
+    prefix = next(line.split(" ", 1)[1] for line in log.splitlines() if line.startswith("prefix "))
+    assert Path(prefix).is_relative_to(os.environ["MLPROJ_HOME"])  # the env of MLPROJ_HOME
+    assert Path(prefix) != Path(sys.prefix)
+    # Who built it: the job's own output says so only when the job did.
+    assert ("mlproj: Creating environment" in log) == (env_build == "job")

@@ -98,6 +98,9 @@ class SlurmBackend(Backend[SlurmConfig]):
             f"--chdir={cwd}",
             *config.options,
         ]
+        # There from the start, so `mlproj runs logs --follow` can wait on it before the job
+        # runs (Slurm truncates it when the job starts: still the same file).
+        output.touch()
         submitted_at = time.time()
         job_id, cluster = commands.sbatch(script, options)
         store.set_tags(
