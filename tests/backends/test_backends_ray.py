@@ -259,3 +259,14 @@ def test_cancel_of_a_pending_job_is_kept_up_until_ray_can_stop_it(tmp_path: Path
     assert get_store().get_run(submitted.run_id).tags["mlproj.ray.status"] == "STOPPED"
     assert not marker.exists()  # stopped before its command got far
     wait_for_watcher(submitted.watcher_pid)  # type: ignore[attr-defined]
+
+
+def test_a_job_past_its_timeout_is_stopped_and_failed(tmp_path: Path) -> None:
+    project = _project(tmp_path, "echo working; sleep 300")
+    with pytest.raises(ExecutionException, match=r"Run \(ID '\w+'\) failed") as caught:
+        _run(project, synchronous=True, timeout=3)
+    run_id = caught.value.message.split("'")[1]
+    run = get_store().get_run(run_id)
+    assert run.info.status == RunStatus.FAILED
+    assert run.tags["mlproj.error"].endswith("timed out after 3 s")
+    assert _job_status(run_id) == "STOPPED"
