@@ -1,4 +1,4 @@
-"""RestStore (against a real MLflow server) and MlflowStore (sqlite:///) behave the same, and
+"""RestStore (against a real MLflow server) and SqliteStore (sqlite:///) behave the same, and
 what they write is what the real MLflow client reads back."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def store_and_client(
 ) -> Iterator[tuple[TrackingStore, Any]]:
     uri = mlflow_server.url if kind == "rest" else sqlite_uri
     store = get_store(uri)
-    assert type(store).__name__ == ("RestStore" if kind == "rest" else "MlflowStore")
+    assert type(store).__name__ == ("RestStore" if kind == "rest" else "SqliteStore")
     yield store, MlflowClient(tracking_uri=uri)
 
 

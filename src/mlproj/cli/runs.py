@@ -283,6 +283,7 @@ def list_runs(
             listed.append((info, full, orphaned))
             if len(listed) >= max_results:
                 break
+    _warn_damaged(store)
     if as_json:
         records = [
             run_record(r, o, names.get(i.experiment_id)) for i, r, o in listed if r is not None
@@ -306,6 +307,12 @@ def list_runs(
         for info, _, orphaned in listed
     ]
     print_table(("RUN ID", "EXPERIMENT", "NAME", "STATUS", "STARTED", "DURATION", "USER"), rows)
+
+
+def _warn_damaged(store: TrackingStore) -> None:
+    """Name every damaged file the store skipped (a truncated meta.yaml, a corrupt metric)."""
+    for problem in getattr(store, "damaged", ()):
+        click.echo(f"mlproj: warning: skipped a damaged file: {problem}", err=True)
 
 
 def _run_infos(
@@ -332,6 +339,7 @@ def show_run(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
         run = store.get_run(run_id)
         experiment = store.get_experiment(run.info.experiment_id)
         orphaned = _is_orphan(run, _orphan_check())
+    _warn_damaged(store)
     record = run_record(run, orphaned, experiment.name if experiment else None)
     if as_json:
         click.echo(json.dumps(record, indent=2, allow_nan=False))

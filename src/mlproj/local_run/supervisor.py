@@ -27,6 +27,7 @@ from mlproj.statuses import RunStatus
 from mlproj.tags import LOG_ARTIFACT_DIR, TAG_ERROR
 from mlproj.tracking import get_store
 from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.common import now_ms
 from mlproj.tracking.journal import JournaledStore
 
 
@@ -119,11 +120,12 @@ class Supervisor:
             else:
                 status, error = RunStatus.FAILED, _describe_exit(code)
             self.status = status
-        self._write_outcome(status, error)
+        # The end is when the command ended, even if a busy store takes a while to record it.
+        self._write_outcome(status, error, now_ms())
 
-    def _write_outcome(self, status: str, error: str | None) -> None:
+    def _write_outcome(self, status: str, error: str | None, end_time: int) -> None:
         try:
-            self._store_outcome(status, error)
+            self._store_outcome(status, error, end_time)
         except ExecutionException as exc:
             # E.g. the run's folder was deleted while it ran: still say how the command ended.
             raise ExecutionException(
@@ -131,7 +133,7 @@ class Supervisor:
                 f"the run could not be marked {status}: {exc}"
             ) from None
 
-    def _store_outcome(self, status: str, error: str | None) -> None:
+    def _store_outcome(self, status: str, error: str | None, end_time: int) -> None:
         store, run_id = self.store, self.job.run_id
         if self.job.upload_log:
             try:
@@ -142,7 +144,7 @@ class Supervisor:
             store.set_tag(run_id, TAG_ERROR, error)
         # How the command ended decides, whatever the project's own MLflow client recorded
         # on its way out (its atexit end_run writes FINISHED even after a crash).
-        store.set_terminated(run_id, status)
+        store.set_terminated(run_id, status, end_time=end_time)
 
 
 def _warn(message: str) -> None:

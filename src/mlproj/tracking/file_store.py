@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import itertools
 import os
 import posixpath
 import re
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
@@ -154,26 +155,34 @@ def _read_files(folder: str) -> dict[str, str]:
     return values
 
 
-def _metric_points(text: str) -> Iterator[tuple[int, float, int]]:
-    """(timestamp, value, step) per line; 2-, 3- and 5-field lines, malformed ones skipped."""
+def _metric_points(
+    text: str, damaged: Callable[[], None] | None = None
+) -> Iterator[tuple[int, float, int]]:
+    """(timestamp, value, step) per line; 2-, 3- and 5-field lines. Malformed ones (a write cut
+    short by a power cut or a full disk) are skipped, and ``damaged`` is told once."""
+    told = False
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) not in (2, 3, 5):
-            continue
         try:
+            if len(parts) not in (2, 3, 5):
+                raise ValueError(line)
             timestamp = int(parts[0]) if parts[0].isdigit() else int(float(parts[0]))
             value = float(parts[1])
             step = int(parts[2]) if len(parts) > 2 else 0
         except ValueError:
+            if damaged is not None and not told and line.strip():
+                damaged()
+                told = True
             continue
         yield timestamp, value, step
 
 
-def _latest_metrics(folder: str) -> dict[str, float]:
+def _latest_metrics(folder: str, report: Callable[[str], None]) -> dict[str, float]:
     latest: dict[str, float] = {}
     for key, text in _read_files(folder).items():
         best: tuple[int, int, float] | None = None
-        for timestamp, value, step in _metric_points(text):
+        damaged = functools.partial(report, f"{folder}/{key}: malformed metric lines skipped")
+        for timestamp, value, step in _metric_points(text, damaged):
             point = (step, timestamp, value)
             if best is None or point > best:
                 best = point
@@ -212,6 +221,13 @@ class FileStore(TrackingStore):
         self.root = root
         self._root_uri = root.as_uri()
         self._run_dirs: dict[str, Path] = {}  # run id -> run folder, filled as runs are seen
+        # Damaged files skipped while reading (truncated or corrupt after a power cut or a full
+        # disk), one message each: the CLI shows them as warnings, naming the file.
+        self.damaged: list[str] = []
+
+    def _report_damage(self, message: str) -> None:
+        if message not in self.damaged:
+            self.damaged.append(message)
 
     # -- experiments -------------------------------------------------------------------------
     def _experiment_folders(self, *, deleted: bool = True) -> list[Path]:
@@ -425,7 +441,7 @@ class FileStore(TrackingStore):
             info=self._run_info(meta, run_dir),
             params=_read_files(f"{folder}/params"),
             tags=_read_files(f"{folder}/tags"),
-            metrics=_latest_metrics(f"{folder}/metrics"),
+            metrics=_latest_metrics(f"{folder}/metrics", self._report_damage),
         )
 
     def create_run(
@@ -625,7 +641,8 @@ class FileStore(TrackingStore):
                 continue
             try:
                 meta = select_fields(text, _RUN_INFO_KEYS)
-            except ValueError:
+            except ValueError as exc:
+                self._report_damage(f"{run_folder}/{META}: not a valid run record ({exc})")
                 continue
             run_dir = Path(run_folder)
             self._run_dirs[run_id] = run_dir
@@ -645,7 +662,8 @@ class FileStore(TrackingStore):
                 break
             try:
                 meta = select_fields(text, _RUN_INFO_KEYS)
-            except ValueError:
+            except ValueError as exc:
+                self._report_damage(f"{run_folder}/{META}: not a valid run record ({exc})")
                 continue
             infos.append(self._run_info(meta, Path(run_folder)))
         return infos
@@ -665,12 +683,14 @@ class FileStore(TrackingStore):
         for experiment_id in dict.fromkeys(str(e) for e in experiment_ids):
             folder = self._experiment_dir(experiment_id)
             if folder is not None:
-                found.extend(self._scan_runs(folder, wanted_status))
+                found.extend(self._scan_runs(folder, wanted_status, self._report_damage))
         found.sort(key=lambda item: (-item[0], item[1]))
         return [(run_id, run_folder, text) for _, run_id, run_folder, text in found]
 
     @staticmethod
-    def _scan_runs(folder: Path, wanted_status: str | None) -> Iterator[tuple[int, str, str, str]]:
+    def _scan_runs(
+        folder: Path, wanted_status: str | None, report: Callable[[str], None]
+    ) -> Iterator[tuple[int, str, str, str]]:
         """(start_time, run_id, run folder, meta.yaml text) of the active runs in ``folder``.
 
         Only the four fields needed to filter and sort are decoded here; the full record is
@@ -682,12 +702,20 @@ class FileStore(TrackingStore):
                 name = entry.name
                 if name[0] == "." or name in RESERVED_EXPERIMENT_FOLDERS or not entry.is_dir():
                     continue
-                text = _read_text_or_none(f"{entry.path}/{META}")
+                meta_path = f"{entry.path}/{META}"
+                text = _read_text_or_none(meta_path)
                 if not text:
-                    continue  # not a run folder (or one being rewritten by a non-atomic writer)
+                    # MLflow rewrites meta.yaml in place: empty for an instant is normal.
+                    time.sleep(0.02)
+                    text = _read_text_or_none(meta_path)
+                if not text:
+                    if text == "" or os.path.isdir(f"{entry.path}/params"):  # noqa: PTH112
+                        report(f"{meta_path}: {'empty' if text == '' else 'missing'}; run skipped")
+                    continue
                 try:
                     meta = select_fields(text, _SCAN_KEYS)
-                except ValueError:
+                except ValueError as exc:
+                    report(f"{meta_path}: not a valid run record ({exc})")
                     continue
                 # MLflow ignores a run whose meta names another experiment; so do we.
                 if as_str(meta.get("experiment_id"), experiment_id) != experiment_id:
