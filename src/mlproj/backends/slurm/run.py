@@ -115,12 +115,20 @@ class SlurmSubmittedRun(PollingSubmittedRun):
             return
         if now - self._missing_since < MISSING_GRACE_SECONDS:
             return
-        kept = commands.where_ends_are_kept() or "no accounting and no job-completion file"
+        try:
+            kept = commands.where_ends_are_kept()
+        except ExecutionException:
+            kept = ""
+        where = (
+            f"{kept} has no record of how it ended"
+            if kept
+            else "the cluster keeps no record of finished jobs (no accounting, no "
+            "job-completion file)"
+        )
         self._slurm = JobState("UNKNOWN", "left the queue without a record of its end")
         self._set_terminal(
             RunStatus.FAILED,
-            f"Slurm job {self.job_id} left the queue and {kept} has no record of how it "
-            "ended; it is not taken as a success",
+            f"Slurm job {self.job_id} left the queue and {where}; it is not taken as a success",
             self._read_log,
         )
 
