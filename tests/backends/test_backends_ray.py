@@ -270,3 +270,18 @@ def test_a_job_past_its_timeout_is_stopped_and_failed(tmp_path: Path) -> None:
     assert run.info.status == RunStatus.FAILED
     assert run.tags["mlproj.error"].endswith("timed out after 3 s")
     assert _job_status(run_id) == "STOPPED"
+
+
+def test_the_python_env_becomes_the_jobs_uv_environment(tmp_path: Path) -> None:
+    # Ray builds it on the head (network to PyPI; ~1 min on a loaded machine).
+    project = _project(
+        tmp_path,
+        "python -c 'import tinydb; print(\"tinydb\", tinydb.__version__)'",
+        extra="python_env: python_env.yaml\n",
+    )
+    (project / "python_env.yaml").write_text("dependencies: [tinydb==4.8.0]\n")
+    submitted = mlproj.run(
+        str(project), backend="ray", backend_config={"address": ADDRESS, "poll-interval": 0.5}
+    )
+    assert submitted.get_status() == RunStatus.FINISHED
+    assert "tinydb 4.8.0" in _log_artifact(submitted.run_id)
