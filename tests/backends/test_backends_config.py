@@ -47,11 +47,13 @@ def _base(backend: str) -> dict[str, Any]:
         "local": {},
         "kubernetes": {"kube-job-template-path": "job.yaml", "repository-uri": "r.example/p"},
         "databricks": {"new_cluster": CLUSTER},
+        "slurm": {},
+        "ray": {"address": "http://127.0.0.1:8265"},
     }
     return configs[backend]
 
 
-BACKENDS = ("local", "kubernetes", "databricks")
+BACKENDS = ("local", "kubernetes", "databricks", "slurm", "ray")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -89,6 +91,18 @@ def test_every_backend_refuses_a_bad_timeout_in_the_same_words(
             "'timeout'",
         ),
         ("databricks", "'new_cluster', 'libraries', 'poll-interval', 'timeout'"),
+        (
+            "slurm",
+            "'partition', 'account', 'qos', 'time', 'nodes', 'mem', 'gpus', 'gres', "
+            "'constraint', 'ntasks', 'cpus_per_task', 'exclusive', 'modules', 'setup', "
+            "'sbatch_args', 'log_dir', 'env_build', 'mlproj_python', 'poll-interval', 'timeout'",
+        ),
+        (
+            "ray",
+            "'address', 'runtime_env', 'entrypoint_num_cpus', 'entrypoint_num_gpus', "
+            "'entrypoint_memory', 'entrypoint_resources', 'excludes', 'metadata', "
+            "'poll-interval', 'timeout'",
+        ),
     ],
 )
 def test_unknown_keys_are_refused_with_the_valid_ones(

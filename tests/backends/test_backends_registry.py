@@ -85,9 +85,10 @@ def test_unknown_backend_lists_the_available_ones_and_opens_no_run(
     tmp_path: Path, echo_plugin: Path
 ) -> None:
     with pytest.raises(ExecutionException) as caught:
-        mlproj.run(str(_project(tmp_path)), backend="slurm")
+        mlproj.run(str(_project(tmp_path)), backend="nomad")
     assert caught.value.message.startswith(
-        "Unknown backend 'slurm'. Available backends: 'local', 'kubernetes', 'databricks', "
+        "Unknown backend 'nomad'. Available backends: 'local', 'kubernetes', 'databricks', "
+        "'slurm', 'ray', "
     )
     assert "'echo'" in caught.value.message
     assert "mlproj.backends" in caught.value.message

@@ -26,6 +26,8 @@ _BUILTINS: dict[str, str] = {
     "local": "mlproj.backends.local:LocalBackend",
     "kubernetes": "mlproj.backends.kubernetes.backend:KubernetesBackend",
     "databricks": "mlproj.backends.databricks.backend:DatabricksBackend",
+    "slurm": "mlproj.backends.slurm.backend:SlurmBackend",
+    "ray": "mlproj.backends.ray.backend:RayBackend",
 }
 
 
