@@ -117,6 +117,11 @@ class Supervisor:
                 status, error = RunStatus.KILLED, "cancelled"
             elif stopped == "timeout":
                 status, error = RunStatus.FAILED, f"timed out after {self.job.timeout:g} s"
+            elif code == 0 and self.runner.log_error is not None:
+                # What the run printed is partly lost (a full disk): not a clean finish.
+                status = RunStatus.FAILED
+                lost = self.runner.log_error
+                error = f"the command exited 0 but its output log is incomplete: {lost}"
             elif code == 0:
                 status, error = RunStatus.FINISHED, None
             else:
