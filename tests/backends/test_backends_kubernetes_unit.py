@@ -355,3 +355,19 @@ def test_render_copes_with_empty_template_sections(tmp_path: Path) -> None:
         {"name": "mlproj-volume-0", "mountPath": "/y", "readOnly": True}
     ]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_a_local_sqlite_store_is_refused_before_a_run_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlproj.backends.registry import get_backend
+
+    monkeypatch.delenv("KUBE_MLFLOW_TRACKING_URI", raising=False)
+    backend = get_backend("kubernetes")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(ExecutionException, match="pods cannot write to") as info:
+        backend.validate_tracking_uri(uri)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "mlflow.db").exists()  # nothing was opened
+    monkeypatch.setenv("KUBE_MLFLOW_TRACKING_URI", "http://mlflow.cluster.local")
+    backend.validate_tracking_uri(uri)  # the pods get a server: fine

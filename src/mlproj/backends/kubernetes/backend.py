@@ -56,6 +56,16 @@ class KubernetesBackend(Backend[KubernetesConfig]):
         check_project(project)
         check_kube_context(config.context)
 
+    def validate_tracking_uri(self, tracking_uri: str) -> None:
+        """A SQLite database on this machine cannot be written from a pod (and a copy would
+        lose the run): refused before any run opens, unless the pods get another URI."""
+        if tracking_uri.startswith("sqlite:") and not os.environ.get("KUBE_MLFLOW_TRACKING_URI"):
+            raise ExecutionException(
+                f"Tracking URI {tracking_uri} is a SQLite database on this machine, which pods "
+                "cannot write to; use an MLflow tracking server (--tracking-uri "
+                "http://...), or set KUBE_MLFLOW_TRACKING_URI to one the cluster can reach"
+            )
+
     def reattach(self, run: Run, store: TrackingStore) -> KubernetesSubmittedRun | None:
         return reattach(run, store)
 
