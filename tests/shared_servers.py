@@ -71,6 +71,9 @@ class MlflowServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "server.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        # MLflow >= 3.5 starts job-runner processes (huey) with every server: tests need none,
+        # and on a 2-core machine they slow the server's start-up a lot.
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         if file_store:
             env["MLFLOW_ALLOW_FILE_STORE"] = "true"
         env.update(extra_env or {})
