@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from mlproj.errors import ExecutionException
 from mlproj.orchestration.retry import RetryPolicy
 from mlproj.orchestration.scheduler import (
+    BackgroundRun,
     Child,
     Outcome,
     Scheduler,
@@ -367,8 +367,10 @@ class StepState:
     error: str | None = None
 
 
-class PipelineRun:
+class PipelineRun(BackgroundRun):
     """A pipeline being run under its parent run: ``run()``/``wait()``, ``cancel()``, ``steps``."""
+
+    _thread_name = "mlproj-pipeline"
 
     def __init__(
         self,
@@ -400,8 +402,7 @@ class PipelineRun:
         self.forced = forced
         self.status: str = RunStatus.RUNNING
         self.error: str | None = None
-        self._thread: threading.Thread | None = None
-        self._exception: BaseException | None = None
+        super().__init__()
         self.scheduler = Scheduler(
             store,
             parent_run_id,
@@ -492,33 +493,6 @@ class PipelineRun:
         if not_run:
             message += f"; not run: {', '.join(not_run)}"
         return RunStatus.FAILED, message
-
-    def start(self) -> PipelineRun:
-        def target() -> None:
-            try:
-                self.run()
-            except BaseException as exc:  # noqa: BLE001 - handed to wait()
-                self._exception = exc
-
-        self._thread = threading.Thread(target=target, name="mlproj-pipeline", daemon=True)
-        self._thread.start()
-        return self
-
-    def wait(self) -> bool:
-        """Block until the pipeline ends; True when every step FINISHED. Ctrl-C cancels."""
-        if self._thread is None:
-            if self.status == RunStatus.RUNNING:  # not run yet (or run synchronously: ended)
-                self.run()
-            return self.status == RunStatus.FINISHED
-        try:
-            while self._thread.is_alive():
-                self._thread.join(0.2)
-        except BaseException:
-            self.cancel()
-            raise
-        if self._exception is not None:
-            raise self._exception
-        return self.status == RunStatus.FINISHED
 
     def cancel(self) -> None:
         self.scheduler.cancel()

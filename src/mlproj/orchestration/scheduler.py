@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mlproj.errors import ExecutionException
 from mlproj.orchestration.retry import RetryPolicy
@@ -436,3 +436,54 @@ def absolute_uri(uri: str) -> str:
     except ExecutionException:
         return uri
     return str(Path(uri).expanduser().absolute()) if local and Path(uri).exists() else uri
+
+
+class BackgroundRun:
+    """``start()`` / ``wait()`` shared by sweeps and pipelines: ``run()`` in a thread, its
+    exception handed to ``wait()``, and Ctrl-C while waiting cancels the whole tree."""
+
+    status: str
+    _thread_name = "mlproj-orchestration"
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._exception: BaseException | None = None
+
+    def run(self) -> str:
+        """Run to the end; the parent run's final status."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        raise NotImplementedError
+
+    def start(self: BackgroundT) -> BackgroundT:
+        """Run in a background thread; ``wait()`` for the end."""
+
+        def target() -> None:
+            try:
+                self.run()
+            except BaseException as exc:  # noqa: BLE001 - handed to wait()
+                self._exception = exc
+
+        self._thread = threading.Thread(target=target, name=self._thread_name, daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self) -> bool:
+        """Block until the end; True when the parent run FINISHED. Ctrl-C cancels."""
+        if self._thread is None:
+            if self.status == RunStatus.RUNNING:  # not run yet (or run synchronously: ended)
+                self.run()
+            return self.status == RunStatus.FINISHED
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.2)
+        except BaseException:
+            self.cancel()
+            raise
+        if self._exception is not None:
+            raise self._exception
+        return self.status == RunStatus.FINISHED
+
+
+BackgroundT = TypeVar("BackgroundT", bound=BackgroundRun)

@@ -17,7 +17,6 @@ import math
 import random
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from mlproj.errors import ExecutionException
 from mlproj.orchestration.retry import RetryPolicy
 from mlproj.orchestration.scheduler import (
+    BackgroundRun,
     Child,
     Outcome,
     Scheduler,
@@ -265,8 +265,10 @@ def trial_params(spec: SweepSpec, number: int) -> dict[str, str]:
     return {name: sample(d, rng) for name, d in spec.parameters.items()}
 
 
-class Sweep:
+class Sweep(BackgroundRun):
     """A sweep being run: start it, wait for it, cancel it; see the best trial and the runs."""
+
+    _thread_name = "mlproj-sweep"
 
     def __init__(
         self,
@@ -293,8 +295,7 @@ class Sweep:
         self.status: str = RunStatus.RUNNING
         self.error: str | None = None
         self._progress = progress
-        self._thread: threading.Thread | None = None
-        self._exception: BaseException | None = None
+        super().__init__()
         self.scheduler = Scheduler(
             store,
             parent_run_id,
@@ -405,35 +406,6 @@ class Sweep:
         if self.trials and not finished:
             return RunStatus.FAILED, "every trial failed"
         return RunStatus.FINISHED, None
-
-    def start(self) -> Sweep:
-        """Run in a background thread (``mlproj.sweep``); ``wait()`` for the end."""
-
-        def target() -> None:
-            try:
-                self.run()
-            except BaseException as exc:  # noqa: BLE001 - handed to wait()
-                self._exception = exc
-
-        self._thread = threading.Thread(target=target, name="mlproj-sweep", daemon=True)
-        self._thread.start()
-        return self
-
-    def wait(self) -> bool:
-        """Block until the sweep ends; True when the parent run FINISHED. Ctrl-C cancels."""
-        if self._thread is None:
-            if self.status == RunStatus.RUNNING:  # not run yet (or run synchronously: ended)
-                self.run()
-            return self.status == RunStatus.FINISHED
-        try:
-            while self._thread.is_alive():
-                self._thread.join(0.2)
-        except BaseException:
-            self.cancel()
-            raise
-        if self._exception is not None:
-            raise self._exception
-        return self.status == RunStatus.FINISHED
 
     def cancel(self) -> None:
         """Stop every running trial (KILLED); the parent ends KILLED."""
