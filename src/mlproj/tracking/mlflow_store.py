@@ -189,23 +189,7 @@ class MlflowStore(TrackingStore):
     ) -> list[Run]:
         if not experiment_ids or max_results <= 0:
             return []
-        query = build_filter(status=status, params=params)
-        out: list[Run] = []
-        token: str | None = None
-        with _mlflow_errors(f"Searching runs in {self._display}"):
-            while len(out) < max_results:
-                page = self.client.search_runs(
-                    list(experiment_ids),
-                    filter_string=query,
-                    max_results=min(PAGE_SIZE, max_results - len(out)),
-                    order_by=["attributes.start_time DESC"],
-                    page_token=token,
-                )
-                out.extend(_run(r) for r in page)
-                token = page.token
-                if not token:
-                    break
-        return out[:max_results]
+        return self._search(experiment_ids, build_filter(status=status, params=params), max_results)
 
     def find_runs_by_tag(
         self,
@@ -218,7 +202,10 @@ class MlflowStore(TrackingStore):
     ) -> list[Run]:
         if not experiment_ids or max_results <= 0:
             return []
-        query = tag_filter(key, value, status)
+        return self._search(experiment_ids, tag_filter(key, value, status), max_results)
+
+    def _search(self, experiment_ids: Sequence[str], query: str, max_results: int) -> list[Run]:
+        """Runs matching ``query``, newest first, paged by MLflow's client."""
         out: list[Run] = []
         token: str | None = None
         with _mlflow_errors(f"Searching runs in {self._display}"):
