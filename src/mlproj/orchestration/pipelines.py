@@ -680,7 +680,4 @@ def pipeline(
         run_name=run_name,
         log=lambda line: None,
     )
-    if synchronous:
-        running.run()
-        return running
-    return running.start()
+    return running.launch(synchronous)

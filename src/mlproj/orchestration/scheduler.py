@@ -469,6 +469,13 @@ class BackgroundRun:
         self._thread.start()
         return self
 
+    def launch(self: BackgroundT, synchronous: bool) -> BackgroundT:
+        """Run to the end here (``synchronous``), or start in the background."""
+        if synchronous:
+            self.run()
+            return self
+        return self.start()
+
     def wait(self) -> bool:
         """Block until the end; True when the parent run FINISHED. Ctrl-C cancels."""
         if self._thread is None:

@@ -794,10 +794,7 @@ def sweep(
         run_name=run_name,
         log=lambda line: None,
     )
-    if synchronous:
-        running.run()
-        return running
-    return running.start()
+    return running.launch(synchronous)
 
 
 def summary_rows(result: Sweep) -> list[tuple[str, ...]]:
