@@ -59,10 +59,18 @@ def _start_all(project: Path, tracking_uri: str, env: dict[str, str]) -> list[st
             )
             for index in range(first, min(first + BATCH, RUNS))
         ]
-        for client in clients:
-            out, err = client.communicate(timeout=300)
-            assert client.returncode == 0, err
-            run_ids.append(out.strip().splitlines()[-1].split()[-1])
+        try:
+            for client in clients:
+                out, err = client.communicate(timeout=300)
+                assert client.returncode == 0, err
+                run_ids.append(out.strip().splitlines()[-1].split()[-1])
+        finally:
+            # On a failure, the batch's other clients are ended and their pipes closed, so
+            # nothing leaks into the tests that run after this one.
+            for client in clients:
+                if client.returncode is None:
+                    client.kill()
+                client.communicate()
     return run_ids
 
 

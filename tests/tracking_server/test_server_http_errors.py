@@ -113,6 +113,27 @@ def test_persistent_5xx_gives_up_with_the_servers_message(scripted: Scripted) ->
     assert scripted.url in message and "runs/create" in message
 
 
+def test_a_busy_server_database_is_retried(scripted: Scripted) -> None:
+    # What MLflow's server answered under 200 concurrent runs in CI: its pool ran dry.
+    busy = (
+        "QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00 "
+        "(Background on this error at: https://sqlalche.me/e/21/3o7r)"
+    )
+    scripted.replies = [(400, {}, {"error_code": "BAD_REQUEST", "message": busy})] * 2
+    scripted.replies.append((200, {}, EXPERIMENT))
+    assert RestStore(scripted.url).get_experiment("7") is not None
+    assert len(scripted.requests) == 3
+
+
+def test_a_real_bad_request_is_not_retried(scripted: Scripted) -> None:
+    body = {"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid value 'x' for 'run_id'"}
+    scripted.replies = [(400, {}, body)] * 5
+    with pytest.raises(ExecutionException) as caught:
+        RestStore(scripted.url).create_run("0", run_name="r", tags={}, user_id="u")
+    assert len(scripted.requests) == 1
+    assert "INVALID_PARAMETER_VALUE: Invalid value 'x'" in str(caught.value)
+
+
 def test_bad_token_is_not_retried_and_never_shown(
     scripted: Scripted, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -27,6 +27,18 @@ if TYPE_CHECKING:
 
 # Statuses worth another try: throttling and transient server-side failures.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# MLflow's server answers HTTP 400 BAD_REQUEST when its own database is busy (its SQLAlchemy
+# pool ran dry, SQLite was locked). Nothing was written then, so the request is safe to repeat;
+# these are the messages that say so, as SQLAlchemy, SQLite, PostgreSQL and MySQL word them.
+BUSY_DATABASE_MARKERS = (
+    "QueuePool limit",
+    "database is locked",
+    "could not obtain lock",
+    "deadlock detected",
+    "Deadlock found",
+    "too many connections",
+    "Lock wait timeout exceeded",
+)
 # A server asking for a long Retry-After must not stall a run for minutes.
 MAX_SLEEP_S = 30.0
 _TRUE = ("true", "1", "yes")
@@ -150,7 +162,7 @@ class HttpClient:
                 attempt += 1
                 _rewind(kwargs)
                 continue
-            if response.status_code in RETRY_STATUSES and attempt < self.settings.max_retries:
+            if _is_transient(response) and attempt < self.settings.max_retries:
                 self._sleep(attempt, response.headers.get("Retry-After"))
                 attempt += 1
                 _rewind(kwargs)
@@ -215,9 +227,24 @@ class HttpClient:
             f"MLflow tracking server {self.display_url} rejected {method} {what} "
             f"(HTTP {response.status_code}): {label}{message}{hint}"
         )
-        if response.status_code in RETRY_STATUSES:  # still failing after the retries
+        if _is_transient(response):  # still failing after the retries
             return StoreUnreachable(self.redact(text))
         return ExecutionException(self.redact(text))
+
+
+def _is_transient(response: requests.Response) -> bool:
+    """True when repeating the request later can succeed: throttling, 5xx, a busy database."""
+    if response.status_code in RETRY_STATUSES:
+        return True
+    if response.status_code != 400:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    message = str(body.get("message") or "") if isinstance(body, dict) else ""
+    lowered = message.lower()
+    return any(marker.lower() in lowered for marker in BUSY_DATABASE_MARKERS)
 
 
 def _is_mlflow_error(response: requests.Response) -> bool:
