@@ -102,6 +102,8 @@ def test_plain_line_in_a_pipe_and_nothing_with_quiet(
     assert "KB of" not in screen  # no updates in a pipe, just the one line
 
     tmux.type_line("clear")
+    # The first command's DONE must be gone before looking for the second's (a race under load).
+    tmux.wait_for(lambda s: "DONE" not in s)
     tmux.type_line(_command(project, slow_url, "--quiet") + "; echo DONE")
     screen = tmux.wait_for(lambda s: "DONE" in s.replace("echo DONE", ""), timeout=90)
     assert "Downloading" not in screen and "mlproj:" not in screen

@@ -207,10 +207,13 @@ def test_random_run_names(store: FileStore, root: Path) -> None:
     assert re.fullmatch(r"[a-z]+-[a-z]+-[0-9]{1,3}", info.run_name)
     assert (root / "0" / info.run_id / "tags" / "mlflow.runName").read_text() == info.run_name
     rng = random.Random(7)
-    names = [random_run_name(rng) for _ in range(3000)]
-    assert all(len(n) <= MAX_RUN_NAME_LENGTH for n in names)
-    assert all(re.fullmatch(r"[a-z]+-[a-z]+-[0-9]{1,3}", n) for n in names)
-    assert len(set(names)) > 2500
+    for names in (
+        [random_run_name(rng) for _ in range(3000)],
+        [random_run_name() for _ in range(3000)],
+    ):
+        assert all(len(n) <= MAX_RUN_NAME_LENGTH for n in names)
+        assert all(re.fullmatch(r"[a-z]+-[a-z]+-[0-9]{1,3}", n) for n in names)
+        assert len(set(names)) > 2500
 
 
 def test_run_name_from_tag_and_renaming(store: FileStore, root: Path) -> None:

@@ -7,16 +7,14 @@ so ``mlproj --help`` and ``mlproj run`` stay fast.
 from __future__ import annotations
 
 import importlib
-import json
-import os
-import signal
-import sys
-from pathlib import Path
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from mlproj import __version__
+from mlproj.cli.run_exec import RunUsageError, execute_run
+from mlproj.cli.run_options import FLAG, MULTIPLE, RUN_OPTIONS, SWITCH, RunOption
 
 # name -> "module:attribute" of a click command, imported on first use.
 _LAZY_COMMANDS = {
@@ -49,31 +47,10 @@ class _LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
-        # Ctrl-C in any sub-command: one line and the conventional exit code 130, where click
-        # alone would print "Aborted!" and exit 1.
-        from mlproj.errors import ExecutionException
+        from mlproj.cli.startup import guarded
 
-        try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt:
-            _fail("interrupted", code=130)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except ExecutionException as exc:
-            _fail(str(exc))
-        except Exception as exc:
-            # A bug of ours, or a library error nobody translated: still one line, without
-            # credentials. MLPROJ_DEBUG=1 shows the traceback.
-            if os.environ.get("MLPROJ_DEBUG"):
-                raise
-            from mlproj.errors import one_line
-            from mlproj.redaction import scrub_text
-
-            detail = one_line(scrub_text(str(exc))) or "no details"
-            _fail(
-                f"unexpected {type(exc).__name__}: {detail} "
-                "(MLPROJ_DEBUG=1 shows the traceback; please report it)"
-            )
+        passthrough = (click.ClickException, click.exceptions.Exit, click.Abort)
+        return guarded(lambda: super(_LazyGroup, self).invoke(ctx), passthrough)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Describe lazy commands without importing them.
@@ -96,57 +73,10 @@ def cli() -> None:
 
     A run id may be shortened to a unique prefix. Shell completion: docs/completion.md.
     """
-    from mlproj.cli.sync import replay_journals_quietly
+    from mlproj.cli.startup import replay_journals_quietly
 
     # Run updates kept while a tracking store was down are sent as soon as mlproj runs again.
     replay_journals_quietly()
-
-
-def _parse_pairs(values: tuple[str, ...], option: str, *, flags: bool) -> dict[str, Any]:
-    parsed: dict[str, Any] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep and not flags:
-            raise click.UsageError(
-                f"Invalid format for {option} parameter: {item!r}. Use {option} name=value."
-            )
-        if not name:
-            raise click.UsageError(f"Invalid format for {option} parameter: {item!r}: empty name.")
-        if name in parsed:
-            raise click.UsageError(f"Repeated parameter: {name!r}")
-        parsed[name] = value if sep else True
-    return parsed
-
-
-def _one_experiment(name: str | None, id_: str | None) -> tuple[str | None, str | None]:
-    """An experiment option given on the command line wins over the other one's environment
-    variable (MLFLOW_EXPERIMENT_NAME / MLFLOW_EXPERIMENT_ID); two given the same way clash."""
-    if not (name and id_):
-        return name, id_
-    ctx = click.get_current_context()
-    from_env = click.core.ParameterSource.ENVIRONMENT
-    name_env = ctx.get_parameter_source("experiment_name") == from_env
-    id_env = ctx.get_parameter_source("experiment_id") == from_env
-    if name_env and not id_env:
-        return None, id_
-    if id_env and not name_env:
-        return name, None
-    where = " (from MLFLOW_EXPERIMENT_NAME and MLFLOW_EXPERIMENT_ID)" if name_env else ""
-    raise click.UsageError(
-        f"Specify only one of 'experiment-name' or 'experiment-id' options{where}."
-    )
-
-
-def _parse_backend_config(value: str | None) -> dict[str, Any] | str | None:
-    if value is None or value.endswith(".json") or Path(value).is_file():
-        return value  # a file: read (and checked) by mlproj.api.load_backend_config
-    try:
-        loaded = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise click.UsageError(f"Invalid backend config JSON. Parse error: {exc}") from None
-    if not isinstance(loaded, dict):
-        raise click.UsageError("Invalid backend config JSON: expected a JSON object")
-    return loaded
 
 
 def _complete_entry_point(
@@ -160,139 +90,45 @@ def _complete_entry_point(
     return entry_point_items(uri, incomplete)
 
 
+def _click_option(option: RunOption) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The click declaration of one of ``mlproj run``'s options (declared in run_options)."""
+    settings: dict[str, Any] = {"default": option.default, "help": option.help}
+    if option.kind == MULTIPLE:
+        settings["multiple"] = True
+    elif option.kind == FLAG:
+        settings["is_flag"] = True
+    if option.envvar:
+        settings["envvar"] = option.envvar
+    if option.metavar:
+        settings["metavar"] = option.metavar
+    if option.show_default:
+        settings["show_default"] = True
+    if option.number is not None:
+        kind, minimum, excluded = option.number
+        settings["type"] = (
+            click.IntRange(min=int(minimum))
+            if kind == "int"
+            else click.FloatRange(min=minimum, min_open=excluded)
+        )
+    if option.dest == "entry_point":
+        settings["shell_complete"] = _complete_entry_point
+    declarations = list(option.flags)
+    if option.kind == SWITCH:
+        declarations = ["/".join((*option.flags, *option.off_flags))]
+    return click.option(*declarations, option.dest, **settings)
+
+
+def _with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(RUN_OPTIONS):  # decorators apply bottom-up: keep the declared order
+        command = _click_option(option)(command)
+    return command
+
+
 @cli.command("run", short_help="Run a project: a folder, Git repository or archive.")
 @click.argument("uri")
-@click.option(
-    "-e",
-    "--entry-point",
-    default="main",
-    show_default=True,
-    help="Entry point to run.",
-    shell_complete=_complete_entry_point,
-)
-@click.option(
-    "-v", "--version", "version", default=None, help="Git branch, tag or commit (short SHAs too)."
-)
-@click.option(
-    "-P",
-    "--param-list",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="An entry point parameter, e.g. -P alpha=0.5; repeatable.",
-)
-@click.option(
-    "-A",
-    "--docker-args",
-    "docker_args",
-    multiple=True,
-    metavar="NAME[=VALUE]",
-    help="A `docker run` option, e.g. -A gpus=all or -A privileged; repeatable.",
-)
-@click.option(
-    "--experiment-name",
-    envvar="MLFLOW_EXPERIMENT_NAME",
-    default=None,
-    help="Experiment name, created when missing.",
-)
-@click.option("--experiment-id", envvar="MLFLOW_EXPERIMENT_ID", default=None, help="Experiment id.")
-@click.option(
-    "-b",
-    "--backend",
-    default="local",
-    show_default=True,
-    help="local, kubernetes, databricks or a plugin.",
-)
-@click.option("-c", "--backend-config", default=None, help="JSON string, or path to a .json file.")
-@click.option(
-    "--env-manager",
-    default=None,
-    help="local, uv, virtualenv or conda (default: from the project).",
-)
-@click.option(
-    "--storage-dir",
-    envvar="MLFLOW_TMP_DIR",
-    default=None,
-    help="Where remote `path` parameters are downloaded.",
-)
-@click.option(
-    "--run-id",
-    default=None,
-    help="Re-enter this RUNNING run (an id or a unique prefix) instead of creating one.",
-)
-@click.option("--run-name", default=None, help="Name of the new run.")
-@click.option(
-    "--build-image",
-    is_flag=True,
-    default=False,
-    help="Docker projects: build an image with the project inside.",
-)
-@click.option(
-    "--tracking-uri",
-    default=None,
-    help="Tracking store (default: MLFLOW_TRACKING_URI, else ./mlruns).",
-)
-@click.option(
-    "--wait/--no-wait",
-    "wait",
-    default=None,
-    help="Wait for the run to end (default: yes, except on databricks).",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    metavar="SECONDS",
-    help="Stop the run after this long (local backend).",
-)
-@click.option(
-    "--reuse/--force",
-    "reuse",
-    default=False,
-    help="--reuse: if a FINISHED run with the same code, entry point, parameters and "
-    "environment exists in the experiment, return it without running; --force: run (default).",
-)
-@click.option(
-    "--retries", type=click.IntRange(min=0), default=0, help="Try a failed run again, N times."
-)
-@click.option(
-    "--retry-delay",
-    type=click.FloatRange(min=0),
-    default=1.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Wait before the first retry; doubled for each next one.",
-)
-@click.option(
-    "-q",
-    "--quiet",
-    is_flag=True,
-    default=False,
-    help="No mlproj status or progress lines (warnings and errors still show).",
-)
-def run_command(
-    uri: str,
-    entry_point: str,
-    version: str | None,
-    params: tuple[str, ...],
-    docker_args: tuple[str, ...],
-    experiment_name: str | None,
-    experiment_id: str | None,
-    backend: str,
-    backend_config: str | None,
-    env_manager: str | None,
-    storage_dir: str | None,
-    run_id: str | None,
-    run_name: str | None,
-    build_image: bool,
-    tracking_uri: str | None,
-    wait: bool | None,
-    timeout: float | None,
-    reuse: bool,
-    retries: int,
-    retry_delay: float,
-    quiet: bool,
-) -> None:
+@_with_run_options
+@click.pass_context
+def run_command(ctx: click.Context, /, **values: Any) -> None:
     """Run the project at URI: a folder, a Git repository (URI#subdir) or an archive.
 
     \b
@@ -304,83 +140,15 @@ def run_command(
     Exit codes: 0 the run finished, 1 it failed or could not start (the error says why),
     2 wrong command-line usage, 130 Ctrl-C and 143 SIGTERM (the run is then KILLED).
     """
-    experiment_name, experiment_id = _one_experiment(experiment_name, experiment_id)
-    config = _parse_backend_config(backend_config)
-    synchronous = wait if wait is not None else backend != "databricks"
-
-    from mlproj.api import RunOptions, load_backend_config
-    from mlproj.errors import ExecutionException
-
-    if timeout is not None:
-        try:
-            config = {**load_backend_config(config), "timeout": timeout}
-        except ExecutionException as exc:
-            _fail(str(exc))
-    from mlproj import report
-    from mlproj.local_run.supervisor import Cancelled, signals_cancel
-
-    reporter = report.Reporter(quiet=quiet)
-    log = reporter.log
-
-    if run_id is not None:
-        from mlproj.tracking import get_store
-        from mlproj.tracking.run_ids import resolve_run_id
-
-        try:
-            run_id = resolve_run_id(get_store(tracking_uri), run_id)  # a short id is enough
-        except ExecutionException as exc:
-            _fail(str(exc))
-    options = RunOptions(
-        uri=uri,
-        entry_point=entry_point,
-        version=version,
-        parameters=_parse_pairs(params, "-P", flags=False),
-        docker_args=_parse_pairs(docker_args, "-A", flags=True),
-        experiment_name=experiment_name,
-        experiment_id=experiment_id,
-        backend=backend,
-        backend_config=config,
-        storage_dir=storage_dir,
-        synchronous=synchronous,
-        run_id=run_id,
-        run_name=run_name,
-        env_manager=env_manager,
-        build_image=build_image,
-        tracking_uri=tracking_uri,
-        log=log,
-        reuse=reuse,
+    from_env = frozenset(
+        name
+        for name in values
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.ENVIRONMENT
     )
-    from mlproj.orchestration.retry import RetryPolicy, submit_with_retries
-
     try:
-        # A signal at any step (fetch, env build, run) cancels cleanly: no run left RUNNING.
-        with report.using(reporter), signals_cancel():
-            submitted = submit_with_retries(options, RetryPolicy(retries, retry_delay), log)
-    except ExecutionException as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted; the run was cancelled", code=130)
-    except Cancelled as stop:
-        _fail(
-            f"stopped by {signal.Signals(stop.signum).name}; the run was cancelled",
-            code=128 + stop.signum,
-        )
-    if synchronous:
-        log(f"run {submitted.run_id} {submitted.get_status()}; browse: mlproj ui")
-    else:
-        log(
-            f"run {submitted.run_id} started; "
-            f"follow it with `mlproj runs logs --follow {submitted.run_id}`"
-        )
-        click.echo(submitted.run_id)
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    # One line, no traceback: a multi-line message (a build log tail) is kept as it is.
-    from mlproj import report
-
-    report.current().error(message)
-    sys.exit(code)
+        execute_run(values, from_env)
+    except RunUsageError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def main() -> None:

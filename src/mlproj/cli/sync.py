@@ -1,7 +1,7 @@
 """``mlproj runs sync``: send the run updates kept while a tracking store was unreachable.
 
-Every mlproj command also does it on its own (:func:`replay_journals_quietly`), so a user who
-never heard of the journal still sees the run's real end once the store is back.
+Every mlproj command also does it on its own (``mlproj.cli.startup.replay_journals_quietly``),
+so a user who never heard of the journal still sees the run's real end once the store is back.
 """
 
 from __future__ import annotations
@@ -9,33 +9,6 @@ from __future__ import annotations
 import sys
 
 import click
-
-
-def journals_waiting() -> bool:
-    """Cheap check for every command's start: does the journal folder hold anything?"""
-    from mlproj.home import mlproj_home
-    from mlproj.tracking.journal import JOURNAL_DIR
-
-    try:
-        return any(p.suffix == ".jsonl" for p in (mlproj_home() / JOURNAL_DIR).iterdir())
-    except OSError:
-        return False
-
-
-def replay_journals_quietly() -> None:
-    """Replay pending journals; say what was sent, keep quiet about what still cannot be."""
-    if not journals_waiting():
-        return
-    from mlproj.tracking.journal import replay
-
-    synced, _still_pending = replay(quick=True)
-    # This runs before the command parses --quiet, so look for it here.
-    if any(arg in ("-q", "--quiet") for arg in sys.argv[1:]):
-        return
-    from mlproj import report
-
-    for run_id in synced:
-        report.info(f"sent the updates of run {run_id} kept while its store was unreachable")
 
 
 @click.command("sync")

@@ -9,13 +9,13 @@ pipeline step the run ids of the steps it depends on. It is stored on every run 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlproj.hashing import sha256
 from mlproj.statuses import RunStatus
 from mlproj.submitted import SubmittedRun
 from mlproj.tags import TAG_RUN_KEY
@@ -51,7 +51,7 @@ def run_key(
         "upstream": upstream,
     }
     encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    return hashlib.sha256(encoded).hexdigest()
+    return sha256(encoded).hexdigest()
 
 
 def _normalised(project: Project, entry_point: str, params: ResolvedParameters) -> dict[str, str]:
@@ -99,13 +99,13 @@ def _uncommitted_changes(root: Path, directory: Path) -> str:
     except GitError:
         return "unknown"  # no reuse is better than a wrong one
     paths = sorted(_status_paths(out))
-    digest = hashlib.sha256()
+    digest = sha256()
     for relative in paths:
         if _NOT_CODE.intersection(Path(relative).parts):
             continue
         digest.update(relative.encode("utf-8", "surrogateescape") + b"\0")
         try:
-            digest.update(hashlib.sha256((root / relative).read_bytes()).digest())
+            digest.update(sha256((root / relative).read_bytes()).digest())
         except OSError:
             digest.update(b"<missing>")
     return digest.hexdigest()[:16] if paths else ""
@@ -128,7 +128,7 @@ def _status_paths(porcelain: str) -> Iterator[str]:
 def _folder_fingerprint(directory: Path) -> str:
     """Paths, sizes and modification times of the folder's files (hidden ones and run output
     left out): a change to any file changes it, and nothing is read but metadata."""
-    digest = hashlib.sha256()
+    digest = sha256()
     for folder, subfolders, files in os.walk(directory):
         subfolders[:] = sorted(d for d in subfolders if d[0] != "." and d not in _NOT_CODE)
         for name in sorted(files):
@@ -149,7 +149,7 @@ def environment_state(project: Project, manager: EnvironmentManager) -> dict[str
     state: dict[str, object] = {"manager": manager.name, "type": project.env_type}
     if project.env_file is not None:
         try:
-            state["spec"] = hashlib.sha256(project.env_file.read_bytes()).hexdigest()
+            state["spec"] = sha256(project.env_file.read_bytes()).hexdigest()
         except OSError:
             state["spec"] = "unreadable"
     if project.docker_env is not None:

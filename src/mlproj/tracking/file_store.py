@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import hashlib
 import itertools
 import os
 import posixpath
@@ -42,6 +41,7 @@ from mlproj.fsutil import (
     temp_path,
     write_atomic,
 )
+from mlproj.hashing import sha1_hex
 from mlproj.locations import local_store_root
 from mlproj.statuses import STATUS_TO_INT, TERMINAL_STATUSES, RunStatus
 from mlproj.tags import MLFLOW_RUN_NAME, TAG_RUN_KEY
@@ -710,7 +710,7 @@ class FileStore(TrackingStore):
 
     @staticmethod
     def _index_file(experiment_folder: Path, key: str, value: str) -> Path:
-        digest = hashlib.sha1(value.encode("utf-8"), usedforsecurity=False).hexdigest()
+        digest = sha1_hex(value.encode("utf-8"))
         return experiment_folder / TAG_INDEX / key / digest
 
     def _index_tags(self, experiment_folder: Path, run_id: str, tags: Mapping[str, str]) -> None:

@@ -37,9 +37,9 @@ def journal_root() -> Path:
 
 
 def _key(tracking_uri: str, run_id: str) -> str:
-    import hashlib  # here, as shutil below: their imports cost every mlproj start
+    from mlproj.hashing import sha256
 
-    digest = hashlib.sha256(redact_url(tracking_uri).encode()).hexdigest()[:16]
+    digest = sha256(redact_url(tracking_uri).encode()).hexdigest()[:16]
     return f"{digest}-{run_id}"
 
 
