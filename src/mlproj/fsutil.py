@@ -75,6 +75,24 @@ def write_atomic(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
         raise
 
 
+def copy_into(source: Path, destination: Path) -> None:
+    """Copy a file or folder into the folder ``destination`` (made if missing). A file is
+    copied beside its target and renamed: a reader never sees half of it. Raises OSError."""
+    import shutil  # here: it imports bz2 and lzma, unused by most commands
+
+    destination.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, destination / source.name, dirs_exist_ok=True)
+        return
+    staging = temp_path(destination, source.name)
+    try:
+        shutil.copyfile(source, staging)
+        staging.replace(destination / source.name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
+
+
 def write_json_atomic(path: Path, data: object, *, indent: int | None = 1) -> None:
     """Replace ``path`` with ``data`` as JSON in one step (sorted keys; unknown types as str)."""
     text = json.dumps(data, indent=indent, sort_keys=True, default=str)

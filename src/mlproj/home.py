@@ -7,14 +7,13 @@ import sys
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
+from mlproj.settings import HOME
 
 
 def mlproj_home() -> Path:
     """``$MLPROJ_HOME``, else the user cache folder (``~/.cache/mlproj`` on Linux)."""
-    configured = os.environ.get("MLPROJ_HOME")
-    if configured:
-        return Path(configured).expanduser().absolute()
-    return _user_cache_dir()
+    configured = HOME.get()
+    return configured if configured is not None else _user_cache_dir()
 
 
 def _user_cache_dir() -> Path:
@@ -37,7 +36,7 @@ def home_subdir(name: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        where = "MLPROJ_HOME" if os.environ.get("MLPROJ_HOME") else "mlproj's cache folder"
+        where = "MLPROJ_HOME" if HOME.is_set() else "mlproj's cache folder"
         raise ExecutionException(
             f"Cannot create {path} in {where} {home}: {exc.strerror or exc}; point MLPROJ_HOME "
             "to a writable folder"

@@ -107,6 +107,16 @@ PYTHON_INSTALL_TIMEOUT = Setting(
     "the seconds `uv python install` may take to download an interpreter (default 900)",
 )
 
+SQLITE_TIMEOUT = Setting(
+    "MLPROJ_SQLITE_TIMEOUT",
+    positive_seconds,
+    300.0,
+    "the seconds a write may wait for a locked SQLite database (default 300)",
+)
+SQLITE_WAL = Setting(
+    "MLPROJ_SQLITE_WAL", flag, True, "0 to keep SQLite out of WAL mode on local filesystems"
+)
+
 #: Every setting, for documentation and ``mlproj`` support commands.
 ALL: tuple[Setting[Any], ...] = (
     HOME,
@@ -116,6 +126,8 @@ ALL: tuple[Setting[Any], ...] = (
     GIT_TIMEOUT,
     BUILD_STEP_TIMEOUT,
     PYTHON_INSTALL_TIMEOUT,
+    SQLITE_TIMEOUT,
+    SQLITE_WAL,
 )
 
 

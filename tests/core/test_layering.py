@@ -19,7 +19,7 @@ FORBIDDEN = {
     "sources": {"spec", "envs", "tracking", "backends", "local_run", "docker", "cli", "api"},
     "docker": {"envs", "tracking", "backends", "local_run", "sources", "cli", "api"},
 }
-# Modules every subsystem may use: they depend on nothing in mlproj but mlproj.errors.
+# Modules every subsystem may use: they depend on nothing in mlproj but errors and settings.
 NEUTRAL = (
     "errors", "redaction", "fsutil", "locations", "statuses", "tags", "home", "report", "shell",
     "settings", "hashing",
@@ -98,7 +98,9 @@ def test_subsystems_do_not_reach_sideways() -> None:
     assert reaches == []
 
 
-def test_neutral_modules_depend_only_on_errors() -> None:
+def test_neutral_modules_depend_only_on_errors_and_settings() -> None:
+    # settings is the one home of MLPROJ_* variables, itself on errors alone.
     graph = _graph()
+    assert graph["mlproj.settings"] <= {"mlproj.errors"}
     for name in NEUTRAL:
-        assert graph[f"mlproj.{name}"] <= {"mlproj.errors"}, name
+        assert graph[f"mlproj.{name}"] <= {"mlproj.errors", "mlproj.settings"}, name

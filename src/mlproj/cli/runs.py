@@ -37,6 +37,7 @@ from mlproj.tags import (
     TAG_HOST,
     TAG_LOG,
     TAG_LOG_ERROR,
+    TAG_PID,
 )
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.entities import Experiment, Run, RunInfo
@@ -499,7 +500,10 @@ def run_logs(run_id: str, tracking_uri: str | None, follow: bool) -> None:
                 _print_local_log(store, run, local, follow)
                 return
             if follow:
-                run = _wait_terminal(store, run)
+                run, local = _wait_terminal(store, run)
+                if local is not None:  # the supervisor has started the command meanwhile
+                    _print_local_log(store, run, local, follow)
+                    return
             from mlproj.tracking.artifacts import read_artifact
 
             data = read_artifact(store, run, LOG_ARTIFACT_PATH)
@@ -553,22 +557,40 @@ def _print_local_log(store: TrackingStore, run: Run, path: Path, follow: bool) -
                 latest = store.get_run(run.run_id)
                 if is_orphaned(latest):
                     # Nobody will ever end it: stop following instead of waiting forever.
-                    click.echo(
-                        f"mlproj: run {run.run_id} is orphaned (its supervisor is gone); "
-                        "`mlproj runs reap` marks it FAILED",
-                        err=True,
-                    )
+                    _say_orphaned(run)
                     return
                 checked = time.monotonic()
         # The supervisor may write its last lines just before it records the status.
         _write(log.read())
 
 
-def _wait_terminal(store: TrackingStore, run: Run) -> Run:
-    while run.info.status not in TERMINAL_STATUSES:
-        time.sleep(1.0)
+def _wait_terminal(store: TrackingStore, run: Run) -> tuple[Run, Path | None]:
+    """Wait for the run's final status, or for its local log to appear (returned, to follow).
+
+    Final means recorded by its supervisor, not the project's own MLflow client, which may
+    end the run FINISHED on its way out of a crashed script just before the supervisor
+    writes FAILED."""
+    from mlproj.local_run.identity import is_orphaned, outcome_recorded
+
+    while not outcome_recorded(run):
+        if is_orphaned(run):
+            _say_orphaned(run)
+            break
+        # A local supervisor is about to start the command; a remote job needs no haste.
+        time.sleep(FOLLOW_POLL_S if TAG_PID in run.tags else 1.0)
         run = store.get_run(run.run_id)
-    return run
+        local = _local_log(run)
+        if local is not None:
+            return run, local
+    return run, None
+
+
+def _say_orphaned(run: Run) -> None:
+    click.echo(
+        f"mlproj: run {run.run_id} is orphaned (its supervisor is gone); "
+        "`mlproj runs reap` marks it FAILED",
+        err=True,
+    )
 
 
 @runs.command("cancel", short_help="Stop a RUNNING run; it ends KILLED.")

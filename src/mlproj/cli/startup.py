@@ -7,7 +7,6 @@ failure, and turning any exception into one line with a conventional exit code.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
@@ -66,7 +65,7 @@ def guarded(call: Callable[[], T], passthrough: tuple[type[BaseException], ...] 
     except ExecutionException as exc:
         fail(str(exc))
     except Exception as exc:
-        if os.environ.get("MLPROJ_DEBUG"):
+        if _debugging():
             raise
         from mlproj.errors import one_line
         from mlproj.redaction import scrub_text
@@ -76,3 +75,13 @@ def guarded(call: Callable[[], T], passthrough: tuple[type[BaseException], ...] 
             f"unexpected {type(exc).__name__}: {detail} "
             "(MLPROJ_DEBUG=1 shows the traceback; please report it)"
         )
+
+
+def _debugging() -> bool:
+    from mlproj.errors import ExecutionException
+    from mlproj.settings import DEBUG
+
+    try:
+        return DEBUG.get()
+    except ExecutionException:
+        return True  # a value that is not 0/1: the user wants to see something

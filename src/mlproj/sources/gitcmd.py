@@ -11,9 +11,8 @@ from pathlib import Path
 from mlproj.errors import ExecutionException, one_line
 from mlproj.redaction import scrub_text, strip_credentials
 
-# Seconds `git ls-remote` (the first contact with a remote) may take before we give up: an
-# unreachable host must fail, never hang. Override with MLPROJ_GIT_TIMEOUT.
-DEFAULT_NETWORK_TIMEOUT = 60.0
+# `git ls-remote` (the first contact with a remote) gives up after MLPROJ_GIT_TIMEOUT seconds
+# (settings.GIT_TIMEOUT, default 60): an unreachable host must fail, never hang.
 # Transfers (fetch, submodules) of big repositories legitimately take longer.
 TRANSFER_TIMEOUT_FACTOR = 30
 
@@ -29,11 +28,16 @@ class GitError(Exception):
         self.stderr = stderr
 
 
-@functools.lru_cache(maxsize=1)
 def git_executable() -> str:
+    # Looked up again when PATH changes (a long-lived API user, a test), else once.
+    return _git_on_path(os.environ.get("PATH", ""))
+
+
+@functools.lru_cache(maxsize=4)
+def _git_on_path(path: str) -> str:
     import shutil  # here: shutil imports bz2 and lzma, unused by most runs
 
-    found = shutil.which("git")
+    found = shutil.which("git", path=path or None)
     if found is None:
         raise ExecutionException(
             "Git is not installed or not on PATH; install git to run projects from Git URIs."
@@ -74,15 +78,9 @@ def git_env() -> dict[str, str]:
 
 
 def network_timeout() -> float:
-    raw = os.environ.get("MLPROJ_GIT_TIMEOUT")
-    if raw:
-        try:
-            return float(raw)
-        except ValueError:
-            raise ExecutionException(
-                f"MLPROJ_GIT_TIMEOUT={raw!r} is not a number of seconds; set e.g. 120."
-            ) from None
-    return DEFAULT_NETWORK_TIMEOUT
+    from mlproj.settings import GIT_TIMEOUT
+
+    return GIT_TIMEOUT.get()
 
 
 # Abort transfers that stall (no progress for 30 s) instead of waiting forever.

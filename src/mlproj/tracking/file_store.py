@@ -36,9 +36,9 @@ from pathlib import Path
 from mlproj.errors import ExecutionException, StoreUnreachable
 from mlproj.fsutil import (
     append_bytes,
+    copy_into,
     create_once,
     exclusive_lock,
-    temp_path,
     write_atomic,
 )
 from mlproj.hashing import sha1_hex
@@ -844,20 +844,9 @@ class FileStore(TrackingStore):
                     "run's artifacts, without '..'."
                 )
             destination = destination / norm
-        staging = temp_path(destination, source.name)
-        import shutil
-
         try:
-            destination.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                shutil.copytree(source, destination / source.name, dirs_exist_ok=True)
-            else:
-                # Copy beside the target, then rename: a reader never sees half a file.
-                shutil.copyfile(source, staging)
-                staging.replace(destination / source.name)
+            copy_into(source, destination)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                staging.unlink()
             raise ExecutionException(
                 f"Cannot copy artifact {source} into {destination}: {exc.strerror or exc}."
             ) from exc

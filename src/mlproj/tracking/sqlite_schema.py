@@ -24,7 +24,6 @@ import errno
 import importlib.util
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -181,7 +180,9 @@ def filesystem_type(path: Path, mounts: Path = Path("/proc/mounts")) -> str | No
 
 def wal_allowed(path: Path, mounts: Path = Path("/proc/mounts")) -> bool:
     """True when the database at ``path`` sits on a local filesystem known to support WAL."""
-    if os.environ.get("MLPROJ_SQLITE_WAL", "").lower() in ("0", "false", "no", "off"):
+    from mlproj.settings import SQLITE_WAL
+
+    if not SQLITE_WAL.get():
         return False
     return filesystem_type(path.parent, mounts) in LOCAL_FILESYSTEMS
 
@@ -205,6 +206,8 @@ _FIND_SPEC = (
 def find_mlflow() -> MlflowInstall | None:
     """The MLflow a user would open the database with: the ``mlflow`` CLI on PATH (what
     ``mlflow ui`` runs), else one importable here. None when neither carries migrations."""
+    import shutil  # here: it imports bz2 and lzma; only a new database needs it
+
     cli = shutil.which("mlflow")
     if cli is not None:
         python = _script_interpreter(Path(cli))
@@ -232,6 +235,8 @@ def _script_interpreter(script: Path) -> str | None:
     if not parts:
         return None
     if Path(parts[0]).name == "env" and len(parts) > 1:
+        import shutil
+
         return shutil.which(parts[1])
     return parts[0] if "python" in Path(parts[0]).name else None
 

@@ -23,8 +23,6 @@ import contextlib
 import math
 import os
 import posixpath
-import random
-import shutil
 import sqlite3
 import threading
 import time
@@ -34,6 +32,7 @@ from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote, urlsplit
 
 from mlproj.errors import ExecutionException, StoreUnreachable
+from mlproj.fsutil import copy_into
 from mlproj.locations import sqlite_database
 from mlproj.statuses import STATUS_TO_INT, TERMINAL_STATUSES
 from mlproj.tracking.base import TrackingStore
@@ -101,16 +100,9 @@ def default_artifact_root() -> str:
 
 
 def _lock_timeout() -> float:
-    raw = os.environ.get("MLPROJ_SQLITE_TIMEOUT", "")
-    try:
-        value = float(raw) if raw else 300.0
-    except ValueError:
-        value = -1.0
-    if not value > 0 or math.isinf(value):
-        raise ExecutionException(
-            f"MLPROJ_SQLITE_TIMEOUT={raw!r}: expected a positive number of seconds"
-        )
-    return value
+    from mlproj.settings import SQLITE_TIMEOUT
+
+    return SQLITE_TIMEOUT.get()
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
@@ -254,6 +246,8 @@ class SqliteStore(TrackingStore):
                             f"for {self._timeout:g} s; try again when it is free, or set "
                             "MLPROJ_SQLITE_TIMEOUT to wait longer"
                         ) from None
+                    import random  # here: only a busy database needs it
+
                     jitter = random.uniform(0.5, 1.5)  # noqa: S311 - spreads retries, not a secret
                     time.sleep(min(remaining, delay * jitter))
                     delay = min(delay * 2, 0.5)
@@ -786,18 +780,7 @@ class SqliteStore(TrackingStore):
             return
         destination = root / dest if dest else root
         try:
-            destination.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                shutil.copytree(source, destination / source.name, dirs_exist_ok=True)
-            else:
-                # Copy beside the target, then rename: a reader never sees half a file.
-                staging = destination / f".{source.name}.{os.urandom(4).hex()}.tmp"
-                try:
-                    shutil.copyfile(source, staging)
-                    staging.replace(destination / source.name)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        staging.unlink()
+            copy_into(source, destination)
         except OSError as exc:
             raise ExecutionException(
                 f"Cannot copy artifact {source} into {destination}: {exc.strerror or exc}."
