@@ -50,6 +50,10 @@ STOP_TAG = "mlproj.ray.stop_requested"
 
 MAX_FAILED_POLLS = 30
 FIRST_POLL_SECONDS = 0.25
+# Once the job runs, status reads stay at FIRST_POLL_SECONDS this long before slowing down to
+# the poll interval: a short job's end is recorded within a quarter second (a read is one
+# small HTTP GET to the job API), a long one costs few reads.
+FAST_WINDOW_SECONDS = 10.0
 CANCEL_WAIT_SECONDS = 120.0  # for a running job to stop
 PENDING_STOP_WAIT_SECONDS = 15.0  # for a pending one, before leaving it to a watcher
 
@@ -96,6 +100,7 @@ class RaySubmittedRun(PollingSubmittedRun):
         self._timed_out = False
         self._tail: LogTail | None = None
         self._stop_requested = stop_requested
+        self._fast_until: float | None = None  # monotonic end of the fast reads once RUNNING
 
     # -- status ------------------------------------------------------------------------------
     def _info(self) -> Any | None:
@@ -110,7 +115,8 @@ class RaySubmittedRun(PollingSubmittedRun):
             ) from None
 
     def _refresh(self) -> None:
-        self._poll_interval = min(self._max_poll, self._poll_interval * 1.5)
+        if self._fast_until is None or time.monotonic() > self._fast_until:
+            self._poll_interval = min(self._max_poll, self._poll_interval * 1.5)
         try:
             info = self._info()
             self._failed_polls = 0
@@ -137,6 +143,9 @@ class RaySubmittedRun(PollingSubmittedRun):
             self._end(info, status)
             return
         self._status = status
+        if status == RunStatus.RUNNING and self._fast_until is None:
+            self._fast_until = time.monotonic() + FAST_WINDOW_SECONDS
+            self._poll_interval = min(FIRST_POLL_SECONDS, self._max_poll)
         if status == RunStatus.SCHEDULED:
             self._stop_if_requested()
         elapsed = time.time() - info.start_time / 1000 if info.start_time else 0.0
