@@ -16,7 +16,7 @@ import pytest
 
 import mlproj
 from mlproj.errors import ExecutionException
-from mlproj.statuses import RunStatus
+from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.tracking import get_store
 from tests.backends.backends_servers import wait_for_status, wait_for_watcher
 from tests.backends.engine_support import (
@@ -305,3 +305,47 @@ def test_the_end_of_a_job_is_recorded_at_once_not_at_the_next_poll(tmp_path: Pat
     assert run.tags["mlproj.slurm.state"] == "COMPLETED"  # from Slurm, not from the marker
     output = Path(run.tags["mlproj.slurm.output"])
     assert not output.with_suffix(".end").exists()  # removed once the end is recorded
+
+
+def test_finished_jobs_are_read_from_accounting_and_from_the_job_completion_file(
+    tmp_path: Path,
+) -> None:
+    # Both places slurmctld keeps finished jobs, on the same real jobs: sacct (slurmdbd on
+    # MariaDB, .ci/slurm-setup.sh) and the jobcomp/filetxt file written beside it.
+    from mlproj.backends.slurm import commands
+
+    config = commands.cluster_config()
+    if config.get("AccountingStorageType") != "accounting_storage/slurmdbd":
+        pytest.skip("this Slurm has no accounting database (MLPROJ_CI_SLURM_ACCOUNTING=0)")
+    assert commands.where_ends_are_kept() == "sacct"
+    submitted = time.time()
+    jobs = {}
+    for name, command in (("ok", "true"), ("bad", "exit 3"), ("long", "sleep 300")):
+        done = subprocess.run(
+            ["sbatch", "--parsable", f"--output={tmp_path}/%j.out", "--wrap", command],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        jobs[name] = done.stdout.strip()
+    wait_until(lambda: _queue_state(jobs["long"]) == "RUNNING", 60, "the long job to run")
+    subprocess.run(["scancel", jobs["long"]], check=True)
+    ids = list(jobs.values())
+    wait_until(lambda: len(commands._sacct(ids)) == 3, 60, "sacct to know all three jobs")
+    wait_until(
+        lambda: all(s.status in TERMINAL_STATUSES for s in commands._sacct(ids).values()),
+        60,
+        "sacct to record their ends",
+    )
+    from_sacct = commands._sacct(ids)
+    assert commands.finished_jobs(ids, submitted) == from_sacct  # accounting is what is used
+    assert from_sacct[jobs["ok"]] == commands.JobState("COMPLETED", "", "0:0")
+    assert from_sacct[jobs["bad"]] == commands.JobState("FAILED", "", "3:0")
+    assert from_sacct[jobs["long"]].status == RunStatus.KILLED
+    location = Path(config["JobCompLoc"])
+    wait_until(
+        lambda: len(commands.read_jobcomp(location, ids, submitted)) == 3, 60, "the jobcomp lines"
+    )
+    from_file = commands.read_jobcomp(location, ids, submitted)
+    assert {k: s.state for k, s in from_file.items()} == {k: s.state for k, s in from_sacct.items()}
+    assert from_file[jobs["bad"]].exit_code == "3:0"
