@@ -349,3 +349,16 @@ def test_finished_jobs_are_read_from_accounting_and_from_the_job_completion_file
     from_file = commands.read_jobcomp(location, ids, submitted)
     assert {k: s.state for k, s in from_file.items()} == {k: s.state for k, s in from_sacct.items()}
     assert from_file[jobs["bad"]].exit_code == "3:0"
+
+
+def test_a_command_killed_by_a_signal_is_failed(tmp_path: Path) -> None:
+    # The batch script outlives the command (to write the end marker): its exit code is then
+    # bash's 128+9 for the SIGKILL, and the job FAILED, never COMPLETED.
+    project = write_project(tmp_path, "slurm-demo", "echo dying; kill -9 $$")
+    with pytest.raises(ExecutionException, match=r"Run \(ID '\w+'\) failed") as caught:
+        _run(project, synchronous=True)
+    run = get_store().get_run(failed_run_id(caught.value.message))
+    assert run.info.status == RunStatus.FAILED
+    assert run.tags["mlproj.slurm.state"] == "FAILED"
+    assert run.tags["mlproj.slurm.exit_code"] == "137:0"
+    assert "dying" in log_artifact(run.info.run_id)
