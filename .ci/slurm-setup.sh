@@ -7,11 +7,13 @@
 # Idempotent and safe to run concurrently (one flock around everything): with the same
 # configuration and every daemon answering, a second call only re-checks (no restart, no job).
 # No systemd: the daemons are started directly and outlive the caller. Needs root.
-# No accounting database: `sacct` reports nothing here; finished jobs are read from the
-# job-completion file ($JOBCOMP_LOG, jobcomp/filetxt). See docs/backends/engines-notes.md.
+# Accounting: slurmdbd on a local MariaDB (Debian's mariadb-server, started directly: about
+# 0.2 s), so `sacct` knows finished jobs; the job-completion file ($JOBCOMP_LOG,
+# jobcomp/filetxt) is written as well. See docs/backends/engines-notes.md.
 # Environment:
-#   MLPROJ_CI_SLURM_MIN_JOB_AGE  seconds a finished job stays in slurmctld's memory (default 2)
-#   MLPROJ_CI_SLURM_SMOKE=0      skip the smoke job
+#   MLPROJ_CI_SLURM_MIN_JOB_AGE   seconds a finished job stays in slurmctld's memory (default 2)
+#   MLPROJ_CI_SLURM_SMOKE=0       skip the smoke job
+#   MLPROJ_CI_SLURM_ACCOUNTING=0  no slurmdbd/MariaDB: finished jobs only in the jobcomp file
 set -euo pipefail
 
 LOCK_FILE=/tmp/mlproj-slurm-setup.lock
@@ -21,6 +23,8 @@ JOBCOMP_LOG=$LOG_DIR/jobcomp.log
 CTLD_STATE=/var/spool/slurmctld
 SLURMD_SPOOL=/var/spool/slurmd
 MIN_JOB_AGE=${MLPROJ_CI_SLURM_MIN_JOB_AGE:-2}
+ACCOUNTING=${MLPROJ_CI_SLURM_ACCOUNTING:-1}
+DBD_CONF=/etc/slurm/slurmdbd.conf
 ALREADY_RUNNING=0
 
 log() { echo "slurm-setup: $*" >&2; }
@@ -29,7 +33,9 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
 ensure_packages() {
     local pkg missing=()
-    for pkg in slurmctld slurmd slurm-client munge; do
+    local wanted=(slurmctld slurmd slurm-client munge)
+    [ "$ACCOUNTING" = 0 ] || wanted+=(slurmdbd mariadb-server)
+    for pkg in "${wanted[@]}"; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     ((${#missing[@]})) || return 0
@@ -40,9 +46,10 @@ ensure_packages() {
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created_policy=1
     fi
-    apt-get -o DPkg::Lock::Timeout=300 install -y -q "${missing[@]}" >/dev/null \
+    local apt=(apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends)
+    "${apt[@]}" "${missing[@]}" >/dev/null \
         || { apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null &&
-             apt-get -o DPkg::Lock::Timeout=300 install -y -q "${missing[@]}" >/dev/null; }
+             "${apt[@]}" "${missing[@]}" >/dev/null; }
     [ "$created_policy" = 0 ] || rm -f "$policy"
 }
 
@@ -76,8 +83,10 @@ render_conf() {
     detected=$(slurmd -C | head -n 1)
     cpus=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$detected")
     memory=$(sed -n 's/.* RealMemory=\([0-9]*\).*/\1/p' <<<"$detected")
+    local storage=accounting_storage/none
+    [ "$ACCOUNTING" = 0 ] || storage=accounting_storage/slurmdbd
     cat <<EOF
-# Written by mlproj's .ci/slurm-setup.sh: a single-node test cluster, no accounting database.
+# Written by mlproj's .ci/slurm-setup.sh: a single-node test cluster.
 ClusterName=mlproj-ci
 SlurmctldHost=localhost
 SlurmUser=slurm
@@ -95,7 +104,8 @@ SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+AccountingStorageType=$storage
+AccountingStorageHost=localhost
 JobCompType=jobcomp/filetxt
 JobCompLoc=$JOBCOMP_LOG
 # Cores only: memory is not a consumable resource, so a job without --mem does not take the
@@ -154,9 +164,75 @@ stop_daemon() {  # $1: name, $2: pid file
     kill -9 "$pid" 2>/dev/null || true
 }
 
+# -- accounting: MariaDB + slurmdbd, no systemd ----------------------------------------------
+mariadb_works() { mariadb -e 'SELECT 1' >/dev/null 2>&1; }
+dbd_listens() { (exec 3<>/dev/tcp/127.0.0.1/6819) 2>/dev/null; }
+
+dbd_conf() {
+    cat <<EOF
+AuthType=auth/munge
+DbdHost=localhost
+SlurmUser=slurm
+DebugLevel=info
+LogFile=$LOG_DIR/slurmdbd.log
+PidFile=/run/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageLoc=slurm_acct_db
+StorageUser=slurm
+EOF
+}
+
+ensure_accounting() {
+    [ "$ACCOUNTING" = 0 ] && return 0
+    if ! mariadb_works; then
+        [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql >/dev/null
+        install -d -o mysql -g mysql -m 0755 /run/mysqld
+        log "starting mariadbd"
+        setsid /usr/sbin/mariadbd --user=mysql </dev/null >>/var/log/mlproj-mariadbd.log 2>&1 9>&- &
+        for _ in $(seq 1 300); do
+            mariadb_works && break
+            sleep 0.1
+        done
+        mariadb_works || { log "mariadbd does not answer; see /var/log/mlproj-mariadbd.log"; return 1; }
+    fi
+    # slurmdbd (SlurmUser slurm) logs in through the socket as that unix user: no password.
+    mariadb -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+        CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED VIA unix_socket;
+        GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';"
+    local conf
+    conf=$(dbd_conf)
+    if [ ! -f "$DBD_CONF" ] || [ "$(cat "$DBD_CONF")" != "$conf" ]; then
+        printf '%s\n' "$conf" >"$DBD_CONF"
+        stop_daemon slurmdbd /run/slurmdbd.pid
+    fi
+    chown slurm:slurm "$DBD_CONF" && chmod 0600 "$DBD_CONF"
+    if ! daemon_running /run/slurmdbd.pid; then
+        log "starting slurmdbd (log: $LOG_DIR/slurmdbd.log)"
+        setsid /usr/sbin/slurmdbd </dev/null >/dev/null 2>&1 9>&-
+    fi
+    for _ in $(seq 1 300); do
+        dbd_listens && break
+        sleep 0.1
+    done
+    if ! dbd_listens; then
+        log "slurmdbd does not listen on port 6819"
+        tail -n 20 "$LOG_DIR/slurmdbd.log" >&2 || true
+        return 1
+    fi
+    # slurmctld sends its jobs' records only for a cluster the database knows.
+    sacctmgr -n -P list cluster format=cluster 2>/dev/null | grep -qx mlproj-ci \
+        || sacctmgr -i add cluster mlproj-ci >/dev/null
+}
+
 stop_all() {
     stop_daemon slurmd /run/slurmd.pid
     stop_daemon slurmctld /run/slurmctld.pid
+    stop_daemon slurmdbd /run/slurmdbd.pid
+    if mariadb_works; then
+        log "stopping mariadbd"
+        mariadb-admin shutdown >/dev/null 2>&1 || true
+    fi
     if munge_works; then
         log "stopping munged"
         munged --stop >/dev/null 2>&1 || true
@@ -182,6 +258,7 @@ ensure_slurm() {
         stop_daemon slurmd /run/slurmd.pid
         stop_daemon slurmctld /run/slurmctld.pid
     fi
+    ensure_accounting
     if daemon_running /run/slurmctld.pid && daemon_running /run/slurmd.pid && node_idle; then
         log "already running: $(sinfo -h -o '%P %a %D %t')"
         ALREADY_RUNNING=1

@@ -50,6 +50,11 @@ STOP_TAG = "mlproj.ray.stop_requested"
 
 MAX_FAILED_POLLS = 30
 FIRST_POLL_SECONDS = 0.25
+# Status reads stay at FIRST_POLL_SECONDS this long after the submission, and again this long
+# once the job is seen running, before slowing down to the poll interval: a short job's end is
+# recorded within a quarter second (a read is one small HTTP GET to the job API; a trivial
+# job can go from PENDING to SUCCEEDED between two reads), a long one costs few reads.
+FAST_WINDOW_SECONDS = 10.0
 CANCEL_WAIT_SECONDS = 120.0  # for a running job to stop
 PENDING_STOP_WAIT_SECONDS = 15.0  # for a pending one, before leaving it to a watcher
 
@@ -96,6 +101,8 @@ class RaySubmittedRun(PollingSubmittedRun):
         self._timed_out = False
         self._tail: LogTail | None = None
         self._stop_requested = stop_requested
+        self._fast_until = time.monotonic() + FAST_WINDOW_SECONDS  # of the fast reads
+        self._seen_running = False
 
     # -- status ------------------------------------------------------------------------------
     def _info(self) -> Any | None:
@@ -110,7 +117,8 @@ class RaySubmittedRun(PollingSubmittedRun):
             ) from None
 
     def _refresh(self) -> None:
-        self._poll_interval = min(self._max_poll, self._poll_interval * 1.5)
+        if time.monotonic() > self._fast_until:
+            self._poll_interval = min(self._max_poll, self._poll_interval * 1.5)
         try:
             info = self._info()
             self._failed_polls = 0
@@ -137,6 +145,10 @@ class RaySubmittedRun(PollingSubmittedRun):
             self._end(info, status)
             return
         self._status = status
+        if status == RunStatus.RUNNING and not self._seen_running:
+            self._seen_running = True
+            self._fast_until = time.monotonic() + FAST_WINDOW_SECONDS
+            self._poll_interval = min(FIRST_POLL_SECONDS, self._max_poll)
         if status == RunStatus.SCHEDULED:
             self._stop_if_requested()
         elapsed = time.time() - info.start_time / 1000 if info.start_time else 0.0

@@ -79,7 +79,7 @@ class PollingSubmittedRun(SubmittedRun):
         with self._following_output():
             try:
                 while self.get_status() not in TERMINAL_STATUSES:
-                    time.sleep(self._poll_interval)
+                    self._pause()
             except KeyboardInterrupt:
                 # Ctrl-C while waiting stops the remote run too, and records it as KILLED.
                 self.cancel()
@@ -91,6 +91,11 @@ class PollingSubmittedRun(SubmittedRun):
         if self.get_status() in TERMINAL_STATUSES:
             return
         self._stop()
+
+    def _pause(self) -> None:
+        """Between two status reads of :meth:`wait`; a backend that learns of the end some
+        cheaper way than a status read returns early."""
+        time.sleep(self._poll_interval)
 
     @abstractmethod
     def _refresh(self) -> None:

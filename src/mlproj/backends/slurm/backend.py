@@ -32,6 +32,7 @@ from mlproj.backends.slurm.run import (
     POLL_TAG,
     SUBMITTED_TAG,
     SlurmSubmittedRun,
+    end_marker_path,
     reattach,
 )
 from mlproj.backends.slurm.script import environment_changes, job_script
@@ -83,6 +84,7 @@ class SlurmBackend(Backend[SlurmConfig]):
                 f"backend_config: 'log_dir' {log_dir} cannot be created: {exc.strerror or exc}"
             ) from None
         output = log_dir / f"{run_id}.out"
+        end_marker = end_marker_path(output)
         variables = run_variables(
             tracking_uri=request.tracking_uri,
             run_id=run_id,
@@ -90,7 +92,13 @@ class SlurmBackend(Backend[SlurmConfig]):
         )
         exports, unset, cwd, argv = _launch(request, variables, log_dir)
         script = job_script(
-            run_id=run_id, config=config, exports=exports, unset=unset, cwd=cwd, argv=argv
+            run_id=run_id,
+            config=config,
+            exports=exports,
+            unset=unset,
+            cwd=cwd,
+            argv=argv,
+            end_marker=end_marker,
         )
         options = [
             f"--job-name={_job_name(request.project, run_id)}",
@@ -101,6 +109,7 @@ class SlurmBackend(Backend[SlurmConfig]):
         # There from the start, so `mlproj runs logs --follow` can wait on it before the job
         # runs (Slurm truncates it when the job starts: still the same file).
         output.touch()
+        end_marker.unlink(missing_ok=True)  # a resubmission of the run: not its end yet
         submitted_at = time.time()
         job_id, cluster = commands.sbatch(script, options)
         store.set_tags(

@@ -7,6 +7,11 @@ success: with no record of its end it is FAILED, saying so. Cancel is ``scancel`
 waiting until Slurm reports the job ended (``scancel`` exits 0 even for unknown jobs).
 The job's output file is followed on the console while a synchronous run is waited for, and
 kept as the run's ``mlproj/output.log`` when it ends.
+
+Between two status reads, :meth:`SlurmSubmittedRun.wait` looks for the end marker the batch
+script writes as its last action (a ``stat`` every 0.1 s, no Slurm query): once it is there,
+the queue is read every 0.05 s until Slurm reports the end, so the end of a job is recorded
+within a fraction of a second however long the job ran, not up to a poll interval later.
 """
 
 from __future__ import annotations
@@ -42,15 +47,28 @@ MISSING_GRACE_SECONDS = 60.0
 MAX_FAILED_POLLS = 30
 FIRST_POLL_SECONDS = 0.25
 CANCEL_WAIT_SECONDS = 180.0  # KillWait (default 30 s) plus epilogs, on a busy controller
+MARKER_TICK_SECONDS = 0.1  # how often the end marker is looked for between status reads
+END_POLL_SECONDS = 0.05  # queue reads once the command has ended: Slurm records it in ms
+END_FAST_SECONDS = 5.0  # ... for this long, then the usual polls again (a long epilog)
+
+
+def end_marker_path(output: Path) -> Path:
+    """The file the batch script writes the command's exit code to when it ends."""
+    return output.with_suffix(".end")
 
 
 def queue_cache() -> Path:
     return home_subdir("slurm") / "queue.json"
 
 
-def lookup(job_id: str, submitted_at: float, max_age: float) -> JobState | None:
-    """What Slurm says about the job now: queue first, then where finished jobs are kept."""
-    queue = commands.queue_snapshot(queue_cache(), max_age, newer_than=submitted_at)
+def lookup(
+    job_id: str, submitted_at: float, max_age: float, newer_than: float = 0.0
+) -> JobState | None:
+    """What Slurm says about the job now: queue first (a snapshot taken after ``newer_than``
+    and the submission), then where finished jobs are kept."""
+    queue = commands.queue_snapshot(
+        queue_cache(), max_age, newer_than=max(submitted_at, newer_than)
+    )
     state = queue.get(job_id)
     if state is not None:
         return state
@@ -85,12 +103,17 @@ class SlurmSubmittedRun(PollingSubmittedRun):
         self._slurm: JobState | None = None
         self._missing_since: float | None = None
         self._failed_polls = 0
+        self._end_marker = end_marker_path(output)
+        self._command_ended: tuple[float, float] | None = None  # (time.time, monotonic) seen
 
     # -- status ------------------------------------------------------------------------------
     def _refresh(self) -> None:
         self._poll_interval = min(self._max_poll, self._poll_interval * 1.5)
+        max_age, ended = self._poll_interval / 2, 0.0
+        if self._command_ended is not None:  # a snapshot from after the end, at most 50 ms old
+            max_age, ended = END_POLL_SECONDS, self._command_ended[0]
         try:
-            state = lookup(self.job_id, self._submitted_at, max_age=self._poll_interval / 2)
+            state = lookup(self.job_id, self._submitted_at, max_age=max_age, newer_than=ended)
             self._failed_polls = 0
         except ExecutionException:
             # slurmctld restarting or busy must not end the wait; gone for minutes it does.
@@ -107,6 +130,20 @@ class SlurmSubmittedRun(PollingSubmittedRun):
             self._end(self._with_details(state))
         elif status != RunStatus.SCHEDULED or self._status == RunStatus.SCHEDULED:
             self._status = status
+
+    def _pause(self) -> None:
+        if self._command_ended is not None:
+            if time.monotonic() - self._command_ended[1] < END_FAST_SECONDS:
+                time.sleep(END_POLL_SECONDS)
+                return
+            super()._pause()
+            return
+        deadline = time.monotonic() + self._poll_interval
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(MARKER_TICK_SECONDS, left))
+            if self._end_marker.exists():
+                self._command_ended = (time.time(), time.monotonic())
+                return
 
     def _job_missing(self) -> None:
         now = time.monotonic()
@@ -161,6 +198,8 @@ class SlurmSubmittedRun(PollingSubmittedRun):
         elif state.status == RunStatus.KILLED:
             reason = f"Slurm job {self.job_id} cancelled"
         self._set_terminal(state.status, reason, self._read_log)
+        with contextlib.suppress(OSError):
+            self._end_marker.unlink(missing_ok=True)
 
     def _end_tags(self, status: str) -> dict[str, str]:
         tags = super()._end_tags(status)

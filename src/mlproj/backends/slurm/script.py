@@ -3,6 +3,11 @@
 Every value that reaches the shell is quoted (``shlex``); only the user's own ``setup`` lines
 are shell by design. The script is handed to sbatch on stdin, so the credentials it exports
 are never written to a file of ours (Slurm keeps its own copy in its state folder).
+
+The command is not ``exec``-ed: the script writes its exit code to the end marker (beside the
+output file, on the shared filesystem) as its last action, so whoever watches the run sees the
+end at once instead of at its next queue poll. Slurm's record stays the status's source: the
+marker only says when to look (a job killed by scancel or its time limit writes none).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ def job_script(
     unset: Sequence[str],
     cwd: Path,
     argv: Sequence[str],
+    end_marker: Path,
 ) -> str:
     lines = [
         "#!/bin/bash",
@@ -33,7 +39,8 @@ def job_script(
     lines += list(config.setup)
     lines += [f"unset {shlex.quote(name)}" for name in unset]
     lines += [f"export {name}={_value(name, value)}" for name, value in exports.items()]
-    lines += [f"cd {shlex.quote(str(cwd))}", "set +e", f"exec {shlex.join(argv)}", ""]
+    lines += [f"cd {shlex.quote(str(cwd))}", "set +e", shlex.join(argv), "code=$?"]
+    lines += [f"{{ echo $code > {shlex.quote(str(end_marker))}; }} 2>/dev/null", "exit $code", ""]
     return "\n".join(lines)
 
 
