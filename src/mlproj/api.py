@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from mlproj.backends.base import SubmitRequest
 from mlproj.errors import ExecutionException
 from mlproj.local_run.identity import identity_tags, supervisor_alive
 from mlproj.local_run.supervisor import Cancelled
+from mlproj.records import record
 from mlproj.settings import ENV_MANAGER
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.submitted import SubmittedRun
@@ -95,7 +95,7 @@ def run(
     )
 
 
-@dataclass
+@record
 class RunOptions:
     """Everything ``run`` accepts, plus what only the CLI sets."""
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from mlproj.envs.base import EnvironmentManager
+from mlproj.records import field, record
 from mlproj.sources.base import FetchedProject
 from mlproj.spec.params import ResolvedParameters
 from mlproj.spec.project import EntryPoint, Project
@@ -31,7 +31,7 @@ def _ignore(_: str) -> None:
     return None
 
 
-@dataclass
+@record
 class SubmitRequest(Generic[ConfigT]):
     """A run that mlproj has validated and opened in the tracking store, ready to start."""
 

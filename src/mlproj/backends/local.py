@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +19,7 @@ from mlproj.home import home_subdir
 from mlproj.local_run.handle import LocalSubmittedRun
 from mlproj.local_run.identity import child_tags, identity_tags
 from mlproj.local_run.supervisor import Cancelled, Job, Supervisor, signals_deferred
+from mlproj.records import record
 from mlproj.settings import (
     BUILD_STEP_TIMEOUT,
     KILL_GRACE,
@@ -56,7 +56,7 @@ def log_location(store: TrackingStore, run_id: str) -> tuple[Path, bool]:
     return home_subdir("logs") / run_id / LOG_ARTIFACT_NAME, True
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LocalConfig:
     timeout: float | None = None  # seconds; the command is stopped (and FAILED) after it
 

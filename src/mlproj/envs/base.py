@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from mlproj.records import field, record
 from mlproj.spec.project import Project
 
 
@@ -15,7 +15,7 @@ def _ignore(_: str) -> None:
     return None
 
 
-@dataclass
+@record
 class EnvRequest:
     """Everything a manager may need to prepare one run's environment."""
 
@@ -34,7 +34,7 @@ class EnvRequest:
     set_tags: Callable[[Mapping[str, str]], None] = lambda _tags: None  # extra run tags
 
 
-@dataclass
+@record
 class LaunchPlan:
     """How to start the entry point: an argv list, never a joined shell string."""
 

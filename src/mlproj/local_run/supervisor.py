@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -23,6 +22,7 @@ from mlproj.envs.base import LaunchPlan
 from mlproj.errors import ExecutionException
 from mlproj.local_run.identity import child_tags, identity_tags
 from mlproj.local_run.process import ProcessRunner
+from mlproj.records import asdict, field, record
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.tags import LOG_ARTIFACT_DIR, TAG_ERROR
 from mlproj.tracking import get_store
@@ -40,7 +40,7 @@ class Cancelled(BaseException):
         return int(self.args[0]) if self.args else int(signal.SIGTERM)
 
 
-@dataclass
+@record
 class Job:
     """What a supervisor needs: a plan, where to log, which run to close."""
 

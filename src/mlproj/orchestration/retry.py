@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from mlproj.errors import ExecutionException
+from mlproj.records import record, replace
 from mlproj.statuses import RunStatus
 from mlproj.tags import TAG_ATTEMPT, TAG_RETRY_OF
 
@@ -23,7 +23,7 @@ def _quiet(_: str) -> None:
     return None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RetryPolicy:
     """Try a FAILED child again ``retries`` times; wait ``delay`` s, doubling each time."""
 

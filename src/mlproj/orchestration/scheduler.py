@@ -20,11 +20,12 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mlproj.errors import ExecutionException
 from mlproj.orchestration.retry import RetryPolicy
+from mlproj.records import replace
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.tags import (
     MLFLOW_PARENT_RUN_ID,

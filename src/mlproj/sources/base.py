@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+from mlproj.records import record
 from mlproj.tags import (
     MLFLOW_GIT_BRANCH,
     MLFLOW_GIT_COMMIT,
@@ -13,7 +13,7 @@ from mlproj.tags import (
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FetchedProject:
     directory: Path  # absolute folder holding the MLproject (subdirectory applied)
     source_name: str  # value of tag mlflow.source.name (credentials stripped)

@@ -8,10 +8,10 @@ other unusual layouts fall back to the ``git`` command.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
+from mlproj.records import record
 from mlproj.redaction import strip_credentials
 from mlproj.sources.base import FetchedProject
 from mlproj.sources.gitcmd import GitError, run_git
@@ -22,7 +22,7 @@ _SECTION = re.compile(r"^\s*\[")
 _URL_LINE = re.compile(r"^\s*url\s*=\s*(?P<url>.*?)\s*$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GitFacts:
     root: Path  # the working tree's top folder
     commit: str | None  # HEAD, None on an unborn branch

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from mlproj.errors import ExecutionException
 from mlproj.locations import file_uri_to_path
+from mlproj.records import record
 from mlproj.redaction import strip_credentials
 
 SourceKind = Literal["local", "archive", "git"]
@@ -24,7 +24,7 @@ _SSH_SCHEMES = {"ssh", "git+ssh", "ssh+git"}
 _GIT_SCHEMES = {"http", "https", "git", "ftp", "ftps", *_SSH_SCHEMES}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProjectURI:
     original: str  # as the user gave it, quotes stripped
     base: str  # the part before the first '#'

@@ -10,11 +10,11 @@ from __future__ import annotations
 import shlex
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from mlproj.errors import ExecutionException
+from mlproj.records import field, record
 from mlproj.spec.project import EntryPoint, absolute_path, expand_user
 from mlproj.spec.types import (
     NUMERIC_TYPES,
@@ -26,7 +26,7 @@ from mlproj.spec.types import (
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ResolvedParameters:
     declared: dict[str, str]  # name -> value as the command gets it, declaration order
     extra: dict[str, str]  # undeclared, in the user's order

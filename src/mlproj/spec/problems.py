@@ -7,16 +7,16 @@ The loader turns an error into a :class:`SpecError` (an ``ExecutionException`` c
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from mlproj.errors import ExecutionException
+from mlproj.records import record
 
 Severity = Literal["error", "warning"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Problem:
     severity: Severity
     code: str  # stable short name for editors and CI, e.g. "unknown-type"

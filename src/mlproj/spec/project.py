@@ -12,17 +12,16 @@ the first, for ``mlproj check``. The value rules of the parameter types are in
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from mlproj import yaml_cache
 from mlproj.errors import ExecutionException, one_line
+from mlproj.records import field, record, replace
 from mlproj.spec.problems import Problem, SpecError, closest
 from mlproj.spec.types import (
     KNOWN_TYPES,
@@ -88,7 +87,7 @@ def _loader() -> Any:
 Key = str | int  # one step of a key path: a mapping key or a list index
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EntryPoint:
     name: str
     command: str
@@ -96,7 +95,7 @@ class EntryPoint:
     spec_path: Path | None = None  # the MLproject file it comes from, for messages
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DockerEnv:
     image: str
     volumes: tuple[str, ...] = ()
@@ -104,7 +103,7 @@ class DockerEnv:
     environment: tuple[str | tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Project:
     directory: Path  # absolute
     spec_path: Path | None  # the MLproject file, None when the folder has none
@@ -131,7 +130,7 @@ class Project:
         for name, error in self.invalid_entry_points.items():
             if name != entry_point:
                 found.append(
-                    dataclasses.replace(
+                    replace(
                         error.problem,
                         severity="warning",
                         code="invalid-entry-point",
@@ -533,7 +532,7 @@ class _Reader:
                     raise spec.error(
                         (*keys, "choices", index), exc.problem, entry_point=ep
                     ) from None
-            param = dataclasses.replace(param, choices=tuple(raw_choices))
+            param = replace(param, choices=tuple(raw_choices))
 
         default = decl.get("default")
         if default is not None:
@@ -541,7 +540,7 @@ class _Reader:
                 check_value(param, default)
             except InvalidValue as exc:
                 raise spec.error((*keys, "default"), exc.problem, entry_point=ep) from None
-            param = dataclasses.replace(param, default=default)
+            param = replace(param, default=default)
         return param
 
     # --- entry points -------------------------------------------------------------------

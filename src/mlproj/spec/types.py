@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from mlproj.records import record
 from mlproj.redaction import mask_userinfo
 
 KNOWN_TYPES: tuple[str, ...] = ("string", "float", "int", "path", "uri", "bool")
@@ -32,7 +32,7 @@ BOOL_FALSE = frozenset({"false", "no", "0", "off"})
 NUMERIC_TYPES = frozenset({"float", "int"})
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Parameter:
     name: str
     # One of KNOWN_TYPES, or an unknown type name kept as written (its values are text).

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from mlproj.records import field, record
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Experiment:
     experiment_id: str
     name: str
@@ -18,7 +18,7 @@ class Experiment:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunInfo:
     run_id: str
     experiment_id: str
@@ -31,7 +31,7 @@ class RunInfo:
     lifecycle_stage: str = "active"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Metric:
     key: str
     value: float
@@ -39,7 +39,7 @@ class Metric:
     step: int = 0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Run:
     info: RunInfo
     params: dict[str, str] = field(default_factory=dict)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from mlproj.errors import ExecutionException, StoreUnreachable
 from mlproj.home import home_subdir
+from mlproj.records import asdict
 from mlproj.redaction import redact_url
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import now_ms
