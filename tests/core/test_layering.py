@@ -22,7 +22,7 @@ FORBIDDEN = {
 # Modules every subsystem may use: they depend on nothing in mlproj but errors and settings.
 NEUTRAL = (
     "errors", "redaction", "fsutil", "locations", "statuses", "tags", "home", "report", "shell",
-    "settings", "hashing",
+    "settings", "hashing", "records",
 )  # fmt: skip
 
 

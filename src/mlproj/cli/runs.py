@@ -58,7 +58,8 @@ tracking_uri_option = click.option(
     "--tracking-uri",
     default=None,
     metavar="URI",
-    help="Tracking store (default: $MLFLOW_TRACKING_URI, else ./mlruns).",
+    help="Tracking store (default: $MLFLOW_TRACKING_URI, else ./mlruns if it holds runs, "
+    "else sqlite:///mlflow.db).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
