@@ -16,10 +16,10 @@ import random
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import ExecutionException, StoreUnreachable
+from mlproj.records import record
 from mlproj.redaction import Redactor, redact_url, secrets_from_env
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ MAX_SLEEP_S = 30.0
 _TRUE = ("true", "1", "yes")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HttpSettings:
     timeout_s: float = 120.0
     max_retries: int = 5

@@ -29,10 +29,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlproj.errors import ExecutionException
+from mlproj.records import record
 
 __all__ = [
     "PINNED_REVISION",
@@ -116,7 +116,7 @@ PINNED_REVISION = _pinned_revision()
 
 
 # -- existing databases --------------------------------------------------------------------------
-@dataclass(frozen=True)
+@record(frozen=True)
 class SchemaInfo:
     """What differs between the MLflow schemas mlproj can write."""
 
@@ -188,7 +188,7 @@ def wal_allowed(path: Path, mounts: Path = Path("/proc/mounts")) -> bool:
 
 
 # -- finding the user's MLflow -------------------------------------------------------------------
-@dataclass(frozen=True)
+@record(frozen=True)
 class MlflowInstall:
     """An MLflow that can create databases: how to run it and its newest schema revision."""
 
