@@ -125,6 +125,27 @@ class RunOptions:
     reuse: bool = False
     on_opened: Callable[[str], None] = lambda _run_id: None
     on_submitted: Callable[[SubmittedRun], None] = lambda _handle: None
+    # An open store to use (one connection for all of a sweep's children) instead of one
+    # opened from tracking_uri; and, for a local synchronous run, the caller's event loop
+    # reads the output and awaits the end (see start()).
+    store: TrackingStore | None = None
+    caller_reads: bool = False
+
+
+@dataclass
+class Started:
+    """A run whose command has been started (or a reused run): :meth:`finish` waits for it
+    (for a synchronous run) and raises as :func:`submit` does if it did not finish."""
+
+    handle: SubmittedRun
+    store: TrackingStore
+    backend: str
+    synchronous: bool
+    scrub: Callable[[str], str]
+
+    def finish(self) -> SubmittedRun:
+        with _scrubbed(self.scrub):
+            return _finish(self)
 
 
 def submit(options: RunOptions) -> SubmittedRun:
@@ -132,9 +153,22 @@ def submit(options: RunOptions) -> SubmittedRun:
 
     Error messages (and the run's error tag) never carry the credentials of the project URI,
     the tracking URI or the tracking/Databricks tokens, whichever layer wrote them."""
+    return start(options).finish()
+
+
+def start(options: RunOptions) -> Started:
+    """:func:`submit` up to the command's start: the run is open and its command started
+    (a reused run: nothing started). ``finish()`` does the rest. With ``caller_reads`` the
+    caller reads the output (``handle.output_fd``) until it ends, then calls ``finish()``."""
     scrub = _scrubber(options)
+    with _scrubbed(scrub):
+        return _start(options, scrub)
+
+
+@contextmanager
+def _scrubbed(scrub: Callable[[str], str]) -> Iterator[None]:
     try:
-        return _submit(options, scrub)
+        yield
     except ExecutionException as exc:
         clean = scrub(exc.message)
         if clean != exc.message:
@@ -150,7 +184,7 @@ def _scrubber(options: RunOptions) -> Callable[[str], str]:
     return Redactor(secrets_from_env(), urls)
 
 
-def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
+def _start(options: RunOptions, scrub: Callable[[str], str]) -> Started:
     from mlproj.backends.registry import get_backend
     from mlproj.envs import choose_manager
     from mlproj.sources import fetch_project
@@ -189,7 +223,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     manager.validate(project)
     backend_config = backend.parse_config(raw_backend_config, project)
     backend.validate(project, backend_config)
-    store = get_store(options.tracking_uri)
+    store = options.store or get_store(options.tracking_uri)
     backend.validate_tracking_uri(store.tracking_uri)
 
     tags = {
@@ -208,7 +242,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     if parent:
         tags.setdefault(MLFLOW_PARENT_RUN_ID, parent)
     if reused := _key_or_reuse(store, options, tags, log, (fetched, project, params, manager)):
-        return reused
+        return Started(reused, store, backend.name, False, scrub)
     run_id, experiment_id, artifact_uri = _open_run(store, options, tags)
     with _fail_run_on_error(store, run_id, scrub):
         options.on_opened(run_id)
@@ -239,16 +273,24 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
                     **({ENV_MANAGER_VAR: env_manager} if env_manager else {}),
                     **(options.extra_env or {}),
                 },
+                caller_reads=options.caller_reads and options.synchronous,
             )
         )
         options.on_submitted(submitted)
-    finished = True
-    if options.synchronous:
-        # Waiting can fail too (a store or cluster API error): the run must not stay RUNNING.
-        with _fail_run_on_error(store, run_id, scrub):
-            finished = _wait(backend.name, store, submitted)
+    return Started(submitted, store, backend.name, options.synchronous, scrub)
+
+
+def _finish(started: Started) -> SubmittedRun:
+    submitted, store, run_id = started.handle, started.store, started.handle.run_id
+    if not started.synchronous:
+        return submitted
+    # Waiting can fail too (a store or cluster API error): the run must not stay RUNNING.
+    with _fail_run_on_error(store, run_id, started.scrub):
+        finished = _wait(started.backend, store, submitted)
     if not finished:
-        raise ExecutionException(f"Run (ID '{run_id}') failed{_failure_reason(store, run_id)}")
+        reason = getattr(submitted, "error", None)  # known here: no need to read the run back
+        detail = f": {reason}" if reason else _failure_reason(store, run_id)
+        raise ExecutionException(f"Run (ID '{run_id}') failed{detail}")
     return submitted
 
 

@@ -39,11 +39,17 @@ def hostname() -> str:
     return os.uname().nodename
 
 
+_boot_id: str | None = None
+
+
 def boot_id() -> str:
-    try:
-        return _BOOT_ID_FILE.read_text().strip()
-    except OSError:
-        return ""
+    global _boot_id  # noqa: PLW0603 - read once: it is the same until the machine reboots
+    if _boot_id is None:
+        try:
+            _boot_id = _BOOT_ID_FILE.read_text().strip()
+        except OSError:
+            _boot_id = ""
+    return _boot_id
 
 
 def process_start_ticks(pid: int) -> str | None:
@@ -65,9 +71,17 @@ def child_tags(pid: int) -> dict[str, str]:
     return {TAG_CHILD_PID: str(pid), TAG_CHILD_START: process_start_ticks(pid) or ""}
 
 
+_own_identity: tuple[int, dict[str, str]] | None = None
+
+
 def identity_tags(pid: int | None = None) -> dict[str, str]:
     """Tags that identify ``pid`` (default: this process) as a run's supervisor."""
-    pid = os.getpid() if pid is None else pid
+    global _own_identity  # noqa: PLW0603 - this process's identity does not change
+    if pid is None:
+        own = os.getpid()
+        if _own_identity is None or _own_identity[0] != own:  # computed again after a fork
+            _own_identity = (own, identity_tags(own))
+        return dict(_own_identity[1])
     return {
         TAG_HOST: hostname(),
         TAG_BOOT_ID: boot_id(),

@@ -70,11 +70,14 @@ class Job:
 class Supervisor:
     """Runs one job to its end and writes the final status exactly once."""
 
-    def __init__(self, job: Job, store: TrackingStore, *, echo: bool = True) -> None:
+    def __init__(
+        self, job: Job, store: TrackingStore, *, echo: bool = True, caller_reads: bool = False
+    ) -> None:
         self.job = job
         # The end of a run is kept on disk when the store is down, never lost or waited for.
         self.store = store if isinstance(store, JournaledStore) else JournaledStore(store, _warn)
-        self.runner = ProcessRunner(job.plan, job.log_path, echo=echo)
+        self.runner = ProcessRunner(job.plan, job.log_path, echo=echo, caller_reads=caller_reads)
+        self.error: str | None = None  # why it did not finish, once recorded
         self.status: str = RunStatus.RUNNING
         self.exit_code: int | None = None
         self._lock = threading.Lock()
@@ -105,6 +108,8 @@ class Supervisor:
             if self.status != RunStatus.RUNNING:
                 return
         self.runner.stop("cancel")
+        if self.runner.read_elsewhere:
+            return  # the loop reading its output records it (KILLED) once that has ended
         self._record(self.runner.wait())
 
     def _record(self, code: int) -> None:
@@ -126,7 +131,7 @@ class Supervisor:
                 status, error = RunStatus.FINISHED, None
             else:
                 status, error = RunStatus.FAILED, _describe_exit(code)
-            self.status = status
+            self.status, self.error = status, error
         # The end is when the command ended, even if a busy store takes a while to record it.
         self._write_outcome(status, error, now_ms())
 

@@ -364,6 +364,7 @@ class Sweep(BackgroundRun):
             tags={TAG_KIND: "trial", TAG_TRIAL: str(number)},
             reuse=spec.reuse,
             retry_of=self._redo.pop(number, None),
+            log_only=True,  # parallel trials' output is kept in their logs, not interleaved here
         )
 
     def child_done(self, outcome: Outcome) -> None:
