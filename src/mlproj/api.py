@@ -7,9 +7,11 @@ before the tracking run is opened; anything failing after that marks the run FAI
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -130,6 +132,42 @@ class RunOptions:
     # reads the output and awaits the end (see start()).
     store: TrackingStore | None = None
     caller_reads: bool = False
+    # A sweep's trials share one snapshot of the project (see ProjectSnapshot).
+    snapshot: ProjectSnapshot | None = None
+
+
+class ProjectSnapshot:
+    """The project as a sweep's trials see it: fetched, loaded and its code state (Git
+    commit and uncommitted changes, or the folder's fingerprint) taken once, at the first
+    trial, instead of once per trial (``git status`` would be a second process per trial).
+    Every trial of one sweep thus runs, and is keyed as, one version of the project."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fetched: dict[tuple[str, str | None], tuple[FetchedProject, Project]] = {}
+        self._code: dict[Path, str] = {}
+
+    def project(
+        self, uri: str, version: str | None, log: Callable[[str], None]
+    ) -> tuple[FetchedProject, Project]:
+        from mlproj.sources import fetch_project
+        from mlproj.spec.project import load_project
+
+        with self._lock:
+            found = self._fetched.get((uri, version))
+            if found is None:
+                fetched = fetch_project(uri, version, log=log)
+                found = self._fetched[(uri, version)] = (fetched, load_project(fetched.directory))
+            return found
+
+    def code_state(self, fetched: FetchedProject) -> str:
+        from mlproj.orchestration.run_key import code_state
+
+        with self._lock:
+            state = self._code.get(fetched.directory)
+            if state is None:
+                state = self._code[fetched.directory] = code_state(fetched)
+            return state
 
 
 @dataclass
@@ -195,8 +233,11 @@ def _start(options: RunOptions, scrub: Callable[[str], str]) -> Started:
     log = options.log or report.log
     raw_backend_config = load_backend_config(options.backend_config)
     backend = get_backend(options.backend)
-    fetched = fetch_project(_uri_text(options.uri), options.version, log=log)
-    project = load_project(fetched.directory)
+    if options.snapshot is not None:
+        fetched, project = options.snapshot.project(_uri_text(options.uri), options.version, log)
+    else:
+        fetched = fetch_project(_uri_text(options.uri), options.version, log=log)
+        project = load_project(fetched.directory)
     entry_point = project.get_entry_point(options.entry_point)
     for warning in project.warnings_for(options.entry_point):
         log(f"warning: {warning}")
@@ -326,8 +367,15 @@ def _key_or_reuse(
     from mlproj.orchestration.run_key import ReusedRun, find_reusable, run_key
 
     fetched, project, params, manager = inputs
+    code = options.snapshot.code_state(fetched) if options.snapshot is not None else None
     key = run_key(
-        fetched, project, options.entry_point, params, manager, tags.get(TAG_UPSTREAM, "")
+        fetched,
+        project,
+        options.entry_point,
+        params,
+        manager,
+        tags.get(TAG_UPSTREAM, ""),
+        code=code,
     )
     tags[TAG_RUN_KEY] = key
     if not options.reuse or options.run_id is not None:
@@ -490,7 +538,9 @@ def load_backend_config(config: Mapping[str, Any] | str | None) -> dict[str, Any
     return loaded
 
 
+@functools.cache
 def _user() -> str:
+    """Who runs this process (read once: a sweep opens hundreds of runs)."""
     try:
         import getpass  # here: it imports termios and pwd, unused by most runs
 

@@ -40,11 +40,14 @@ def run_key(
     params: ResolvedParameters,
     manager: EnvironmentManager,
     upstream: str = "",
+    *,
+    code: str | None = None,
 ) -> str:
-    """The key of a run of ``entry_point`` with ``params`` (see the module docstring)."""
+    """The key of a run of ``entry_point`` with ``params`` (see the module docstring);
+    ``code``: the code state when already known (a sweep takes it once)."""
     material = {
         "v": KEY_VERSION,
-        "code": code_state(fetched),
+        "code": code_state(fetched) if code is None else code,
         "entry_point": entry_point,
         "params": _normalised(project, entry_point, params),
         "env": environment_state(project, manager),

@@ -305,6 +305,9 @@ class Sweep(BackgroundRun):
             log=log,
             on_change=self._show_progress if progress else None,
         )
+        from mlproj.api import ProjectSnapshot
+
+        self._snapshot = ProjectSnapshot()  # one version of the project for every trial
         self._pending = self._todo()
         self._optuna: _OptunaSampler | None = None
         if spec.method == "optuna":
@@ -357,6 +360,7 @@ class Sweep(BackgroundRun):
             run_name=f"trial-{number}",
             tracking_uri=self.tracking_uri,
             log=lambda line: None,
+            snapshot=self._snapshot,
         )
         return Child(
             label=f"trial {number}",
