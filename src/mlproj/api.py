@@ -127,9 +127,9 @@ class RunOptions:
     reuse: bool = False
     on_opened: Callable[[str], None] = lambda _run_id: None
     on_submitted: Callable[[SubmittedRun], None] = lambda _handle: None
-    # An open store to use (one connection for all of a sweep's children) instead of one
-    # opened from tracking_uri; and, for a local synchronous run, the caller's event loop
-    # reads the output and awaits the end (see start()).
+    # An open store to use (one connection for all of a sweep's children, its experiment_id
+    # resolved already) instead of one opened from tracking_uri; and, for a local
+    # synchronous run, the caller's event loop reads the output and awaits the end (start()).
     store: TrackingStore | None = None
     caller_reads: bool = False
     # A sweep's trials share one snapshot of the project (see ProjectSnapshot).
@@ -284,12 +284,12 @@ def _start(options: RunOptions, scrub: Callable[[str], str]) -> Started:
         tags.setdefault(MLFLOW_PARENT_RUN_ID, parent)
     if reused := _key_or_reuse(store, options, tags, log, (fetched, project, params, manager)):
         return Started(reused, store, backend.name, False, scrub)
-    run_id, experiment_id, artifact_uri = _open_run(store, options, tags)
+    # Only the local supervisor logs the deferred number forms when the run ends.
+    at_start = params.logged_at_start() if backend.name == "local" else params.as_logged()
+    run_id, experiment_id, artifact_uri, logged = _open_run(store, options, tags, at_start)
     with _fail_run_on_error(store, run_id, scrub):
         options.on_opened(run_id)
-        if options.run_id is None:
-            # Only the local supervisor logs the deferred number forms when the run ends.
-            at_start = params.logged_at_start() if backend.name == "local" else params.as_logged()
+        if options.run_id is None and not logged:
             store.log_batch(run_id, params=at_start)
         submitted = backend.submit(
             SubmitRequest(
@@ -453,11 +453,12 @@ def _failure_reason(store: TrackingStore, run_id: str) -> str:
 
 
 def _open_run(
-    store: TrackingStore, options: RunOptions, tags: dict[str, str]
-) -> tuple[str, str, str]:
+    store: TrackingStore, options: RunOptions, tags: dict[str, str], params: Mapping[str, str]
+) -> tuple[str, str, str, bool]:
     """Create the tracking run, or re-enter an existing RUNNING one (``run_id=``).
 
-    Returns the run id, its experiment id and its artifact URI."""
+    Returns the run id, its experiment id, its artifact URI, and whether ``params`` were
+    logged with the new run (in the same write, where the store can)."""
     if options.run_id is not None:
         existing = store.get_run(options.run_id)
         if existing.info.status in TERMINAL_STATUSES:
@@ -477,12 +478,22 @@ def _open_run(
         store.set_tags(options.run_id, {k: v for k, v in tags.items() if k in keep})
         if options.run_name:
             store.set_tag(options.run_id, MLFLOW_RUN_NAME, options.run_name)
-        return options.run_id, existing.info.experiment_id, existing.info.artifact_uri
-    experiment_id = store.resolve_experiment(options.experiment_name, options.experiment_id)
+        return options.run_id, existing.info.experiment_id, existing.info.artifact_uri, False
+    if options.store is not None and options.experiment_id and not options.experiment_name:
+        # Orchestration resolved it when the parent opened; create_run checks it again.
+        experiment_id = str(options.experiment_id)
+    else:
+        experiment_id = store.resolve_experiment(options.experiment_name, options.experiment_id)
+    info = store.create_run_with_params(
+        experiment_id, run_name=options.run_name, tags=tags, user_id=tags[MLFLOW_USER],
+        params=params,
+    )  # fmt: skip
+    if info is not None:
+        return info.run_id, experiment_id, info.artifact_uri, True
     info = store.create_run(
         experiment_id, run_name=options.run_name, tags=tags, user_id=tags[MLFLOW_USER]
     )
-    return info.run_id, experiment_id, info.artifact_uri
+    return info.run_id, experiment_id, info.artifact_uri, False
 
 
 @contextmanager
