@@ -174,6 +174,19 @@ class ProcessRunner:
             self._log.close()
             self._log = None
 
+    def run_cancel_commands(self) -> None:
+        """The plan's clean-up after a cancel (e.g. removing a container), best effort."""
+        for argv in self.plan.on_cancel:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=60,
+                    check=False,
+                )
+
     def stop(self, reason: str = "cancel") -> None:
         """SIGTERM the whole process group, SIGKILL it after the grace period, then run the
         plan's cancel commands (e.g. removing a container)."""
@@ -196,16 +209,7 @@ class ProcessRunner:
             interrupted = exc
         # The leader may be gone while grandchildren linger in the group: kill them all.
         _signal_group(pgid, signal.SIGKILL)
-        for argv in self.plan.on_cancel:
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                subprocess.run(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    timeout=60,
-                    check=False,
-                )
+        self.run_cancel_commands()
         self._proc.wait()
         self._finish()
         if interrupted is not None:

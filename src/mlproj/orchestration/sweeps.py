@@ -57,6 +57,7 @@ from mlproj.statuses import RunStatus
 from mlproj.tags import (
     TAG_BEST_METRIC,
     TAG_BEST_RUN,
+    TAG_CANCEL,
     TAG_ERROR,
     TAG_KIND,
     TAG_SWEEP_SPEC,
@@ -291,7 +292,13 @@ class Sweep(BackgroundRun):
         self.trials: dict[int, Trial] = dict(done or {})
         self._redo = dict(redo or {})  # trial number -> the killed/dead run it replaces
         self.log = log
-        self.failures = sum(1 for t in self.trials.values() if t.status == RunStatus.FAILED)
+        # Failed trials, and trials cancelled alone (KILLED, not to run again) count.
+        self.failures = sum(
+            1
+            for n, t in self.trials.items()
+            if t.status == RunStatus.FAILED
+            or (t.status == RunStatus.KILLED and n not in self._redo)
+        )
         self.status: str = RunStatus.RUNNING
         self.error: str | None = None
         self._progress = progress
@@ -381,6 +388,11 @@ class Sweep(BackgroundRun):
         if outcome.status == RunStatus.FAILED:
             self.failures += 1
             self.log(f"trial {number} failed: {outcome.error or 'see its run'}")
+        elif outcome.status == RunStatus.KILLED and not self.scheduler.cancelled:
+            # This trial alone was cancelled (`mlproj runs cancel <trial>`): the sweep goes
+            # on, the trial is not retried, and it counts towards --max-failures.
+            self.failures += 1
+            self.log(f"trial {number} cancelled (run {outcome.run_id})")
         if self._optuna is not None:
             self._optuna.tell(number, trial)
 
@@ -722,7 +734,8 @@ def resume_sweep(
         if spec.metric and status == RunStatus.FINISHED:
             trial.value = run.metrics.get(spec.metric)
         done[number] = trial
-        if run.run_id in dead or status == RunStatus.KILLED:
+        # KILLED with the whole sweep: run again; KILLED alone (runs cancel <trial>): kept.
+        if run.run_id in dead or (status == RunStatus.KILLED and TAG_CANCEL not in run.tags):
             redo[number] = run.run_id
         else:
             redo.pop(number, None)
