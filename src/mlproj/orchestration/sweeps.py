@@ -11,7 +11,6 @@ journal file under the experiment's folder for local stores, else under ``MLPROJ
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import random
@@ -256,12 +255,19 @@ class Trial:
     reused: bool = False
 
 
-def trial_params(spec: SweepSpec, number: int) -> dict[str, str]:
-    """Trial ``number``'s parameters for grid and random sweeps (deterministic)."""
+def trial_params(
+    spec: SweepSpec, number: int, axes: Sequence[Sequence[str]] | None = None
+) -> dict[str, str]:
+    """Trial ``number``'s parameters for grid and random sweeps (deterministic); ``axes``:
+    the grid's values per parameter, when already listed."""
     if spec.method == "grid":
-        axes = [grid_values(n, d) for n, d in spec.parameters.items()]
-        point = next(itertools.islice(itertools.product(*axes), number, None))
-        return dict(zip(spec.parameters, point, strict=True))
+        if axes is None:
+            axes = [grid_values(n, d) for n, d in spec.parameters.items()]
+        point = []
+        for values in reversed(axes):  # the number in mixed radix: the last axis runs fastest
+            number, index = divmod(number, len(values))
+            point.append(values[index])
+        return dict(zip(spec.parameters, reversed(point), strict=True))
     rng = random.Random(f"{spec.seed}:{number}")  # noqa: S311 - sampling, not secrets
     return {name: sample(d, rng) for name, d in spec.parameters.items()}
 
@@ -315,6 +321,9 @@ class Sweep(BackgroundRun):
         from mlproj.api import ProjectSnapshot
 
         self._snapshot = ProjectSnapshot()  # one version of the project for every trial
+        self._axes: list[list[str]] | None = None
+        if spec.method == "grid":
+            self._axes = [list(grid_values(n, d)) for n, d in spec.parameters.items()]
         self._pending = self._todo()
         self._optuna: _OptunaSampler | None = None
         if spec.method == "optuna":
@@ -339,7 +348,7 @@ class Sweep(BackgroundRun):
                 if self._optuna is not None:  # a killed or dead trial, asked again as it was
                     params = self._optuna.ask_again(number, self.trials[number].params)
                 else:
-                    params = trial_params(self.spec, number)
+                    params = trial_params(self.spec, number, self._axes)
             elif self._optuna is not None:
                 asked = self._optuna.ask()
                 if asked is None:
