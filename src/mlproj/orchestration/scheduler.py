@@ -203,6 +203,12 @@ class Scheduler:
             self._selector.unregister(watched.pidfd)
             os.close(watched.pidfd)
             watched.pidfd = None
+            if watched.output_fd is not None and runner.output_fd is None:
+                # Stopped in this thread (a cancel while it was starting): the stop read the
+                # pipe to its end and closed it already.
+                with contextlib.suppress(KeyError, ValueError):
+                    self._selector.unregister(watched.output_fd)
+                watched.output_fd = None
         if watched.output_fd is None and watched.pidfd is None:
             self._watched.discard(watched)
             self._settle(watched)
