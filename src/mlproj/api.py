@@ -7,9 +7,11 @@ before the tracking run is opened; anything failing after that marks the run FAI
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -125,6 +127,63 @@ class RunOptions:
     reuse: bool = False
     on_opened: Callable[[str], None] = lambda _run_id: None
     on_submitted: Callable[[SubmittedRun], None] = lambda _handle: None
+    # An open store to use (one connection for all of a sweep's children, its experiment_id
+    # resolved already) instead of one opened from tracking_uri; and, for a local
+    # synchronous run, the caller's event loop reads the output and awaits the end (start()).
+    store: TrackingStore | None = None
+    caller_reads: bool = False
+    # A sweep's trials share one snapshot of the project (see ProjectSnapshot).
+    snapshot: ProjectSnapshot | None = None
+
+
+class ProjectSnapshot:
+    """The project as a sweep's trials see it: fetched, loaded and its code state (Git
+    commit and uncommitted changes, or the folder's fingerprint) taken once, at the first
+    trial, instead of once per trial (``git status`` would be a second process per trial).
+    Every trial of one sweep thus runs, and is keyed as, one version of the project."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fetched: dict[tuple[str, str | None], tuple[FetchedProject, Project]] = {}
+        self._code: dict[Path, str] = {}
+
+    def project(
+        self, uri: str, version: str | None, log: Callable[[str], None]
+    ) -> tuple[FetchedProject, Project]:
+        from mlproj.sources import fetch_project
+        from mlproj.spec.project import load_project
+
+        with self._lock:
+            found = self._fetched.get((uri, version))
+            if found is None:
+                fetched = fetch_project(uri, version, log=log)
+                found = self._fetched[(uri, version)] = (fetched, load_project(fetched.directory))
+            return found
+
+    def code_state(self, fetched: FetchedProject) -> str:
+        from mlproj.orchestration.run_key import code_state
+
+        with self._lock:
+            state = self._code.get(fetched.directory)
+            if state is None:
+                state = self._code[fetched.directory] = code_state(fetched)
+            return state
+
+
+@record
+class Started:
+    """A run whose command has been started (or a reused run): :meth:`finish` waits for it
+    (for a synchronous run) and raises as :func:`submit` does if it did not finish."""
+
+    handle: SubmittedRun
+    store: TrackingStore
+    backend: str
+    synchronous: bool
+    scrub: Callable[[str], str]
+
+    def finish(self) -> SubmittedRun:
+        with _scrubbed(self.scrub):
+            return _finish(self)
 
 
 def submit(options: RunOptions) -> SubmittedRun:
@@ -132,9 +191,22 @@ def submit(options: RunOptions) -> SubmittedRun:
 
     Error messages (and the run's error tag) never carry the credentials of the project URI,
     the tracking URI or the tracking/Databricks tokens, whichever layer wrote them."""
+    return start(options).finish()
+
+
+def start(options: RunOptions) -> Started:
+    """:func:`submit` up to the command's start: the run is open and its command started
+    (a reused run: nothing started). ``finish()`` does the rest. With ``caller_reads`` the
+    caller reads the output (``handle.output_fd``) until it ends, then calls ``finish()``."""
     scrub = _scrubber(options)
+    with _scrubbed(scrub):
+        return _start(options, scrub)
+
+
+@contextmanager
+def _scrubbed(scrub: Callable[[str], str]) -> Iterator[None]:
     try:
-        return _submit(options, scrub)
+        yield
     except ExecutionException as exc:
         clean = scrub(exc.message)
         if clean != exc.message:
@@ -150,7 +222,7 @@ def _scrubber(options: RunOptions) -> Callable[[str], str]:
     return Redactor(secrets_from_env(), urls)
 
 
-def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
+def _start(options: RunOptions, scrub: Callable[[str], str]) -> Started:
     from mlproj.backends.registry import get_backend
     from mlproj.envs import choose_manager
     from mlproj.sources import fetch_project
@@ -161,8 +233,11 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     log = options.log or report.log
     raw_backend_config = load_backend_config(options.backend_config)
     backend = get_backend(options.backend)
-    fetched = fetch_project(_uri_text(options.uri), options.version, log=log)
-    project = load_project(fetched.directory)
+    if options.snapshot is not None:
+        fetched, project = options.snapshot.project(_uri_text(options.uri), options.version, log)
+    else:
+        fetched = fetch_project(_uri_text(options.uri), options.version, log=log)
+        project = load_project(fetched.directory)
     entry_point = project.get_entry_point(options.entry_point)
     for warning in project.warnings_for(options.entry_point):
         log(f"warning: {warning}")
@@ -189,7 +264,7 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     manager.validate(project)
     backend_config = backend.parse_config(raw_backend_config, project)
     backend.validate(project, backend_config)
-    store = get_store(options.tracking_uri)
+    store = options.store or get_store(options.tracking_uri)
     backend.validate_tracking_uri(store.tracking_uri)
 
     tags = {
@@ -208,13 +283,13 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
     if parent:
         tags.setdefault(MLFLOW_PARENT_RUN_ID, parent)
     if reused := _key_or_reuse(store, options, tags, log, (fetched, project, params, manager)):
-        return reused
-    run_id, experiment_id, artifact_uri = _open_run(store, options, tags)
+        return Started(reused, store, backend.name, False, scrub)
+    # Only the local supervisor logs the deferred number forms when the run ends.
+    at_start = params.logged_at_start() if backend.name == "local" else params.as_logged()
+    run_id, experiment_id, artifact_uri, logged = _open_run(store, options, tags, at_start)
     with _fail_run_on_error(store, run_id, scrub):
         options.on_opened(run_id)
-        if options.run_id is None:
-            # Only the local supervisor logs the deferred number forms when the run ends.
-            at_start = params.logged_at_start() if backend.name == "local" else params.as_logged()
+        if options.run_id is None and not logged:
             store.log_batch(run_id, params=at_start)
         submitted = backend.submit(
             SubmitRequest(
@@ -239,16 +314,24 @@ def _submit(options: RunOptions, scrub: Callable[[str], str]) -> SubmittedRun:
                     **({ENV_MANAGER_VAR: env_manager} if env_manager else {}),
                     **(options.extra_env or {}),
                 },
+                caller_reads=options.caller_reads and options.synchronous,
             )
         )
         options.on_submitted(submitted)
-    finished = True
-    if options.synchronous:
-        # Waiting can fail too (a store or cluster API error): the run must not stay RUNNING.
-        with _fail_run_on_error(store, run_id, scrub):
-            finished = _wait(backend.name, store, submitted)
+    return Started(submitted, store, backend.name, options.synchronous, scrub)
+
+
+def _finish(started: Started) -> SubmittedRun:
+    submitted, store, run_id = started.handle, started.store, started.handle.run_id
+    if not started.synchronous:
+        return submitted
+    # Waiting can fail too (a store or cluster API error): the run must not stay RUNNING.
+    with _fail_run_on_error(store, run_id, started.scrub):
+        finished = _wait(started.backend, store, submitted)
     if not finished:
-        raise ExecutionException(f"Run (ID '{run_id}') failed{_failure_reason(store, run_id)}")
+        reason = getattr(submitted, "error", None)  # known here: no need to read the run back
+        detail = f": {reason}" if reason else _failure_reason(store, run_id)
+        raise ExecutionException(f"Run (ID '{run_id}') failed{detail}")
     return submitted
 
 
@@ -284,8 +367,15 @@ def _key_or_reuse(
     from mlproj.orchestration.run_key import ReusedRun, find_reusable, run_key
 
     fetched, project, params, manager = inputs
+    code = options.snapshot.code_state(fetched) if options.snapshot is not None else None
     key = run_key(
-        fetched, project, options.entry_point, params, manager, tags.get(TAG_UPSTREAM, "")
+        fetched,
+        project,
+        options.entry_point,
+        params,
+        manager,
+        tags.get(TAG_UPSTREAM, ""),
+        code=code,
     )
     tags[TAG_RUN_KEY] = key
     if not options.reuse or options.run_id is not None:
@@ -363,11 +453,12 @@ def _failure_reason(store: TrackingStore, run_id: str) -> str:
 
 
 def _open_run(
-    store: TrackingStore, options: RunOptions, tags: dict[str, str]
-) -> tuple[str, str, str]:
+    store: TrackingStore, options: RunOptions, tags: dict[str, str], params: Mapping[str, str]
+) -> tuple[str, str, str, bool]:
     """Create the tracking run, or re-enter an existing RUNNING one (``run_id=``).
 
-    Returns the run id, its experiment id and its artifact URI."""
+    Returns the run id, its experiment id, its artifact URI, and whether ``params`` were
+    logged with the new run (in the same write, where the store can)."""
     if options.run_id is not None:
         existing = store.get_run(options.run_id)
         if existing.info.status in TERMINAL_STATUSES:
@@ -387,12 +478,22 @@ def _open_run(
         store.set_tags(options.run_id, {k: v for k, v in tags.items() if k in keep})
         if options.run_name:
             store.set_tag(options.run_id, MLFLOW_RUN_NAME, options.run_name)
-        return options.run_id, existing.info.experiment_id, existing.info.artifact_uri
-    experiment_id = store.resolve_experiment(options.experiment_name, options.experiment_id)
+        return options.run_id, existing.info.experiment_id, existing.info.artifact_uri, False
+    if options.store is not None and options.experiment_id and not options.experiment_name:
+        # Orchestration resolved it when the parent opened; create_run checks it again.
+        experiment_id = str(options.experiment_id)
+    else:
+        experiment_id = store.resolve_experiment(options.experiment_name, options.experiment_id)
+    info = store.create_run_with_params(
+        experiment_id, run_name=options.run_name, tags=tags, user_id=tags[MLFLOW_USER],
+        params=params,
+    )  # fmt: skip
+    if info is not None:
+        return info.run_id, experiment_id, info.artifact_uri, True
     info = store.create_run(
         experiment_id, run_name=options.run_name, tags=tags, user_id=tags[MLFLOW_USER]
     )
-    return info.run_id, experiment_id, info.artifact_uri
+    return info.run_id, experiment_id, info.artifact_uri, False
 
 
 @contextmanager
@@ -448,7 +549,9 @@ def load_backend_config(config: Mapping[str, Any] | str | None) -> dict[str, Any
     return loaded
 
 
+@functools.cache
 def _user() -> str:
+    """Who runs this process (read once: a sweep opens hundreds of runs)."""
     try:
         import getpass  # here: it imports termios and pwd, unused by most runs
 

@@ -44,6 +44,9 @@ TAG_PID = "mlproj.supervisor.pid"
 TAG_START = "mlproj.supervisor.start"
 TAG_CHILD_PID = "mlproj.child.pid"  # leader of the command's process group
 TAG_CHILD_START = "mlproj.child.start"
+# `mlproj runs cancel` stopped this run's command alone (its supervisor, a sweep or pipeline
+# process, runs other children too): the supervisor records the run KILLED, not FAILED.
+TAG_CANCEL = "mlproj.cancel"
 TAG_ENV_KEY = "mlproj.env"  # the environment cache entry the run used
 TAG_DOCKER_CONTAINER = "mlproj.docker.container"
 LABEL_RUN_ID = "mlproj.run_id"  # docker label on a run's containers

@@ -166,3 +166,64 @@ def test_the_file_store_key_index_is_checked_against_the_runs(tmp_path: Path) ->
     # Tags that are not indexed are found by reading each run.
     third = store.create_run(experiment, run_name=None, tags={"team": "x"}, user_id="t")
     assert [r.run_id for r in store.find_runs_by_tag([experiment], "team", "x")] == [third.run_id]
+
+
+def _data_project(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "MLproject").write_text(
+        textwrap.dedent(
+            f"""\
+            name: data
+            entry_points:
+              main:
+                parameters: {{data: path}}
+                command: "{PY} -c 'import sys; print(sys.argv[1])' {{data}}"
+            """
+        )
+    )
+    return folder
+
+
+def test_reuse_keys_local_path_params_by_their_contents(tmp_path: Path) -> None:
+    import os
+
+    project = _data_project(tmp_path / "proj")
+    data = tmp_path / "data.csv"
+    data.write_text("1,2,3\n")
+    stat = data.stat()
+    first = cli("run", str(project), "-P", f"data={data}", "--reuse")
+    assert first.returncode == 0, first.stderr
+    (original,) = _all_runs()
+    assert "reusing" in cli("run", str(project), "-P", f"data={data}", "--reuse").stderr
+
+    # Other data under the same path, same size and modification time: not the same run.
+    data.write_text("4,5,6\n")
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    changed = cli("run", str(project), "-P", f"data={data}", "--reuse")
+    assert changed.returncode == 0 and "reusing" not in changed.stderr, changed.stderr
+    assert len(_all_runs()) == 2
+    newer = next(r for r in _all_runs() if r.run_id != original.run_id)
+    assert newer.tags[TAG_RUN_KEY] != original.tags[TAG_RUN_KEY]
+    assert (
+        f"reusing run {newer.run_id}"
+        in cli("run", str(project), "-P", f"data={data}", "--reuse").stderr
+    )
+    # The first contents again: the first run.
+    data.write_text("1,2,3\n")
+    back = cli("run", str(project), "-P", f"data={data}", "--reuse")
+    assert f"reusing run {original.run_id}" in back.stderr, back.stderr
+    assert len(_all_runs()) == 2
+
+
+def test_reuse_keys_a_folder_path_param_by_every_file_in_it(tmp_path: Path) -> None:
+    project = _data_project(tmp_path / "proj")
+    folder = tmp_path / "dataset"
+    (folder / "part").mkdir(parents=True)
+    (folder / "part" / "a.txt").write_text("a")
+    assert cli("run", str(project), "-P", f"data={folder}", "--reuse").returncode == 0
+    assert "reusing" in cli("run", str(project), "-P", f"data={folder}", "--reuse").stderr
+    (folder / "part" / "a.txt").write_text("b")  # a nested file's contents
+    assert "reusing" not in cli("run", str(project), "-P", f"data={folder}", "--reuse").stderr
+    (folder / ".extra").write_text("c")  # a new (hidden) file
+    assert "reusing" not in cli("run", str(project), "-P", f"data={folder}", "--reuse").stderr
+    assert len(_all_runs()) == 3

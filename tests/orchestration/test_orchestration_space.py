@@ -105,3 +105,17 @@ def test_grid_order_and_deterministic_random_draws() -> None:
 def test_retry_backoff_doubles_up_to_a_cap() -> None:
     policy = RetryPolicy(retries=5, delay=2.0, max_delay=10.0)
     assert [policy.wait_before(a) for a in (2, 3, 4, 5)] == [2.0, 4.0, 8.0, 10.0]
+
+
+def test_grid_trial_numbers_follow_the_product_of_the_axes() -> None:
+    import itertools
+
+    from mlproj.orchestration.sweeps import SweepSpec, parse_cli_parameters, trial_params
+
+    spec = SweepSpec(
+        uri=".", parameters=parse_cli_parameters({"a": "1,2,3", "b": "[x,y]", "c": "range(0,4)"})
+    )
+    axes = [["1", "2", "3"], ["x", "y"], ["0", "1", "2", "3"]]
+    expected = [dict(zip("abc", point, strict=True)) for point in itertools.product(*axes)]
+    assert [trial_params(spec, n) for n in range(24)] == expected
+    assert [trial_params(spec, n, axes) for n in range(24)] == expected

@@ -53,6 +53,9 @@ class SubmitRequest(Generic[ConfigT]):
     log: Callable[[str], None] = _ignore
     artifact_uri: str = ""  # the run's artifact root, as the store reported it
     extra_env: Mapping[str, str] = field(default_factory=dict)  # more variables for the child
+    # Local, synchronous: the caller's event loop reads the output and awaits the end
+    # (orchestration); see ProcessRunner's caller_reads.
+    caller_reads: bool = False
 
     @property
     def tracking_uri(self) -> str:

@@ -115,7 +115,7 @@ class LocalBackend(Backend[LocalConfig]):
         request.log(running_message(run_id, request.command))
         if request.synchronous:
             # The identity tags of this process were written when the run was created.
-            supervisor = Supervisor(job, store)
+            supervisor = Supervisor(job, store, caller_reads=request.caller_reads)
             # Signals wait until the command's identity is recorded (or it is stopped):
             # nothing unwinds between the start and the record.
             with signals_deferred() as pending:

@@ -42,6 +42,16 @@ class LocalSubmittedRun(SubmittedRun):
     def run_id(self) -> str:
         return self._run_id
 
+    @property
+    def error(self) -> str | None:
+        """Why an in-process run did not finish, once recorded (None otherwise)."""
+        return self._supervisor.error if self._supervisor is not None else None
+
+    @property
+    def supervisor(self) -> Supervisor | None:
+        """The in-process supervisor (None for a detached run)."""
+        return self._supervisor
+
     def wait(self) -> bool:
         if self._supervisor is not None:
             return self._supervisor.wait()

@@ -18,7 +18,9 @@ from pathlib import Path
 from mlproj.errors import ExecutionException
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.tags import (
+    MLFLOW_PARENT_RUN_ID,
     TAG_BOOT_ID,
+    TAG_CANCEL,
     TAG_CHILD_PID,
     TAG_CHILD_START,
     TAG_DOCKER_CONTAINER,
@@ -39,11 +41,17 @@ def hostname() -> str:
     return os.uname().nodename
 
 
+_boot_id: str | None = None
+
+
 def boot_id() -> str:
-    try:
-        return _BOOT_ID_FILE.read_text().strip()
-    except OSError:
-        return ""
+    global _boot_id  # noqa: PLW0603 - read once: it is the same until the machine reboots
+    if _boot_id is None:
+        try:
+            _boot_id = _BOOT_ID_FILE.read_text().strip()
+        except OSError:
+            _boot_id = ""
+    return _boot_id
 
 
 def process_start_ticks(pid: int) -> str | None:
@@ -65,9 +73,17 @@ def child_tags(pid: int) -> dict[str, str]:
     return {TAG_CHILD_PID: str(pid), TAG_CHILD_START: process_start_ticks(pid) or ""}
 
 
+_own_identity: tuple[int, dict[str, str]] | None = None
+
+
 def identity_tags(pid: int | None = None) -> dict[str, str]:
     """Tags that identify ``pid`` (default: this process) as a run's supervisor."""
-    pid = os.getpid() if pid is None else pid
+    global _own_identity  # noqa: PLW0603 - this process's identity does not change
+    if pid is None:
+        own = os.getpid()
+        if _own_identity is None or _own_identity[0] != own:  # computed again after a fork
+            _own_identity = (own, identity_tags(own))
+        return dict(_own_identity[1])
     return {
         TAG_HOST: hostname(),
         TAG_BOOT_ID: boot_id(),
@@ -157,7 +173,12 @@ def request_cancel(store: TrackingStore, run: Run, timeout: float = 30.0) -> str
             f"Run '{run.run_id}' is orphaned (its supervisor is gone); "
             "use `mlproj runs reap` to mark it FAILED"
         )
-    os.kill(int(run.tags[TAG_PID]), signal.SIGTERM)
+    if _supervises_its_parent(store, run):
+        # A sweep's trial or a pipeline's step: its supervisor runs the others too, so only
+        # this run's command is stopped; the supervisor records it KILLED and goes on.
+        _stop_command(store, run)
+    else:
+        os.kill(int(run.tags[TAG_PID]), signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = store.get_run(run.run_id).info.status
@@ -165,3 +186,45 @@ def request_cancel(store: TrackingStore, run: Run, timeout: float = 30.0) -> str
             return status
         time.sleep(0.05)
     raise ExecutionException(f"Run '{run.run_id}' did not stop within {timeout:g} s")
+
+
+def _supervises_its_parent(store: TrackingStore, run: Run) -> bool:
+    """True when the run's supervisor is its parent run's supervisor (one sweep or pipeline
+    process supervising every child)."""
+    parent_id = run.tags.get(MLFLOW_PARENT_RUN_ID)
+    if not parent_id:
+        return False
+    try:
+        parent = store.get_run(parent_id)
+    except ExecutionException:
+        return False
+    return all(parent.tags.get(t) == run.tags.get(t) for t in (TAG_HOST, TAG_PID, TAG_START))
+
+
+def _stop_command(store: TrackingStore, run: Run, start_wait: float = 5.0) -> None:
+    """Mark the run as cancelled, then stop its command's process group: SIGTERM, and
+    SIGKILL after the grace period if its leader still runs (same pid and start time)."""
+    from mlproj.settings import kill_grace
+
+    store.set_tag(run.run_id, TAG_CANCEL, f"mlproj runs cancel (pid {os.getpid()})")
+    deadline = time.monotonic() + start_wait
+    while TAG_CHILD_PID not in run.tags:  # still being prepared: its command starts soon
+        if time.monotonic() > deadline or run.info.status in TERMINAL_STATUSES:
+            return  # the supervisor finds the mark when the command ends
+        time.sleep(0.02)
+        run = store.get_run(run.run_id)
+    try:
+        pid = int(run.tags[TAG_CHILD_PID])
+    except ValueError:
+        return
+    started = run.tags.get(TAG_CHILD_START, "")
+    if not started or process_start_ticks(pid) != started:
+        return  # the command has ended already (or the pid is someone else's now)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    grace_end = time.monotonic() + kill_grace()
+    while time.monotonic() < grace_end and process_start_ticks(pid) == started:
+        time.sleep(0.02)
+    if process_start_ticks(pid) == started:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)

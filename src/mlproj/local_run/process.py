@@ -6,7 +6,9 @@ Used in-process for synchronous runs and by the detached supervisor for asynchro
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,12 +27,21 @@ class ProcessRunner:
     """Start a :class:`LaunchPlan`, copy its output to the console and a log file, stop it.
 
     The child leads its own session, so stopping it reaches every grandchild too.
+
+    With ``caller_reads``, no threads: stdout and stderr share one pipe (:attr:`output_fd`)
+    that the caller's event loop reads with :meth:`read_output` until it returns False; the
+    output goes to the log only. Orchestration runs many children so, in one thread.
     """
 
-    def __init__(self, plan: LaunchPlan, log_path: Path, *, echo: bool = True) -> None:
+    def __init__(
+        self, plan: LaunchPlan, log_path: Path, *, echo: bool = True, caller_reads: bool = False
+    ) -> None:
         self.plan = plan
         self.log_path = log_path
-        self.echo = echo
+        self.echo = echo and not caller_reads
+        self.caller_reads = caller_reads
+        self.output_fd: int | None = None  # caller_reads: the pipe, until its end was read
+        self._owner = threading.get_ident()  # caller_reads: the thread that reads the pipe
         self.stopped_by: str | None = None  # "cancel" or "timeout" once we stopped it
         self.log_error: str | None = None  # why the log file stopped being written
         self._proc: subprocess.Popen[bytes] | None = None
@@ -43,17 +54,24 @@ class ProcessRunner:
         assert self._proc is not None
         return self._proc.pid
 
+    @property
+    def read_elsewhere(self) -> bool:
+        """True in a thread other than the one whose loop reads the output (caller_reads)."""
+        return self.caller_reads and threading.get_ident() != self._owner
+
     def start(self) -> None:
+        self._owner = threading.get_ident()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab", buffering=0)
         try:
             self._proc = subprocess.Popen(
                 self.plan.argv,
+                executable=_executable(self.plan.argv[0], self.plan.env.get("PATH")),
                 cwd=self.plan.cwd,
                 env=self.plan.env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=subprocess.STDOUT if self.caller_reads else subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
             )
@@ -67,6 +85,10 @@ class ProcessRunner:
             raise ExecutionException(
                 f"Could not start {self.plan.argv[0]!r} in {self.plan.cwd}: {exc.strerror}{hint}"
             ) from None
+        if self.caller_reads:
+            assert self._proc.stdout is not None
+            self.output_fd = self._proc.stdout.fileno()
+            return
         assert self._proc.stdout is not None and self._proc.stderr is not None
         try:
             for source, console in (
@@ -91,6 +113,19 @@ class ProcessRunner:
             if echo is not None:
                 echo(chunk)
         source.close()
+
+    def read_output(self) -> bool:
+        """caller_reads: read what the pipe holds into the log; False once it has ended."""
+        assert self._proc is not None and self._proc.stdout is not None
+        if self.output_fd is None:
+            return False
+        chunk = os.read(self.output_fd, 65536)
+        if chunk:
+            self._keep(chunk)
+            return True
+        self.output_fd = None
+        self._proc.stdout.close()
+        return False
 
     def _keep(self, chunk: bytes) -> None:
         """Append to the log file. If that fails (disk full), the output is still drained and
@@ -125,12 +160,32 @@ class ProcessRunner:
         return code
 
     def _finish(self) -> None:
+        if self.read_elsewhere:
+            return  # the reading loop drains the pipe and closes the log
+        if self.caller_reads and self.output_fd is not None:
+            # The command has exited: what is left in the pipe (or written by a grandchild
+            # until it closes its end) goes to the log, as the pumps would have done.
+            while self.read_output():
+                pass
         for pump in self._pumps:
             pump.join()
         self._pumps.clear()
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def run_cancel_commands(self) -> None:
+        """The plan's clean-up after a cancel (e.g. removing a container), best effort."""
+        for argv in self.plan.on_cancel:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=60,
+                    check=False,
+                )
 
     def stop(self, reason: str = "cancel") -> None:
         """SIGTERM the whole process group, SIGKILL it after the grace period, then run the
@@ -154,20 +209,20 @@ class ProcessRunner:
             interrupted = exc
         # The leader may be gone while grandchildren linger in the group: kill them all.
         _signal_group(pgid, signal.SIGKILL)
-        for argv in self.plan.on_cancel:
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                subprocess.run(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    timeout=60,
-                    check=False,
-                )
+        self.run_cancel_commands()
         self._proc.wait()
         self._finish()
         if interrupted is not None:
             raise interrupted
+
+
+@functools.lru_cache(maxsize=64)
+def _executable(name: str, path: str | None) -> str | None:
+    """A bare command name looked up once per PATH (Popen would try every PATH entry with an
+    execve on each start: 7 failed ones for bash here, per trial). None: let Popen do it."""
+    if os.sep in name:
+        return None
+    return shutil.which(name, path=path)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

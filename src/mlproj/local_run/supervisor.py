@@ -24,7 +24,7 @@ from mlproj.local_run.identity import child_tags, identity_tags
 from mlproj.local_run.process import ProcessRunner
 from mlproj.records import asdict, field, record
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
-from mlproj.tags import LOG_ARTIFACT_DIR, TAG_ERROR
+from mlproj.tags import LOG_ARTIFACT_DIR, TAG_CANCEL, TAG_ERROR
 from mlproj.tracking import get_store
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import now_ms
@@ -70,11 +70,14 @@ class Job:
 class Supervisor:
     """Runs one job to its end and writes the final status exactly once."""
 
-    def __init__(self, job: Job, store: TrackingStore, *, echo: bool = True) -> None:
+    def __init__(
+        self, job: Job, store: TrackingStore, *, echo: bool = True, caller_reads: bool = False
+    ) -> None:
         self.job = job
         # The end of a run is kept on disk when the store is down, never lost or waited for.
         self.store = store if isinstance(store, JournaledStore) else JournaledStore(store, _warn)
-        self.runner = ProcessRunner(job.plan, job.log_path, echo=echo)
+        self.runner = ProcessRunner(job.plan, job.log_path, echo=echo, caller_reads=caller_reads)
+        self.error: str | None = None  # why it did not finish, once recorded
         self.status: str = RunStatus.RUNNING
         self.exit_code: int | None = None
         self._lock = threading.Lock()
@@ -105,6 +108,8 @@ class Supervisor:
             if self.status != RunStatus.RUNNING:
                 return
         self.runner.stop("cancel")
+        if self.runner.read_elsewhere:
+            return  # the loop reading its output records it (KILLED) once that has ended
         self._record(self.runner.wait())
 
     def _record(self, code: int) -> None:
@@ -117,6 +122,10 @@ class Supervisor:
                 status, error = RunStatus.KILLED, "cancelled"
             elif stopped == "timeout":
                 status, error = RunStatus.FAILED, f"timed out after {self.job.timeout:g} s"
+            elif code != 0 and self._cancel_requested():
+                # `mlproj runs cancel` stopped this command alone (see identity.request_cancel).
+                status, error = RunStatus.KILLED, "cancelled (mlproj runs cancel)"
+                self.runner.run_cancel_commands()
             elif code == 0 and self.runner.log_error is not None:
                 # What the run printed is partly lost (a full disk): not a clean finish.
                 status = RunStatus.FAILED
@@ -126,9 +135,17 @@ class Supervisor:
                 status, error = RunStatus.FINISHED, None
             else:
                 status, error = RunStatus.FAILED, _describe_exit(code)
-            self.status = status
+            self.status, self.error = status, error
         # The end is when the command ended, even if a busy store takes a while to record it.
         self._write_outcome(status, error, now_ms())
+
+    def _cancel_requested(self) -> bool:
+        """The run carries the mark of ``mlproj runs cancel`` (read only for a command that
+        did not exit 0: the run's success path reads nothing back)."""
+        try:
+            return TAG_CANCEL in self.store.get_run(self.job.run_id).tags
+        except ExecutionException:
+            return False
 
     def _write_outcome(self, status: str, error: str | None, end_time: int) -> None:
         try:

@@ -3,7 +3,8 @@
 The key hashes the project's code state (Git commit, plus a hash of uncommitted changes in a
 local work tree; for a folder outside Git, a fingerprint of its files), the entry point, every
 parameter as logged (defaults included, types normalised), the environment spec, and for a
-pipeline step the run ids of the steps it depends on. It is stored on every run as tag
+pipeline step the run ids of the steps it depends on, and a hash of the contents behind
+every ``path`` parameter that names a local file or folder. It is stored on every run as tag
 ``mlproj.key``; two runs with equal keys are expected to produce the same result.
 """
 
@@ -40,16 +41,22 @@ def run_key(
     params: ResolvedParameters,
     manager: EnvironmentManager,
     upstream: str = "",
+    *,
+    code: str | None = None,
 ) -> str:
-    """The key of a run of ``entry_point`` with ``params`` (see the module docstring)."""
-    material = {
+    """The key of a run of ``entry_point`` with ``params`` (see the module docstring);
+    ``code``: the code state when already known (a sweep takes it once)."""
+    material: dict[str, object] = {
         "v": KEY_VERSION,
-        "code": code_state(fetched),
+        "code": code_state(fetched) if code is None else code,
         "entry_point": entry_point,
         "params": _normalised(project, entry_point, params),
         "env": environment_state(project, manager),
         "upstream": upstream,
     }
+    data = local_path_contents(params)
+    if data:  # only then: keys of runs without local path params stay as they were
+        material["data"] = data
     encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode("utf-8")
     return sha256(encoded).hexdigest()
 
@@ -70,6 +77,57 @@ def _normalised(project: Project, entry_point: str, params: ResolvedParameters) 
         except ValueError:
             continue  # not a number: keep the text
     return values
+
+
+def local_path_contents(params: ResolvedParameters) -> dict[str, str]:
+    """A hash of the contents behind every ``path`` param that names a local file or folder
+    (its value is then the absolute path): the same path holding other data is another key.
+    Downloaded ``path`` values (remote URIs) are keyed by their URI, as given."""
+    return {
+        name: path_digest(path)
+        for name, path in params.local_paths.items()
+        if params.declared.get(name) == str(path)
+    }
+
+
+# (path, size, mtime, inode, ctime) -> digest: a sweep's 200 trials over one data file read
+# it once; any change to the file changes its stat, so a stale digest is never used.
+_digests: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def path_digest(path: Path) -> str:
+    """sha256 of a file's bytes; of a folder, of each file's relative path and bytes (every
+    file, hidden ones too: data is data). Unreadable: a value matching nothing."""
+    try:
+        if not path.is_dir():
+            return _file_digest(path)
+        digest = sha256()
+        for folder, subfolders, files in os.walk(path):
+            subfolders.sort()
+            for name in sorted(files):
+                file = Path(folder, name)
+                relative = file.relative_to(path).as_posix()
+                digest.update(f"{relative}\0{_file_digest(file)}\n".encode())
+        return digest.hexdigest()
+    except OSError:
+        return f"unreadable:{os.urandom(8).hex()}"  # no reuse is better than a wrong one
+
+
+def _file_digest(path: Path) -> str:
+    stat = path.stat()
+    memo = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
+    found = _digests.get(memo)
+    if found is None:
+        import hashlib  # data files can be large: OpenSSL's SHA-256, loaded only for them
+
+        digest = hashlib.sha256()
+        with path.open("rb") as source:
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+        if len(_digests) > 100_000:  # a long-lived process: keep the memo bounded
+            _digests.clear()
+        found = _digests[memo] = digest.hexdigest()
+    return found
 
 
 def code_state(fetched: FetchedProject) -> str:

@@ -8,18 +8,26 @@ SIGTERM or ``mlproj runs cancel <parent>`` stops every running child (KILLED) be
 parent. Its state is the tracking store: the parent carries this process's identity tags, so
 ``runs cancel`` reaches it and ``runs reap`` settles it if this process dies.
 
-Children are supervised by threads of this process (synchronous submits), which keeps the
-overhead per child to a few milliseconds; their command processes run in their own process
-groups, as for ``mlproj run``.
+Local children whose output goes to their log only (sweep trials) are awaited by this thread
+alone: their output pipes and pidfds sit in one selector, so a trial's end is an event, not a
+poll, and no thread or process is added to its command. Other children (remote backends,
+pipeline steps whose output is shown) are supervised by worker threads (synchronous
+submits), which wake the same selector when they end. Every command runs in its own process
+group, as for ``mlproj run``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
+import os
+import selectors
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -39,7 +47,8 @@ from mlproj.tags import (
 )
 
 if TYPE_CHECKING:
-    from mlproj.api import RunOptions
+    from mlproj.api import RunOptions, Started
+    from mlproj.local_run.supervisor import Supervisor
     from mlproj.submitted import SubmittedRun
     from mlproj.tracking.base import TrackingStore
     from mlproj.tracking.entities import Run
@@ -60,6 +69,9 @@ class Child:
     tags: dict[str, str] = field(default_factory=dict)
     reuse: bool = False
     retry_of: str | None = None  # a dead or killed run this child replaces (resume)
+    # The command's output goes to its run's log only, not this console: a local child is
+    # then awaited in the scheduler's own loop, without a thread.
+    log_only: bool = False
 
 
 @dataclass
@@ -109,6 +121,7 @@ class Scheduler:
         self.log = log
         self.on_change = on_change
         self._free_gpus = list(gpus)
+        self._uri = store.tracking_uri
         self._handles: dict[int, SubmittedRun] = {}
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
@@ -122,52 +135,193 @@ class Scheduler:
         """Start children until the plan is exhausted and every child has ended.
 
         Any exception in the calling thread (Ctrl-C, :class:`Cancelled` from SIGTERM) cancels
-        every running child first, then propagates."""
-        outcomes: list[Outcome] = []
-        running: dict[Future[Outcome], Child] = {}
-        executor = ThreadPoolExecutor(self.max_parallel, thread_name_prefix="mlproj-child")
+        every running child first, waits until each is recorded, then propagates."""
+        self._outcomes: list[Outcome] = []
+        self._plan = plan
+        self._threads: dict[Future[Outcome], Child] = {}
+        self._watched: set[_Watched] = set()
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._executor = ThreadPoolExecutor(self.max_parallel, thread_name_prefix="mlproj-child")
         try:
             while True:
                 if not self.cancelled:
-                    self._start_ready(plan, executor, running)
-                if not running:
+                    self._start_ready()
+                if not self._busy():
                     break  # nothing runs and nothing more could start
-                done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in done:
-                    running.pop(future)
-                    outcome = future.result()
-                    self._release_gpu(outcome.gpu)
-                    outcomes.append(outcome)
-                    plan.child_done(outcome)
+                self._step()
                 self._changed()
         except BaseException:
             self.cancel()
-            self._drain(running)
+            self._drain()
             raise
         finally:
-            executor.shutdown(wait=True)
-        return outcomes
+            self._executor.shutdown(wait=True)
+            self._selector.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+        return self._outcomes
 
-    def _start_ready(
-        self, plan: Plan, executor: ThreadPoolExecutor, running: dict[Future[Outcome], Child]
-    ) -> None:
-        free = self.max_parallel - len(running)
+    def _busy(self) -> int:
+        return len(self._threads) + len(self._watched) + len(self._timers)
+
+    def _step(self) -> None:
+        """Wait for the next event (output, a command's end, a thread's end, a retry due) and
+        handle every event that is ready."""
+        timeout = None
+        if self._timers:
+            timeout = max(0.0, self._timers[0][0] - time.monotonic())
+        for key, _ in self._selector.select(timeout):
+            if key.data is None:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._wake_r, 512):
+                        pass
+            else:
+                watched, is_output = key.data
+                self._on_event(watched, is_output)
+        for future in [f for f in self._threads if f.done()]:
+            self._threads.pop(future)
+            self._ended(future.result())
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            heapq.heappop(self._timers)[2]()
+
+    def _on_event(self, watched: _Watched, is_output: bool) -> None:
+        runner = watched.supervisor.runner
+        if is_output and watched.output_fd is not None:
+            fd = watched.output_fd
+            if runner.read_output():
+                return
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(fd)
+            watched.output_fd = None
+        elif not is_output and watched.pidfd is not None:
+            self._selector.unregister(watched.pidfd)
+            os.close(watched.pidfd)
+            watched.pidfd = None
+            if watched.output_fd is not None and runner.output_fd is None:
+                # Stopped in this thread (a cancel while it was starting): the stop read the
+                # pipe to its end and closed it already.
+                with contextlib.suppress(KeyError, ValueError):
+                    self._selector.unregister(watched.output_fd)
+                watched.output_fd = None
+        if watched.output_fd is None and watched.pidfd is None:
+            self._watched.discard(watched)
+            self._settle(watched)
+
+    def _settle(self, watched: _Watched) -> None:
+        """A watched child's command has ended and its output is read: record it."""
+        try:
+            watched.started.finish()
+        except Exception as exc:  # noqa: BLE001 - one child's failure, whatever it is, is its own
+            outcome = self._failed_outcome(watched.child, watched.gpu, watched.attempt, exc,
+                                           watched.started.handle.run_id)  # fmt: skip
+        else:
+            outcome = Outcome(
+                watched.child, watched.started.handle.run_id, RunStatus.FINISHED,
+                attempts=watched.attempt, gpu=watched.gpu,
+            )  # fmt: skip
+        finally:
+            self._unregister(watched.started.handle)
+        self._after_attempt(outcome)
+
+    def _start_ready(self) -> None:
+        free = self.max_parallel - len(self._threads) - len(self._watched) - len(self._timers)
         if free <= 0:
             return
-        for child in plan.next_children(free):
+        for child in self._plan.next_children(free):
             gpu = self._take_gpu()
-            running[executor.submit(self._run_child, child, gpu)] = child
+            if child.log_only and child.options.backend == "local" and _watchable(child):
+                self._launch(child, gpu, 1, child.retry_of)
+            else:
+                future = self._executor.submit(self._run_child, child, gpu)
+                future.add_done_callback(self._wake)
+                self._threads[future] = child
         self._changed()
 
-    def _drain(self, running: dict[Future[Outcome], Child]) -> None:
+    def _launch(self, child: Child, gpu: str | None, attempt: int, previous: str | None) -> None:
+        """Start one attempt of a child awaited in this loop (no thread)."""
+        from mlproj.api import start
+        from mlproj.local_run.handle import LocalSubmittedRun
+
+        options, opened = self._attempt_options(child, gpu, attempt, previous)
+        if self.cancelled:
+            outcome = Outcome(child, None, RunStatus.KILLED, "cancelled before it started", gpu=gpu)
+            self._after_attempt(outcome)
+            return
+        handles: list[SubmittedRun] = []
+        try:
+            started = start(
+                replace(options, caller_reads=True, on_submitted=self._registering(handles))
+            )
+        except Exception as exc:  # noqa: BLE001 - one child's failure, whatever it is, is its own
+            if handles:
+                self._unregister(handles[0])
+            run_id = opened[0] if opened else None
+            self._after_attempt(self._failed_outcome(child, gpu, attempt, exc, run_id))
+            return
+        handle = started.handle
+        supervisor = handle.supervisor if isinstance(handle, LocalSubmittedRun) else None
+        if supervisor is None:  # reused: nothing runs
+            from mlproj.orchestration.run_key import ReusedRun
+
+            reused = isinstance(handle, ReusedRun)
+            outcome = Outcome(child, handle.run_id, RunStatus.FINISHED, reused=reused,
+                              attempts=attempt, gpu=gpu)  # fmt: skip
+            self._after_attempt(outcome)
+            return
+        watched = _Watched(child, gpu, attempt, previous, started, supervisor)
+        with contextlib.suppress(ProcessLookupError):  # already stopped and collected (cancel)
+            watched.pidfd = os.pidfd_open(supervisor.runner.pid)
+            self._selector.register(watched.pidfd, selectors.EVENT_READ, (watched, False))
+        watched.output_fd = supervisor.runner.output_fd
+        if watched.output_fd is not None:
+            self._selector.register(watched.output_fd, selectors.EVENT_READ, (watched, True))
+        if watched.pidfd is None and watched.output_fd is None:
+            self._settle(watched)
+            return
+        self._watched.add(watched)
+
+    def _after_attempt(self, outcome: Outcome) -> None:
+        """An attempt of a loop-awaited child ended: try again after the backoff, or it ended."""
+        if self._should_retry(outcome):
+            attempt = outcome.attempts + 1
+            delay = self.retry.wait_before(attempt)
+            child, gpu, failed = outcome.child, outcome.gpu, outcome.run_id
+            self._log_retry(child, failed, attempt, delay)
+
+            def again() -> None:
+                if self.cancelled:
+                    self._ended(outcome)
+                else:
+                    self._launch(child, gpu, attempt, failed)
+
+            due = time.monotonic() + delay
+            heapq.heappush(self._timers, (due, next(self._order), again))
+            return
+        self._ended(outcome)
+
+    def _ended(self, outcome: Outcome) -> None:
+        self._release_gpu(outcome.gpu)
+        self._outcomes.append(outcome)
+        self._plan.child_done(outcome)
+
+    def _wake(self, _: object = None) -> None:
+        with contextlib.suppress(OSError):  # full (a wake is pending anyway) or closed
+            os.write(self._wake_w, b"x")
+
+    def _drain(self) -> None:
         """Wait for the children being stopped; a second Ctrl-C does not skip recording."""
-        while running:
-            done: set[Future[Outcome]] = set()
+        self._timers.clear()  # retries not started: their last attempt's outcome stands
+        while self._threads or self._watched:
             # A second Ctrl-C must not skip the wait: every child has to end recorded.
             with contextlib.suppress(BaseException):
-                done, _ = wait(list(running), timeout=0.5)
-            for future in done:
-                running.pop(future)
+                self._step()
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -177,6 +331,8 @@ class Scheduler:
     def cancel(self) -> None:
         """Stop every running child (they end KILLED) and start no more."""
         self._cancelled.set()
+        if hasattr(self, "_wake_w"):
+            self._wake()  # a loop waiting for a retry's backoff sees it at once
         with self._lock:
             handles = list(self._handles.values())
         # In parallel: each may wait out its grace period before SIGKILL.
@@ -209,34 +365,39 @@ class Scheduler:
 
     # -- one child, with its retries -----------------------------------------------------------
     def _run_child(self, child: Child, gpu: str | None) -> Outcome:
+        """One child in a worker thread, with its retries."""
         previous = child.retry_of
         attempt = 1
         while True:
             outcome = self._attempt(child, gpu, attempt, previous)
-            retry = (
-                outcome.status == RunStatus.FAILED
-                and outcome.run_id is not None  # no run: bad input, a retry cannot help
-                and attempt <= self.retry.retries
-                and not self.cancelled
-            )
-            if not retry:
+            if not self._should_retry(outcome):
                 return outcome
             attempt += 1
             delay = self.retry.wait_before(attempt)
-            self.log(
-                f"{child.label}: run {outcome.run_id} failed; retry {attempt - 1} of "
-                f"{self.retry.retries} in {delay:g} s"
-            )
+            self._log_retry(child, outcome.run_id, attempt, delay)
             if self._cancelled.wait(delay):
                 return outcome
             previous = outcome.run_id
 
-    def _attempt(
-        self, child: Child, gpu: str | None, attempt: int, previous: str | None
-    ) -> Outcome:
-        from mlproj.api import submit
-        from mlproj.orchestration.run_key import ReusedRun
+    def _should_retry(self, outcome: Outcome) -> bool:
+        return (
+            outcome.status == RunStatus.FAILED
+            and outcome.run_id is not None  # no run: bad input, a retry cannot help
+            and outcome.attempts <= self.retry.retries
+            and not self.cancelled
+        )
 
+    def _log_retry(self, child: Child, run_id: str | None, attempt: int, delay: float) -> None:
+        self.log(
+            f"{child.label}: run {run_id} failed; retry {attempt - 1} of "
+            f"{self.retry.retries} in {delay:g} s"
+        )
+
+    def _attempt_options(
+        self, child: Child, gpu: str | None, attempt: int, previous: str | None
+    ) -> tuple[RunOptions, list[str]]:
+        """The options of one attempt of a child, and the list its run id is put in once the
+        run is opened."""
         tags = dict(child.tags)
         if self.parent_run_id:
             tags[MLFLOW_PARENT_RUN_ID] = self.parent_run_id
@@ -249,12 +410,6 @@ class Scheduler:
             tags[TAG_GPU] = gpu
             extra_env["CUDA_VISIBLE_DEVICES"] = gpu
         opened: list[str] = []
-        handles: list[SubmittedRun] = []
-
-        def submitted(handle: SubmittedRun) -> None:
-            handles.append(handle)
-            self._register(handle)
-
         options = replace(
             child.options,
             synchronous=True,
@@ -262,17 +417,41 @@ class Scheduler:
             extra_env=extra_env,
             reuse=child.reuse and attempt == 1,
             on_opened=opened.append,
-            on_submitted=submitted,
+            # One open store for every child (one database connection, caches kept), when
+            # the child writes where the parent does.
+            store=self.store if child.options.tracking_uri in (None, self._uri) else None,
         )
+        return options, opened
+
+    def _registering(self, handles: list[SubmittedRun]) -> Callable[[SubmittedRun], None]:
+        def submitted(handle: SubmittedRun) -> None:
+            handles.append(handle)
+            self._register(handle)
+
+        return submitted
+
+    def _failed_outcome(
+        self, child: Child, gpu: str | None, attempt: int, exc: Exception, run_id: str | None
+    ) -> Outcome:
+        status = self._recorded_status(run_id)
+        message = str(exc) if isinstance(exc, ExecutionException) else repr(exc)
+        return Outcome(child, run_id, status, message, attempts=attempt, gpu=gpu)
+
+    def _attempt(
+        self, child: Child, gpu: str | None, attempt: int, previous: str | None
+    ) -> Outcome:
+        from mlproj.api import submit
+        from mlproj.orchestration.run_key import ReusedRun
+
+        options, opened = self._attempt_options(child, gpu, attempt, previous)
+        handles: list[SubmittedRun] = []
+        options = replace(options, on_submitted=self._registering(handles))
         if self.cancelled:
             return Outcome(child, None, RunStatus.KILLED, "cancelled before it started", gpu=gpu)
         try:
             handle = submit(options)
         except Exception as exc:  # noqa: BLE001 - one child's failure, whatever it is, is its own
-            run_id = opened[0] if opened else None
-            status = self._recorded_status(run_id)
-            message = str(exc) if isinstance(exc, ExecutionException) else repr(exc)
-            return Outcome(child, run_id, status, message, attempts=attempt, gpu=gpu)
+            return self._failed_outcome(child, gpu, attempt, exc, opened[0] if opened else None)
         finally:
             self._unregister(handles[0] if handles else None)
         reused = isinstance(handle, ReusedRun)
@@ -288,6 +467,41 @@ class Scheduler:
         except ExecutionException:
             return RunStatus.FAILED
         return status if status in TERMINAL_STATUSES else RunStatus.FAILED
+
+
+@dataclass(eq=False)
+class _Watched:
+    """An attempt of a child awaited in the scheduler's loop: ended once its command has
+    exited (pidfd) and its output pipe is read to the end."""
+
+    child: Child
+    gpu: str | None
+    attempt: int
+    previous: str | None  # the run this attempt retries, if any
+    started: Started
+    supervisor: Supervisor
+    pidfd: int | None = None
+    output_fd: int | None = None
+
+
+def _watchable(child: Child) -> bool:
+    """A local child the loop can await: pidfds exist here, and no time limit is asked (the
+    in-process supervisor's wait enforces that one)."""
+    if not _PIDFDS:
+        return False
+    config = child.options.backend_config
+    return not config or (isinstance(config, Mapping) and "timeout" not in config)
+
+
+def _pidfds_work() -> bool:
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):  # not Linux >= 5.3
+        return False
+    return True
+
+
+_PIDFDS = _pidfds_work()
 
 
 def _cancel_quietly(handle: SubmittedRun) -> None:

@@ -11,7 +11,6 @@ journal file under the experiment's folder for local stores, else under ``MLPROJ
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import random
@@ -57,6 +56,7 @@ from mlproj.statuses import RunStatus
 from mlproj.tags import (
     TAG_BEST_METRIC,
     TAG_BEST_RUN,
+    TAG_CANCEL,
     TAG_ERROR,
     TAG_KIND,
     TAG_SWEEP_SPEC,
@@ -255,12 +255,19 @@ class Trial:
     reused: bool = False
 
 
-def trial_params(spec: SweepSpec, number: int) -> dict[str, str]:
-    """Trial ``number``'s parameters for grid and random sweeps (deterministic)."""
+def trial_params(
+    spec: SweepSpec, number: int, axes: Sequence[Sequence[str]] | None = None
+) -> dict[str, str]:
+    """Trial ``number``'s parameters for grid and random sweeps (deterministic); ``axes``:
+    the grid's values per parameter, when already listed."""
     if spec.method == "grid":
-        axes = [grid_values(n, d) for n, d in spec.parameters.items()]
-        point = next(itertools.islice(itertools.product(*axes), number, None))
-        return dict(zip(spec.parameters, point, strict=True))
+        if axes is None:
+            axes = [grid_values(n, d) for n, d in spec.parameters.items()]
+        point = []
+        for values in reversed(axes):  # the number in mixed radix: the last axis runs fastest
+            number, index = divmod(number, len(values))
+            point.append(values[index])
+        return dict(zip(spec.parameters, reversed(point), strict=True))
     rng = random.Random(f"{spec.seed}:{number}")  # noqa: S311 - sampling, not secrets
     return {name: sample(d, rng) for name, d in spec.parameters.items()}
 
@@ -291,7 +298,13 @@ class Sweep(BackgroundRun):
         self.trials: dict[int, Trial] = dict(done or {})
         self._redo = dict(redo or {})  # trial number -> the killed/dead run it replaces
         self.log = log
-        self.failures = sum(1 for t in self.trials.values() if t.status == RunStatus.FAILED)
+        # Failed trials, and trials cancelled alone (KILLED, not to run again) count.
+        self.failures = sum(
+            1
+            for n, t in self.trials.items()
+            if t.status == RunStatus.FAILED
+            or (t.status == RunStatus.KILLED and n not in self._redo)
+        )
         self.status: str = RunStatus.RUNNING
         self.error: str | None = None
         self._progress = progress
@@ -305,6 +318,12 @@ class Sweep(BackgroundRun):
             log=log,
             on_change=self._show_progress if progress else None,
         )
+        from mlproj.api import ProjectSnapshot
+
+        self._snapshot = ProjectSnapshot()  # one version of the project for every trial
+        self._axes: list[list[str]] | None = None
+        if spec.method == "grid":
+            self._axes = [list(grid_values(n, d)) for n, d in spec.parameters.items()]
         self._pending = self._todo()
         self._optuna: _OptunaSampler | None = None
         if spec.method == "optuna":
@@ -329,7 +348,7 @@ class Sweep(BackgroundRun):
                 if self._optuna is not None:  # a killed or dead trial, asked again as it was
                     params = self._optuna.ask_again(number, self.trials[number].params)
                 else:
-                    params = trial_params(self.spec, number)
+                    params = trial_params(self.spec, number, self._axes)
             elif self._optuna is not None:
                 asked = self._optuna.ask()
                 if asked is None:
@@ -357,6 +376,7 @@ class Sweep(BackgroundRun):
             run_name=f"trial-{number}",
             tracking_uri=self.tracking_uri,
             log=lambda line: None,
+            snapshot=self._snapshot,
         )
         return Child(
             label=f"trial {number}",
@@ -364,6 +384,7 @@ class Sweep(BackgroundRun):
             tags={TAG_KIND: "trial", TAG_TRIAL: str(number)},
             reuse=spec.reuse,
             retry_of=self._redo.pop(number, None),
+            log_only=True,  # parallel trials' output is kept in their logs, not interleaved here
         )
 
     def child_done(self, outcome: Outcome) -> None:
@@ -376,6 +397,11 @@ class Sweep(BackgroundRun):
         if outcome.status == RunStatus.FAILED:
             self.failures += 1
             self.log(f"trial {number} failed: {outcome.error or 'see its run'}")
+        elif outcome.status == RunStatus.KILLED and not self.scheduler.cancelled:
+            # This trial alone was cancelled (`mlproj runs cancel <trial>`): the sweep goes
+            # on, the trial is not retried, and it counts towards --max-failures.
+            self.failures += 1
+            self.log(f"trial {number} cancelled (run {outcome.run_id})")
         if self._optuna is not None:
             self._optuna.tell(number, trial)
 
@@ -717,7 +743,8 @@ def resume_sweep(
         if spec.metric and status == RunStatus.FINISHED:
             trial.value = run.metrics.get(spec.metric)
         done[number] = trial
-        if run.run_id in dead or status == RunStatus.KILLED:
+        # KILLED with the whole sweep: run again; KILLED alone (runs cancel <trial>): kept.
+        if run.run_id in dead or (status == RunStatus.KILLED and TAG_CANCEL not in run.tags):
             redo[number] = run.run_id
         else:
             redo.pop(number, None)

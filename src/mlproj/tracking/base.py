@@ -50,6 +50,20 @@ class TrackingStore(ABC):
     ) -> RunInfo:
         """Create a RUNNING run. A missing ``run_name`` gets a random ``adjective-noun-NNN``."""
 
+    def create_run_with_params(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        user_id: str,
+        params: Mapping[str, str],
+    ) -> RunInfo | None:
+        """:meth:`create_run` with ``params`` logged in the same write (one transaction, or
+        written before the run's folder appears); None when this store cannot, and the
+        caller logs them after :meth:`create_run`."""
+        return None
+
     @abstractmethod
     def get_run(self, run_id: str) -> Run:
         """Return the run; raise ExecutionException naming the id when it does not exist."""

@@ -458,6 +458,31 @@ class FileStore(TrackingStore):
         user_id: str,
         start_time: int | None = None,
     ) -> RunInfo:
+        return self._create_run(experiment_id, run_name, tags, user_id, start_time, {})
+
+    def create_run_with_params(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        user_id: str,
+        params: Mapping[str, str],
+    ) -> RunInfo:
+        return self._create_run(experiment_id, run_name, tags, user_id, None, params)
+
+    def _create_run(
+        self,
+        experiment_id: str,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        user_id: str,
+        start_time: int | None,
+        params: Mapping[str, str],
+    ) -> RunInfo:
+        all_params = {str(k): _as_value(v) for k, v in params.items()}
+        for key, value in all_params.items():
+            check_param(key, value)
         experiment_id = str(experiment_id)
         experiment_folder = self._experiment_dir(experiment_id)
         if experiment_folder is None and experiment_id == DEFAULT_EXPERIMENT_ID:
@@ -512,6 +537,11 @@ class FileStore(TrackingStore):
                 (staging / sub).mkdir()
             for key, value in all_tags.items():
                 target = staging / "tags" / key
+                if "/" in key:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(value.encode("utf-8"))
+            for key, value in all_params.items():
+                target = staging / "params" / key
                 if "/" in key:
                     target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(value.encode("utf-8"))

@@ -419,7 +419,32 @@ class SqliteStore(TrackingStore):
         user_id: str,
         start_time: int | None = None,
     ) -> RunInfo:
+        return self._create_run(experiment_id, run_name, tags, user_id, start_time, {})
+
+    def create_run_with_params(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        user_id: str,
+        params: Mapping[str, str],
+    ) -> RunInfo:
+        return self._create_run(experiment_id, run_name, tags, user_id, None, params)
+
+    def _create_run(
+        self,
+        experiment_id: str,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        user_id: str,
+        start_time: int | None,
+        params: Mapping[str, str],
+    ) -> RunInfo:
         all_tags = {str(k): _value(v) for k, v in tags.items()}
+        all_params = {str(k): _value(v) for k, v in params.items()}
+        for key, value in all_params.items():
+            check_param(key, value)
         tagged_name = all_tags.get(RUN_NAME_TAG)
         if run_name and tagged_name is not None and tagged_name != run_name:
             raise ExecutionException(
@@ -464,6 +489,11 @@ class SqliteStore(TrackingStore):
                 "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
                 [(k, v, run_id) for k, v in all_tags.items()],
             )
+            if all_params:
+                conn.executemany(
+                    "INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
+                    [(k, v, run_id) for k, v in all_params.items()],
+                )
             return RunInfo(
                 run_id=run_id,
                 experiment_id=str(number),
