@@ -6,16 +6,11 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    from mlproj import report
-
-    report.current().error(message)
-    sys.exit(code)
+from mlproj.cli.startup import fail as _fail
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:

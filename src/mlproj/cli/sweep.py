@@ -5,16 +5,11 @@ from __future__ import annotations
 import signal
 import sys
 from dataclasses import fields
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    from mlproj import report
-
-    report.current().error(message)
-    sys.exit(code)
+from mlproj.cli.startup import fail as _fail
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
