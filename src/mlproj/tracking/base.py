@@ -174,3 +174,42 @@ class TrackingStore(ABC):
                 f"{self.tracking_uri}"
             )
         return wanted
+
+
+class CreatesRunWithParams(TrackingStore):
+    """A store that writes a new run and its params together (the local ones): both ways of
+    creating a run go to :meth:`_create_run`."""
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        user_id: str,
+        start_time: int | None = None,
+    ) -> RunInfo:
+        return self._create_run(experiment_id, run_name, tags, user_id, start_time, {})
+
+    def create_run_with_params(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        user_id: str,
+        params: Mapping[str, str],
+    ) -> RunInfo:
+        return self._create_run(experiment_id, run_name, tags, user_id, None, params)
+
+    @abstractmethod
+    def _create_run(
+        self,
+        experiment_id: str,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        user_id: str,
+        start_time: int | None,
+        params: Mapping[str, str],
+    ) -> RunInfo:
+        """Create the RUNNING run with ``params`` in one write."""

@@ -45,7 +45,7 @@ from mlproj.hashing import sha1_hex
 from mlproj.locations import local_store_root
 from mlproj.statuses import STATUS_TO_INT, TERMINAL_STATUSES, RunStatus
 from mlproj.tags import MLFLOW_RUN_NAME, TAG_RUN_KEY
-from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.base import CreatesRunWithParams
 from mlproj.tracking.common import local_folder, now_ms, run_not_found
 from mlproj.tracking.entities import (
     DEFAULT_EXPERIMENT_ID,
@@ -210,7 +210,7 @@ def _new_experiment_id() -> str:
 
 
 # -- the store ---------------------------------------------------------------------------------
-class FileStore(TrackingStore):
+class FileStore(CreatesRunWithParams):
     """An MLflow-compatible file store rooted at an absolute ``file:///...`` URI."""
 
     def __init__(self, uri: str) -> None:
@@ -448,28 +448,6 @@ class FileStore(TrackingStore):
             tags=_read_files(f"{folder}/tags"),
             metrics=_latest_metrics(f"{folder}/metrics", self._report_damage),
         )
-
-    def create_run(
-        self,
-        experiment_id: str,
-        *,
-        run_name: str | None,
-        tags: Mapping[str, str],
-        user_id: str,
-        start_time: int | None = None,
-    ) -> RunInfo:
-        return self._create_run(experiment_id, run_name, tags, user_id, start_time, {})
-
-    def create_run_with_params(
-        self,
-        experiment_id: str,
-        *,
-        run_name: str | None,
-        tags: Mapping[str, str],
-        user_id: str,
-        params: Mapping[str, str],
-    ) -> RunInfo:
-        return self._create_run(experiment_id, run_name, tags, user_id, None, params)
 
     def _create_run(
         self,

@@ -35,7 +35,7 @@ from mlproj.errors import ExecutionException, StoreUnreachable
 from mlproj.fsutil import copy_into
 from mlproj.locations import sqlite_database
 from mlproj.statuses import STATUS_TO_INT, TERMINAL_STATUSES
-from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.base import CreatesRunWithParams
 from mlproj.tracking.common import local_folder, now_ms, run_not_found
 from mlproj.tracking.entities import (
     DEFAULT_EXPERIMENT_ID,
@@ -138,7 +138,7 @@ def _metric_row(run_id: str, metric: Metric) -> tuple[str, float, int, str, int,
     return key, number, timestamp, run_id, step, 0
 
 
-class SqliteStore(TrackingStore):
+class SqliteStore(CreatesRunWithParams):
     """An MLflow SQLite tracking database, written natively."""
 
     def __init__(self, uri: str, *, artifact_root: str | None = None) -> None:
@@ -410,28 +410,6 @@ class SqliteStore(TrackingStore):
         return self._read(work, missing=list)
 
     # -- runs --------------------------------------------------------------------------------
-    def create_run(
-        self,
-        experiment_id: str,
-        *,
-        run_name: str | None,
-        tags: Mapping[str, str],
-        user_id: str,
-        start_time: int | None = None,
-    ) -> RunInfo:
-        return self._create_run(experiment_id, run_name, tags, user_id, start_time, {})
-
-    def create_run_with_params(
-        self,
-        experiment_id: str,
-        *,
-        run_name: str | None,
-        tags: Mapping[str, str],
-        user_id: str,
-        params: Mapping[str, str],
-    ) -> RunInfo:
-        return self._create_run(experiment_id, run_name, tags, user_id, None, params)
-
     def _create_run(
         self,
         experiment_id: str,
