@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,7 +9,7 @@ from typing import Any
 
 import click
 
-from mlproj.cli.startup import fail as _fail
+from mlproj.cli.startup import one_line_when_stopped
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -26,21 +25,10 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
 @contextmanager
 def _cancellable(what: str) -> Iterator[None]:
     """Ctrl-C and SIGTERM stop every running step (KILLED), then the parent; one line out."""
-    from mlproj.errors import ExecutionException
-    from mlproj.local_run.supervisor import Cancelled, signals_cancel
+    from mlproj.local_run.supervisor import signals_cancel
 
-    try:
-        with signals_cancel():
-            yield
-    except ExecutionException as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail(f"interrupted; the {what} was cancelled", code=130)
-    except Cancelled as stop:
-        _fail(
-            f"stopped by {signal.Signals(stop.signum).name}; the {what} was cancelled",
-            code=128 + stop.signum,
-        )
+    with one_line_when_stopped(what), signals_cancel():
+        yield
 
 
 def _logger(quiet: bool) -> Callable[[str], None]:

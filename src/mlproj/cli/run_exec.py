@@ -8,13 +8,12 @@ click, which then reports it in its usual form.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlproj.cli.startup import fail
+from mlproj.cli.startup import fail, one_line_when_stopped
 
 
 class RunUsageError(Exception):
@@ -44,7 +43,7 @@ def execute_run(values: Mapping[str, Any], from_env: frozenset[str]) -> None:
         except ExecutionException as exc:
             fail(str(exc))
     from mlproj import report
-    from mlproj.local_run.supervisor import Cancelled, signals_cancel
+    from mlproj.local_run.supervisor import signals_cancel
 
     reporter = report.Reporter(quiet=values["quiet"])
     log = reporter.log
@@ -81,20 +80,10 @@ def execute_run(values: Mapping[str, Any], from_env: frozenset[str]) -> None:
     )
     from mlproj.orchestration.retry import RetryPolicy, submit_with_retries
 
-    try:
-        # A signal at any step (fetch, env build, run) cancels cleanly: no run left RUNNING.
-        with report.using(reporter), signals_cancel():
-            policy = RetryPolicy(values["retries"], values["retry_delay"])
-            submitted = submit_with_retries(options, policy, log)
-    except ExecutionException as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        fail("interrupted; the run was cancelled", code=130)
-    except Cancelled as stop:
-        fail(
-            f"stopped by {signal.Signals(stop.signum).name}; the run was cancelled",
-            code=128 + stop.signum,
-        )
+    # A signal at any step (fetch, env build, run) cancels cleanly: no run left RUNNING.
+    with one_line_when_stopped("run"), report.using(reporter), signals_cancel():
+        policy = RetryPolicy(values["retries"], values["retry_delay"])
+        submitted = submit_with_retries(options, policy, log)
     if synchronous:
         log(f"run {submitted.run_id} {submitted.get_status()}; browse: mlproj ui")
     else:

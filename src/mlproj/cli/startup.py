@@ -7,8 +7,10 @@ failure, and turning any exception into one line with a conventional exit code.
 
 from __future__ import annotations
 
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
@@ -47,6 +49,26 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
     report.current().error(message)
     sys.exit(code)
+
+
+@contextmanager
+def one_line_when_stopped(what: str) -> Iterator[None]:
+    """Our error, Ctrl-C (exit 130) or a cancelling signal (128 + its number) while a run,
+    sweep or pipeline (``what``) goes: one line saying so, and the conventional exit code."""
+    from mlproj.errors import ExecutionException
+    from mlproj.local_run.supervisor import Cancelled
+
+    try:
+        yield
+    except ExecutionException as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail(f"interrupted; the {what} was cancelled", code=130)
+    except Cancelled as stop:
+        fail(
+            f"stopped by {signal.Signals(stop.signum).name}; the {what} was cancelled",
+            code=128 + stop.signum,
+        )
 
 
 def guarded(call: Callable[[], T], passthrough: tuple[type[BaseException], ...] = ()) -> T:

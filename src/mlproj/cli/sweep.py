@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from dataclasses import fields
 from typing import Any
 
 import click
 
-from mlproj.cli.startup import fail as _fail
+from mlproj.cli.startup import one_line_when_stopped
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -101,8 +100,7 @@ def sweep_command(
     """
     from mlproj import report
     from mlproj.api import load_backend_config
-    from mlproj.errors import ExecutionException
-    from mlproj.local_run.supervisor import Cancelled, signals_cancel
+    from mlproj.local_run.supervisor import signals_cancel
     from mlproj.orchestration import sweeps
 
     reporter = report.Reporter(quiet=quiet)
@@ -110,7 +108,7 @@ def sweep_command(
     progress = reporter.updates_in_place()
 
     with report.using(reporter):
-        try:
+        with one_line_when_stopped("sweep"):
             if resume_id is not None:
                 if uri or params or sweep_file:
                     raise click.UsageError("--resume takes the parent run id (no URI, -P or -f)")
@@ -168,15 +166,6 @@ def sweep_command(
                 )
             with signals_cancel():
                 status = running.run()
-        except ExecutionException as exc:
-            _fail(str(exc))
-        except KeyboardInterrupt:
-            _fail("interrupted; the sweep was cancelled", code=130)
-        except Cancelled as stop:
-            _fail(
-                f"stopped by {signal.Signals(stop.signum).name}; the sweep was cancelled",
-                code=128 + stop.signum,
-            )
         _print_summary(running, quiet)
         log(
             f"sweep {running.parent_run_id} {status}"
