@@ -179,7 +179,3 @@ def _copy(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_copy(v) for v in value)
     return value
-
-
-def is_record(obj: Any) -> bool:
-    return hasattr(type(obj) if not isinstance(obj, type) else obj, "__record_fields__")
