@@ -166,6 +166,11 @@ def replace(obj: T, /, **changes: Any) -> T:
     return type(obj)(**values)
 
 
+def field_names(cls: type) -> tuple[str, ...]:
+    """The names of a record class's fields, in order (``dataclasses.fields``)."""
+    return tuple(name for name, _, _ in cls.__record_fields__)  # type: ignore[attr-defined]
+
+
 def asdict(obj: Any) -> dict[str, Any]:
     """The fields as a dict; nested records, lists and dicts copied (``dataclasses.asdict``)."""
     return {name: _copy(getattr(obj, name)) for name, _, _ in obj.__record_fields__}

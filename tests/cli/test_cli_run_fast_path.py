@@ -1,8 +1,9 @@
-"""``mlproj run`` parsed without click must mean exactly what click would make of it.
+"""``mlproj run`` and ``mlproj sweep`` parsed without click must mean exactly what click would
+make of them.
 
-The fast parser (mlproj.cli.run_options) either returns the values click's own parser gives
-for the same arguments and environment, or declines and leaves the command line to click.
-Hypothesis throws argument lists at both, valid and not.
+The fast parser (mlproj.cli.option_table, with the tables of run_options and sweep) either
+returns the values click's own parser gives for the same arguments and environment, or declines
+and leaves the command line to click. Hypothesis throws argument lists at both, valid and not.
 """
 
 from __future__ import annotations
@@ -18,14 +19,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlproj.cli.main import run_command
+from mlproj.cli.main import run_command, sweep_command
+from mlproj.cli.option_table import Option, Parsed
 from mlproj.cli.run_options import RUN_OPTIONS, parse_run_args
+from mlproj.cli.sweep import SWEEP_OPTIONS, parse_sweep_args
 
-FLAGS = sorted({f for option in RUN_OPTIONS for f in (*option.flags, *option.off_flags)})
+COMMANDS = {
+    "run": (run_command, RUN_OPTIONS, parse_run_args),
+    "sweep": (sweep_command, SWEEP_OPTIONS, parse_sweep_args),
+}
+FLAGS = sorted(
+    {
+        f
+        for options in (RUN_OPTIONS, SWEEP_OPTIONS)
+        for option in options
+        for f in (*option.flags, *option.off_flags)
+    }
+)
 ODD = ["--help", "-h", "--", "-qP", "-Palpha=1", "--quiet=1", "--timeout=3", "--retries=2",
        "--run-name=-x", "--nope", "-", "-z"]  # fmt: skip
 VALUES = ["alpha=0.5", "a=b=c", "x", "", "3", "-1", "0", "1e3", "nan", "inf", "2.5", " 4 ",
-          "-x", "main", "{}", '{"k": 1}', "[1]", "file.json", "a", "=v"]  # fmt: skip
+          "-x", "main", "{}", '{"k": 1}', "[1]", "file.json", "a", "=v", "grid", "optuna",
+          "Random", "maximize", "x=range(0,3)", "0,1"]  # fmt: skip
 ENVIRONMENTS = st.fixed_dictionaries(
     {},
     optional={
@@ -38,9 +53,11 @@ TOKENS = st.one_of(st.sampled_from(FLAGS), st.sampled_from(ODD), st.sampled_from
 ENV_NAMES = ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TMP_DIR")
 
 
-def _click_reading(args: list[str]) -> tuple[dict[str, object], frozenset[str]] | None:
+def _click_reading(
+    args: list[str], command: str = "run"
+) -> tuple[dict[str, object], frozenset[str]] | None:
     try:
-        ctx = run_command.make_context("run", list(args))
+        ctx = COMMANDS[command][0].make_context(command, list(args))
     except (click.ClickException, click.exceptions.Exit):
         return None
     env = click.core.ParameterSource.ENVIRONMENT
@@ -48,23 +65,25 @@ def _click_reading(args: list[str]) -> tuple[dict[str, object], frozenset[str]] 
     return dict(ctx.params), from_env
 
 
+@pytest.mark.parametrize("command", COMMANDS)
 @settings(max_examples=600, deadline=None)
-@given(st.lists(TOKENS, max_size=8), ENVIRONMENTS)
+@given(args=st.lists(TOKENS, max_size=8), environment=ENVIRONMENTS)
 def test_the_fast_parser_agrees_with_click_or_declines(
-    args: list[str], environment: dict[str, str]
+    command: str, args: list[str], environment: dict[str, str]
 ) -> None:
-    _agrees_or_declines(args, environment)
+    _agrees_or_declines(command, args, environment)
 
 
-def _agrees_or_declines(args: list[str], environment: dict[str, str]) -> None:
+def _agrees_or_declines(command: str, args: list[str], environment: dict[str, str]) -> None:
+    parse = COMMANDS[command][2]
     with mock.patch.dict(os.environ, environment):
         for name in ENV_NAMES:
             if name not in environment:
                 os.environ.pop(name, None)
-        fast = parse_run_args(args)
+        fast: Parsed | None = parse(args)
         if fast is None:
             return
-        reading = _click_reading(args)
+        reading = _click_reading(args, command)
     assert reading is not None, f"fast path accepted what click refuses: {args}"
     values, from_env = reading
     assert fast.values == values
@@ -72,38 +91,42 @@ def _agrees_or_declines(args: list[str], environment: dict[str, str]) -> None:
     assert fast.from_env == from_env
 
 
-def _option_group(option_index: int, value: str, attached: bool) -> list[str]:
-    option = RUN_OPTIONS[option_index]
+def _option_group(options: tuple[Option, ...], index: int, value: str, attached: bool) -> list[str]:
+    option = options[index % len(options)]
     flag = option.flags[-1] if attached else option.flags[0]
     if option.kind in ("flag", "switch"):
         return [flag]
     return [f"{option.flags[-1]}={value}"] if attached else [flag, value]
 
 
-# Mostly well-formed command lines: one URI among options with values, as people write them.
-COMMAND_LINES = st.builds(
-    lambda groups, at: (
-        [t for g in groups[:at] for t in g] + ["proj"] + [t for g in groups[at:] for t in g]
-    ),
-    st.lists(
-        st.builds(
-            _option_group,
-            st.integers(0, len(RUN_OPTIONS) - 1),
-            st.sampled_from(VALUES),
-            st.booleans(),
+def _command_lines(options: tuple[Option, ...]) -> st.SearchStrategy[list[str]]:
+    """Mostly well-formed command lines: one URI among options with values, as people write
+    them."""
+    return st.builds(
+        lambda groups, at: (
+            [t for g in groups[:at] for t in g] + ["proj"] + [t for g in groups[at:] for t in g]
         ),
-        max_size=6,
-    ),
-    st.integers(0, 6),
-)
+        st.lists(
+            st.builds(
+                lambda index, value, attached: _option_group(options, index, value, attached),
+                st.integers(0, len(options) - 1),
+                st.sampled_from(VALUES),
+                st.booleans(),
+            ),
+            max_size=6,
+        ),
+        st.integers(0, 6),
+    )
 
 
+@pytest.mark.parametrize("command", COMMANDS)
 @settings(max_examples=600, deadline=None)
-@given(COMMAND_LINES, ENVIRONMENTS)
+@given(data=st.data(), environment=ENVIRONMENTS)
 def test_well_formed_command_lines_agree_with_click(
-    args: list[str], environment: dict[str, str]
+    command: str, data: st.DataObject, environment: dict[str, str]
 ) -> None:
-    _agrees_or_declines(args, environment)
+    args = data.draw(_command_lines(COMMANDS[command][1]))
+    _agrees_or_declines(command, args, environment)
 
 
 @pytest.mark.parametrize(
@@ -121,13 +144,33 @@ def test_common_command_lines_take_the_fast_path(args: list[str]) -> None:
     assert fast.values == _click_reading(args)[0]  # type: ignore[index]
 
 
-def test_a_plain_run_never_imports_click(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-P", "x=range(0,3)", "--max-parallel", "2", "-q"],
+        ["-e", "main", "-P", "x=1,2", "--method", "grid", "--seed", "3", "--goal", "maximize"],
+        ["--max-runs", "4", "-P", "x=uniform(0,1)", "--method=random", "--reuse", "--gpus", "0"],
+    ],
+)
+def test_common_sweep_command_lines_take_the_fast_path(args: list[str]) -> None:
+    fast = parse_sweep_args(["proj", *args], environ={})
+    assert fast is not None
+    assert fast.values == _click_reading(["proj", *args], "sweep")[0]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "command", [["run", "-q"], ["sweep", "-P", "x=range(0,2)", "--max-parallel", "2", "-q"]]
+)
+def test_a_plain_run_or_sweep_never_imports_click(tmp_path: Path, command: list[str]) -> None:
     project = tmp_path / "p"
     project.mkdir()
-    (project / "MLproject").write_text("name: p\nentry_points:\n  main:\n    command: 'true'\n")
+    (project / "MLproject").write_text(
+        "name: p\nentry_points:\n  main:\n    parameters: {x: {default: 0}}\n    command: 'true'\n"
+    )
+    argv = ["mlproj", command[0], str(project), *command[1:]]
     script = (
         "import sys\n"
-        f"sys.argv = ['mlproj', 'run', {str(project)!r}, '-q']\n"
+        f"sys.argv = {argv!r}\n"
         "from mlproj.cli.entry import main\n"
         "main()\n"
         "print('click' in sys.modules)\n"

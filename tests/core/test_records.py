@@ -87,11 +87,12 @@ def test_records_pickle() -> None:
     assert pickle.loads(pickle.dumps(point)) == point
 
 
-def test_a_plain_run_imports_neither_dataclasses_nor_inspect(tmp_path: object) -> None:
+def test_a_plain_run_or_sweep_imports_neither_dataclasses_nor_inspect(tmp_path: object) -> None:
     code = (
         "import sys\n"
         "import mlproj.api, mlproj.tracking.file_store, mlproj.local_run.supervisor\n"
-        "import mlproj.cli.entry, mlproj.cli.run_exec\n"
+        "import mlproj.cli.entry, mlproj.cli.run_exec, mlproj.cli.sweep\n"
+        "import mlproj.orchestration.sweeps, mlproj.tracking.sqlite_store\n"
         "print(sorted({'dataclasses', 'inspect', 'click'} & set(sys.modules)))\n"
     )
     # Without coverage's child measurement (CI's coverage pass), which imports inspect itself.

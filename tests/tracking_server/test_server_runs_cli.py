@@ -323,7 +323,7 @@ def test_table_and_json_listings_agree_on_awkward_names(store: TrackingStore) ->
 def test_terminal_tables_use_rich(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlproj.cli.runs import print_table
+    from mlproj.report import print_table
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     monkeypatch.setenv("COLUMNS", "120")

@@ -1,8 +1,10 @@
-"""The ``mlproj`` command's entry point: ``mlproj run`` without click when it can.
+"""The ``mlproj`` command's entry point: ``mlproj run`` and ``mlproj sweep`` without click
+when they can.
 
-A plain ``mlproj run`` (the command sweeps, scripts and users start most) is parsed by
-:mod:`mlproj.cli.run_options` and never imports click, which would cost about a quarter of a
-no-op run. Every other command line, and any ``run`` that parser declines, goes to click.
+A plain ``mlproj run`` or ``mlproj sweep`` (the commands scripts, schedulers and users start
+most) is parsed from its option table (:mod:`mlproj.cli.option_table`) and never imports click,
+which would cost about a quarter of a no-op run. Every other command line, and any that the
+table's parser declines, goes to click.
 """
 
 from __future__ import annotations
@@ -14,22 +16,28 @@ import sys
 def main() -> None:
     args = sys.argv[1:]
     # Shell completion (click's _MLPROJ_COMPLETE protocol) is click's job.
-    if args[:1] == ["run"] and "_MLPROJ_COMPLETE" not in os.environ:
-        from mlproj.cli.run_options import parse_run_args
+    if args[:1] in (["run"], ["sweep"]) and "_MLPROJ_COMPLETE" not in os.environ:
+        from mlproj.cli.option_table import UsageProblem
+        from mlproj.cli.startup import guarded, replay_journals_quietly
 
-        parsed = parse_run_args(args[1:])
+        if args[0] == "run":
+            from mlproj.cli.run_exec import execute_run as execute
+            from mlproj.cli.run_options import parse_run_args as parse
+        else:
+            from mlproj.cli.sweep import execute_sweep as execute
+            from mlproj.cli.sweep import parse_sweep_args as parse
+        parsed = parse(args[1:])
         if parsed is not None:
-            from mlproj.cli.run_exec import RunUsageError, execute_run
-            from mlproj.cli.startup import guarded, replay_journals_quietly
+            values, from_env = parsed.values, parsed.from_env
 
-            def run() -> None:
+            def command() -> None:
                 replay_journals_quietly()
-                execute_run(parsed.values, parsed.from_env)
+                execute(values, from_env)
 
             try:
-                guarded(run, passthrough=(RunUsageError,))
+                guarded(command, passthrough=(UsageProblem,))
                 return
-            except RunUsageError:
+            except UsageProblem:
                 pass  # click reads the command line again and reports it in its own form
     from mlproj.cli.main import cli
 

@@ -13,8 +13,10 @@ from typing import Any
 import click
 
 from mlproj import __version__
-from mlproj.cli.run_exec import RunUsageError, execute_run
-from mlproj.cli.run_options import FLAG, MULTIPLE, RUN_OPTIONS, SWITCH, RunOption
+from mlproj.cli.option_table import FLAG, MULTIPLE, SWITCH, Option, UsageProblem
+from mlproj.cli.run_exec import execute_run
+from mlproj.cli.run_options import RUN_OPTIONS
+from mlproj.cli.sweep import SWEEP_HELP, SWEEP_OPTIONS, execute_sweep
 
 # name -> "module:attribute" of a click command, imported on first use.
 _LAZY_COMMANDS = {
@@ -27,10 +29,6 @@ _LAZY_COMMANDS = {
     ),
     "ui": ("mlproj.cli.ui:ui_command", "Browse the runs in MLflow's own UI."),
     "sources": ("mlproj.cli.sources:sources_group", "List and clear cached Git repos, archives."),
-    "sweep": (
-        "mlproj.cli.sweep:sweep_command",
-        "Run an entry point over a grid, random or Optuna.",
-    ),
     "pipeline": ("mlproj.cli.pipeline:pipeline_group", "Run, resume and show MLproject pipelines."),
 }
 
@@ -90,8 +88,8 @@ def _complete_entry_point(
     return entry_point_items(uri, incomplete)
 
 
-def _click_option(option: RunOption) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The click declaration of one of ``mlproj run``'s options (declared in run_options)."""
+def _click_option(option: Option) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The click declaration of an option declared as data (run_options, sweep)."""
     settings: dict[str, Any] = {"default": option.default, "help": option.help}
     if option.kind == MULTIPLE:
         settings["multiple"] = True
@@ -105,11 +103,14 @@ def _click_option(option: RunOption) -> Callable[[Callable[..., Any]], Callable[
         settings["show_default"] = True
     if option.number is not None:
         kind, minimum, excluded = option.number
-        settings["type"] = (
-            click.IntRange(min=int(minimum))
-            if kind == "int"
-            else click.FloatRange(min=minimum, min_open=excluded)
-        )
+        if minimum == -float("inf"):
+            settings["type"] = int if kind == "int" else float
+        elif kind == "int":
+            settings["type"] = click.IntRange(min=int(minimum))
+        else:
+            settings["type"] = click.FloatRange(min=minimum, min_open=excluded)
+    if option.choices is not None:
+        settings["type"] = click.Choice(option.choices)
     if option.dest == "entry_point":
         settings["shell_complete"] = _complete_entry_point
     declarations = list(option.flags)
@@ -118,15 +119,25 @@ def _click_option(option: RunOption) -> Callable[[Callable[..., Any]], Callable[
     return click.option(*declarations, option.dest, **settings)
 
 
-def _with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(RUN_OPTIONS):  # decorators apply bottom-up: keep the declared order
-        command = _click_option(option)(command)
-    return command
+def _with_options(
+    options: tuple[Option, ...],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):  # decorators apply bottom-up: keep the declared order
+            command = _click_option(option)(command)
+        return command
+
+    return decorate
+
+
+def _from_env(ctx: click.Context, values: dict[str, Any]) -> frozenset[str]:
+    source = click.core.ParameterSource.ENVIRONMENT
+    return frozenset(name for name in values if ctx.get_parameter_source(name) == source)
 
 
 @cli.command("run", short_help="Run a project: a folder, Git repository or archive.")
 @click.argument("uri")
-@_with_run_options
+@_with_options(RUN_OPTIONS)
 @click.pass_context
 def run_command(ctx: click.Context, /, **values: Any) -> None:
     """Run the project at URI: a folder, a Git repository (URI#subdir) or an archive.
@@ -140,14 +151,24 @@ def run_command(ctx: click.Context, /, **values: Any) -> None:
     Exit codes: 0 the run finished, 1 it failed or could not start (the error says why),
     2 wrong command-line usage, 130 Ctrl-C and 143 SIGTERM (the run is then KILLED).
     """
-    from_env = frozenset(
-        name
-        for name in values
-        if ctx.get_parameter_source(name) == click.core.ParameterSource.ENVIRONMENT
-    )
     try:
-        execute_run(values, from_env)
-    except RunUsageError as exc:
+        execute_run(values, _from_env(ctx, values))
+    except UsageProblem as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@cli.command(
+    "sweep",
+    help=SWEEP_HELP,
+    short_help="Run an entry point over a grid, random draws or Optuna.",
+)
+@click.argument("uri", required=False)
+@_with_options(SWEEP_OPTIONS)
+@click.pass_context
+def sweep_command(ctx: click.Context, /, **values: Any) -> None:
+    try:
+        execute_sweep(values, _from_env(ctx, values))
+    except UsageProblem as exc:
         raise click.UsageError(str(exc)) from None
 
 

@@ -38,7 +38,7 @@ def _logger(quiet: bool) -> Callable[[str], None]:
 
 
 def _finish(running: Any, quiet: bool) -> None:
-    from mlproj.cli.runs import print_table
+    from mlproj.report import print_table
 
     if not quiet:
         print_table(("STEP", "RUN ID", "STATUS"), running.summary_rows())

@@ -1,8 +1,7 @@
 """What ``mlproj run`` does with its parsed options; click-free, so the fast path can use it.
 
-Usage mistakes found here raise :class:`RunUsageError` before anything runs: the click
-command turns it into click's usage error, and the fast path hands the whole command line to
-click, which then reports it in its usual form.
+Usage mistakes found here raise :class:`~mlproj.cli.option_table.UsageProblem` before anything
+runs.
 """
 
 from __future__ import annotations
@@ -13,17 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mlproj.cli.option_table import UsageProblem
 from mlproj.cli.startup import fail, one_line_when_stopped
-
-
-class RunUsageError(Exception):
-    """Wrong command-line usage of ``mlproj run`` (exit code 2, with the usage line)."""
 
 
 def execute_run(values: Mapping[str, Any], from_env: frozenset[str]) -> None:
     """Run what ``mlproj run`` was asked; ``from_env`` names options set by environment
     variables (MLFLOW_EXPERIMENT_NAME and the like), which yield to the command line."""
-    experiment_name, experiment_id = _one_experiment(
+    experiment_name, experiment_id = one_experiment(
         values["experiment_name"], values["experiment_id"], from_env
     )
     backend: str = values["backend"]
@@ -100,18 +96,18 @@ def _parse_pairs(values: tuple[str, ...], option: str, *, flags: bool) -> dict[s
     for item in values:
         name, sep, value = item.partition("=")
         if not sep and not flags:
-            raise RunUsageError(
+            raise UsageProblem(
                 f"Invalid format for {option} parameter: {item!r}. Use {option} name=value."
             )
         if not name:
-            raise RunUsageError(f"Invalid format for {option} parameter: {item!r}: empty name.")
+            raise UsageProblem(f"Invalid format for {option} parameter: {item!r}: empty name.")
         if name in parsed:
-            raise RunUsageError(f"Repeated parameter: {name!r}")
+            raise UsageProblem(f"Repeated parameter: {name!r}")
         parsed[name] = value if sep else True
     return parsed
 
 
-def _one_experiment(
+def one_experiment(
     name: str | None, id_: str | None, from_env: frozenset[str]
 ) -> tuple[str | None, str | None]:
     """An experiment option given on the command line wins over the other one's environment
@@ -125,7 +121,7 @@ def _one_experiment(
     if id_env and not name_env:
         return name, None
     where = " (from MLFLOW_EXPERIMENT_NAME and MLFLOW_EXPERIMENT_ID)" if name_env else ""
-    raise RunUsageError(f"Specify only one of 'experiment-name' or 'experiment-id' options{where}.")
+    raise UsageProblem(f"Specify only one of 'experiment-name' or 'experiment-id' options{where}.")
 
 
 def _parse_backend_config(value: str | None) -> dict[str, Any] | str | None:
@@ -134,7 +130,7 @@ def _parse_backend_config(value: str | None) -> dict[str, Any] | str | None:
     try:
         loaded = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise RunUsageError(f"Invalid backend config JSON. Parse error: {exc}") from None
+        raise UsageProblem(f"Invalid backend config JSON. Parse error: {exc}") from None
     if not isinstance(loaded, dict):
-        raise RunUsageError("Invalid backend config JSON: expected a JSON object")
+        raise UsageProblem("Invalid backend config JSON: expected a JSON object")
     return loaded

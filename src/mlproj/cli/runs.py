@@ -25,6 +25,7 @@ import click
 from mlproj.cli.support import run_infos
 from mlproj.cli.sync import sync_command
 from mlproj.errors import ExecutionException
+from mlproj.report import print_table
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.tags import (
     LOG_ARTIFACT_PATH,
@@ -197,30 +198,6 @@ def run_record(run: Run, orphaned: bool, experiment_name: str | None = None) -> 
 def _json_metrics(metrics: dict[str, float]) -> dict[str, float | str]:
     # JSON has no NaN / Infinity literals; keep the output parseable by any reader.
     return {k: (v if math.isfinite(v) else str(v)) for k, v in metrics.items()}
-
-
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A rich table on a terminal, aligned plain text otherwise (pipes, files, CI logs)."""
-    if sys.stdout.isatty():
-        try:
-            from rich.console import Console
-            from rich.table import Table
-        except ImportError:
-            pass
-        else:
-            table = Table(*headers, box=None, header_style="bold", pad_edge=False)
-            for row in rows:
-                table.add_row(*row)
-            Console().print(table)
-            return
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.extend(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    )
-    click.echo("\n".join(lines))
 
 
 # -- experiments selection ------------------------------------------------------------------------

@@ -1,14 +1,77 @@
-"""``mlproj sweep``: run an entry point over a grid, random draws or an Optuna study."""
+"""``mlproj sweep``: run an entry point over a grid, random draws or an Optuna study.
+
+Click-free like ``mlproj run`` (a sweep starts often, from scripts and CI): the options are
+declared here as data, :mod:`mlproj.cli.main` builds the click command from them, and a plain
+command line is read without click (:mod:`mlproj.cli.entry`).
+"""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import fields
+from collections.abc import Mapping
 from typing import Any
 
-import click
-
+from mlproj.cli.option_table import FLAG, MULTIPLE, Option, OptionTable, Parsed, UsageProblem
 from mlproj.cli.startup import one_line_when_stopped
+
+SWEEP_HELP = """Run the project at URI once per trial, each trial a child run of one parent run.
+
+\b
+Examples:
+  mlproj sweep . -e train -P lr=0.1,0.01 -P depth=[2,4,8] --max-parallel 2
+  mlproj sweep . -e train -P lr='loguniform(1e-4,1e-1)' --method random --max-runs 20
+  mlproj sweep . -e train -f sweep.yaml --method optuna --metric loss --seed 1
+  mlproj sweep --resume <parent-run-id>
+
+A failed trial does not stop the sweep (--max-failures does). Ctrl-C, SIGTERM or
+`mlproj runs cancel <parent>` stop every running trial (KILLED), then the parent.
+"""
+
+SWEEP_OPTIONS: tuple[Option, ...] = (
+    Option("entry_point", ("-e", "--entry-point"), "Entry point (default: main)."),
+    Option("version", ("-v", "--version"), "Git branch, tag or commit."),
+    Option("params", ("-P", "--param"),
+           "lr=0.1,0.01 | depth=[2,4,8] | n=range(1,10) | x=uniform(0,1) | "
+           "x=loguniform(1e-5,1e-1) | k=int_uniform(1,9) | c=choice(a,b) | a fixed value.",
+           kind=MULTIPLE, metavar="NAME=SPEC"),
+    Option("sweep_file", ("-f", "--file"), "Sweep file (W&B shape, YAML)."),
+    Option("method", ("--method",), "grid (default), random or optuna.",
+           choices=("grid", "random", "optuna")),
+    Option("max_runs", ("--max-runs",), "Run cap.", number=("int", 1, False)),
+    Option("seed", ("--seed",), "Seed of random draws and of Optuna's TPE.",
+           number=("int", -float("inf"), False)),
+    Option("metric", ("--metric",), "Metric the trials log, to rank and optimise."),
+    Option("goal", ("--goal",), "minimize (default) or maximize.",
+           choices=("minimize", "maximize")),
+    Option("max_parallel", ("--max-parallel",), "Trials at once.", number=("int", 1, False)),
+    Option("max_failures", ("--max-failures",), "Stop after this many.",
+           number=("int", 1, False)),
+    Option("gpus", ("--gpus",), "Devices, e.g. 0,1,3: one per running trial."),
+    Option("retries", ("--retries",), "Retries per trial.", number=("int", 0, False)),
+    Option("retry_delay", ("--retry-delay",), "Wait before a trial's first retry.",
+           metavar="SECONDS", number=("float", 0.0, False)),
+    Option("reuse", ("--reuse",), "Reuse FINISHED runs with equal keys.", kind=FLAG,
+           default=False),
+    Option("resume_id", ("--resume",), "Continue this sweep.", metavar="PARENT_RUN_ID"),
+    Option("experiment_name", ("--experiment-name",), "Experiment name, created when missing.",
+           envvar="MLFLOW_EXPERIMENT_NAME"),
+    Option("experiment_id", ("--experiment-id",), "Experiment id.",
+           envvar="MLFLOW_EXPERIMENT_ID"),
+    Option("backend", ("-b", "--backend"), "local (default), slurm, ray, kubernetes, ..."),
+    Option("backend_config", ("-c", "--backend-config"), "JSON string or .json file."),
+    Option("env_manager", ("--env-manager",), "local, uv, virtualenv or conda."),
+    Option("run_name", ("--run-name",), "Name of the parent run."),
+    Option("tracking_uri", ("--tracking-uri",), "Tracking store."),
+    Option("quiet", ("-q", "--quiet"), "No progress or status lines.", kind=FLAG,
+           default=False),
+)  # fmt: skip
+
+SWEEP_TABLE = OptionTable(SWEEP_OPTIONS, uri_required=False)
+
+
+def parse_sweep_args(args: list[str], environ: Mapping[str, str] | None = None) -> Parsed | None:
+    """``mlproj sweep``'s arguments (after ``sweep``) as click would read them, or None."""
+    return SWEEP_TABLE.parse(args, environ)
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -16,151 +79,81 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise click.UsageError(f"Invalid -P {item!r}: use -P name=SPEC")
+            raise UsageProblem(f"Invalid -P {item!r}: use -P name=SPEC")
         if name in parsed:
-            raise click.UsageError(f"Repeated parameter: {name!r}")
+            raise UsageProblem(f"Repeated parameter: {name!r}")
         parsed[name] = value
     return parsed
 
 
-@click.command("sweep", short_help="Run an entry point over a grid, random draws or Optuna.")
-@click.argument("uri", required=False)
-@click.option("-e", "--entry-point", default=None, help="Entry point (default: main).")
-@click.option("-v", "--version", default=None, help="Git branch, tag or commit.")
-@click.option(
-    "-P",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="NAME=SPEC",
-    help="lr=0.1,0.01 | depth=[2,4,8] | n=range(1,10) | x=uniform(0,1) | "
-    "x=loguniform(1e-5,1e-1) | k=int_uniform(1,9) | c=choice(a,b) | a fixed value.",
-)
-@click.option("-f", "--file", "sweep_file", default=None, help="Sweep file (W&B shape, YAML).")
-@click.option("--method", type=click.Choice(["grid", "random", "optuna"]), default=None)
-@click.option("--max-runs", type=click.IntRange(min=1), default=None, help="Run cap.")
-@click.option("--seed", type=int, default=None, help="Seed of random draws and of Optuna's TPE.")
-@click.option("--metric", default=None, help="Metric the trials log, to rank and optimise.")
-@click.option("--goal", type=click.Choice(["minimize", "maximize"]), default=None)
-@click.option("--max-parallel", type=click.IntRange(min=1), default=None, help="Trials at once.")
-@click.option(
-    "--max-failures", type=click.IntRange(min=1), default=None, help="Stop after this many."
-)
-@click.option("--gpus", default=None, help="Devices, e.g. 0,1,3: one per running trial.")
-@click.option("--retries", type=click.IntRange(min=0), default=None, help="Retries per trial.")
-@click.option("--retry-delay", type=click.FloatRange(min=0), default=None, metavar="SECONDS")
-@click.option("--reuse", is_flag=True, default=False, help="Reuse FINISHED runs with equal keys.")
-@click.option("--resume", "resume_id", default=None, metavar="PARENT_RUN_ID")
-@click.option("--experiment-name", envvar="MLFLOW_EXPERIMENT_NAME", default=None)
-@click.option("--experiment-id", envvar="MLFLOW_EXPERIMENT_ID", default=None)
-@click.option("-b", "--backend", default=None, help="local (default), kubernetes, ...")
-@click.option("-c", "--backend-config", default=None, help="JSON string or .json file.")
-@click.option("--env-manager", default=None, help="local, uv, virtualenv or conda.")
-@click.option("--run-name", default=None, help="Name of the parent run.")
-@click.option("--tracking-uri", default=None, help="Tracking store.")
-@click.option("-q", "--quiet", is_flag=True, default=False, help="No progress or status lines.")
-def sweep_command(
-    uri: str | None,
-    entry_point: str | None,
-    version: str | None,
-    params: tuple[str, ...],
-    sweep_file: str | None,
-    method: str | None,
-    max_runs: int | None,
-    seed: int | None,
-    metric: str | None,
-    goal: str | None,
-    max_parallel: int | None,
-    max_failures: int | None,
-    gpus: str | None,
-    retries: int | None,
-    retry_delay: float | None,
-    reuse: bool,
-    resume_id: str | None,
-    experiment_name: str | None,
-    experiment_id: str | None,
-    backend: str | None,
-    backend_config: str | None,
-    env_manager: str | None,
-    run_name: str | None,
-    tracking_uri: str | None,
-    quiet: bool,
-) -> None:
-    """Run the project at URI once per trial, each trial a child run of one parent run.
-
-    \b
-    Examples:
-      mlproj sweep . -e train -P lr=0.1,0.01 -P depth=[2,4,8] --max-parallel 2
-      mlproj sweep . -e train -P lr='loguniform(1e-4,1e-1)' --method random --max-runs 20
-      mlproj sweep . -e train -f sweep.yaml --method optuna --metric loss --seed 1
-      mlproj sweep --resume <parent-run-id>
-
-    A failed trial does not stop the sweep (--max-failures does). Ctrl-C, SIGTERM or
-    `mlproj runs cancel <parent>` stop every running trial (KILLED), then the parent.
-    """
+def execute_sweep(values: Mapping[str, Any], from_env: frozenset[str]) -> None:
+    """Run the sweep ``mlproj sweep`` was asked for; ``from_env`` as for ``mlproj run``."""
     from mlproj import report
     from mlproj.api import load_backend_config
+    from mlproj.cli.run_exec import one_experiment
     from mlproj.local_run.supervisor import signals_cancel
     from mlproj.orchestration import sweeps
+    from mlproj.records import field_names
 
+    uri: str | None = values["uri"]
+    params: tuple[str, ...] = values["params"]
+    sweep_file: str | None = values["sweep_file"]
+    backend_config: str | None = values["backend_config"]
+    quiet: bool = values["quiet"]
     reporter = report.Reporter(quiet=quiet)
     log = reporter.log
     progress = reporter.updates_in_place()
 
     with report.using(reporter):
+        if values["resume_id"] is not None:
+            if uri or params or sweep_file:
+                raise UsageProblem("--resume takes the parent run id (no URI, -P or -f)")
+        elif uri is None:
+            raise UsageProblem("Give the project URI (or --resume PARENT_RUN_ID)")
+        experiment_name, experiment_id = one_experiment(
+            values["experiment_name"], values["experiment_id"], from_env
+        )
+        cli_pairs = _pairs(params)
         with one_line_when_stopped("sweep"):
-            if resume_id is not None:
-                if uri or params or sweep_file:
-                    raise click.UsageError("--resume takes the parent run id (no URI, -P or -f)")
+            if values["resume_id"] is not None:
                 running = sweeps.resume_sweep(
-                    resume_id,
+                    values["resume_id"],
                     backend_config=load_backend_config(backend_config) if backend_config else None,
-                    tracking_uri=tracking_uri,
+                    tracking_uri=values["tracking_uri"],
                     log=log,
                     progress=progress,
-                    max_parallel=max_parallel,
+                    max_parallel=values["max_parallel"],
                 )
             else:
-                if uri is None:
-                    raise click.UsageError("Give the project URI (or --resume PARENT_RUN_ID)")
-                values: dict[str, Any] = {}
+                assert uri is not None
+                spec_values: dict[str, Any] = {}
                 if sweep_file:
-                    values.update(sweeps.load_sweep_file(sweep_file))
-                cli_space = sweeps.parse_cli_parameters(_pairs(params))
-                values["parameters"] = {**values.get("parameters", {}), **cli_space}
+                    spec_values.update(sweeps.load_sweep_file(sweep_file))
+                cli_space = sweeps.parse_cli_parameters(cli_pairs)
+                spec_values["parameters"] = {**spec_values.get("parameters", {}), **cli_space}
                 given = {
-                    "entry_point": entry_point,
-                    "version": version,
-                    "method": method,
-                    "max_runs": max_runs,
-                    "seed": seed,
-                    "metric": metric,
-                    "goal": goal,
-                    "max_parallel": max_parallel,
-                    "max_failures": max_failures,
-                    "retries": retries,
-                    "retry_delay": retry_delay,
-                    "backend": backend,
-                    "env_manager": env_manager,
-                }
-                values.update({k: v for k, v in given.items() if v is not None})
-                if gpus:
-                    values["gpus"] = tuple(g.strip() for g in gpus.split(",") if g.strip())
+                    name: values[name]
+                    for name in ("entry_point", "version", "method", "max_runs", "seed",
+                                 "metric", "goal", "max_parallel", "max_failures", "retries",
+                                 "retry_delay", "backend", "env_manager")
+                }  # fmt: skip
+                spec_values.update({k: v for k, v in given.items() if v is not None})
+                if values["gpus"]:
+                    gpus = values["gpus"].split(",")
+                    spec_values["gpus"] = tuple(g.strip() for g in gpus if g.strip())
                 if backend_config:
-                    values["backend_config"] = load_backend_config(backend_config)
-                values["reuse"] = reuse
-                known = {f.name for f in fields(sweeps.SweepSpec)}
-                spec = sweeps.SweepSpec(uri=uri, **{k: v for k, v in values.items() if k in known})
-                if experiment_name and experiment_id:
-                    raise click.UsageError(
-                        "Specify only one of --experiment-name or --experiment-id"
-                    )
+                    spec_values["backend_config"] = load_backend_config(backend_config)
+                spec_values["reuse"] = values["reuse"]
+                known = field_names(sweeps.SweepSpec)
+                spec = sweeps.SweepSpec(
+                    uri=uri, **{k: v for k, v in spec_values.items() if k in known}
+                )
                 running = sweeps.start_sweep(
                     spec,
                     experiment_name=experiment_name,
                     experiment_id=experiment_id,
-                    tracking_uri=tracking_uri,
-                    run_name=run_name,
+                    tracking_uri=values["tracking_uri"],
+                    run_name=values["run_name"],
                     log=log,
                     progress=progress,
                 )
@@ -176,8 +169,8 @@ def sweep_command(
 
 
 def _print_summary(running: Any, quiet: bool) -> None:
-    from mlproj.cli.runs import print_table
     from mlproj.orchestration.sweeps import summary_rows
+    from mlproj.report import print_table
 
     if quiet:
         return

@@ -27,13 +27,11 @@ import selectors
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mlproj.errors import ExecutionException
 from mlproj.orchestration.retry import RetryPolicy
-from mlproj.records import replace
+from mlproj.records import field, record, replace
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.tags import (
     MLFLOW_PARENT_RUN_ID,
@@ -47,6 +45,8 @@ from mlproj.tags import (
 )
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from mlproj.api import RunOptions, Started
     from mlproj.local_run.supervisor import Supervisor
     from mlproj.submitted import SubmittedRun
@@ -60,7 +60,7 @@ def _quiet(_: str) -> None:
     return None
 
 
-@dataclass
+@record
 class Child:
     """One child run to start: what to run (``options``) and how it is tagged."""
 
@@ -74,7 +74,7 @@ class Child:
     log_only: bool = False
 
 
-@dataclass
+@record
 class Outcome:
     """How a child ended: its last run (None when no run could be opened) and status."""
 
@@ -147,7 +147,9 @@ class Scheduler:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        self._executor = ThreadPoolExecutor(self.max_parallel, thread_name_prefix="mlproj-child")
+        # Threads only for children the loop cannot await itself (remote backends, timeouts):
+        # made on first use, so a local sweep imports no concurrent.futures.
+        self._executor: ThreadPoolExecutor | None = None
         try:
             while True:
                 if not self.cancelled:
@@ -161,11 +163,21 @@ class Scheduler:
             self._drain()
             raise
         finally:
-            self._executor.shutdown(wait=True)
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
             self._selector.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
         return self._outcomes
+
+    def _threads_pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(
+                self.max_parallel, thread_name_prefix="mlproj-child"
+            )
+        return self._executor
 
     def _busy(self) -> int:
         return len(self._threads) + len(self._watched) + len(self._timers)
@@ -239,7 +251,7 @@ class Scheduler:
             if child.log_only and child.options.backend == "local" and _watchable(child):
                 self._launch(child, gpu, 1, child.retry_of)
             else:
-                future = self._executor.submit(self._run_child, child, gpu)
+                future = self._threads_pool().submit(self._run_child, child, gpu)
                 future.add_done_callback(self._wake)
                 self._threads[future] = child
         self._changed()
@@ -469,10 +481,14 @@ class Scheduler:
         return status if status in TERMINAL_STATUSES else RunStatus.FAILED
 
 
-@dataclass(eq=False)
+@record
 class _Watched:
     """An attempt of a child awaited in the scheduler's loop: ended once its command has
     exited (pidfd) and its output pipe is read to the end."""
+
+    # Compared and hashed as itself (selector data, dict keys), not by its fields.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     child: Child
     gpu: str | None

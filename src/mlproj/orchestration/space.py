@@ -12,13 +12,13 @@ import math
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from mlproj.errors import ExecutionException
+from mlproj.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Values:
     """A finite list of values, as the text the command receives."""
 
@@ -28,7 +28,7 @@ class Values:
         return {"values": list(self.values)}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IntRange:
     """``range(start, stop, step)`` as Python means it (``stop`` excluded)."""
 
@@ -44,7 +44,7 @@ class IntRange:
         return {"range": [self.start, self.stop, self.step]}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Uniform:
     """A float drawn from [low, high]; ``log`` draws its logarithm uniformly instead."""
 
@@ -60,7 +60,7 @@ class Uniform:
         }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IntUniform:
     """An integer drawn from [low, high], both included."""
 

@@ -17,7 +17,6 @@ import random
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +51,7 @@ from mlproj.orchestration.space import (
     sample,
     value_text,
 )
+from mlproj.records import asdict, field, record
 from mlproj.statuses import RunStatus
 from mlproj.tags import (
     TAG_BEST_METRIC,
@@ -80,7 +80,7 @@ def _stderr(line: str) -> None:
     report.log(line)
 
 
-@dataclass
+@record
 class SweepSpec:
     """Everything that defines a sweep; stored on the parent run, so resume needs only it."""
 
@@ -244,7 +244,7 @@ def _metric_and_parameters(data: Mapping[str, Any], where: str) -> dict[str, Any
 
 
 # -- trials -------------------------------------------------------------------------------------
-@dataclass
+@record
 class Trial:
     number: int
     params: dict[str, str]
