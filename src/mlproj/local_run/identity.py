@@ -58,14 +58,20 @@ def process_start_ticks(pid: int) -> str | None:
     """Start time of ``pid`` in clock ticks since boot; None if it does not run (a zombie,
     killed but not yet collected by its parent, counts as not running)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
     except OSError:
         return None
-    # The command name (field 2) may contain spaces; fields after it are plain.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    if len(fields) <= 19 or fields[0] in ("Z", "X"):
+    try:
+        stat = os.read(fd, 4096)  # one read: the kernel writes the whole line at once
+    except OSError:
         return None
-    return fields[19]
+    finally:
+        os.close(fd)
+    # The command name (field 2) may contain spaces; fields after it are plain.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if len(fields) <= 19 or fields[0] in (b"Z", b"X"):
+        return None
+    return fields[19].decode()
 
 
 def child_tags(pid: int) -> dict[str, str]:

@@ -193,23 +193,43 @@ def _describe_exit(code: int) -> str:
     return f"command exited with code {code}"
 
 
+_CANCELLING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# Main thread only (signals reach no other): how deep in signals_cancel blocks we are, and
+# where a signals_deferred block inside one notes the signals it holds.
+_cancel_depth = 0
+_held: list[int] | None = None
+
+
+def _cancel_on_signal(signum: int, frame: FrameType | None) -> None:
+    if _held is not None:
+        _held.append(signum)
+        return
+    raise Cancelled(signum)
+
+
 @contextlib.contextmanager
 def signals_cancel() -> Iterator[None]:
     """While in this block in the main thread, turn SIGTERM, SIGHUP (terminal closed) and
     SIGQUIT (Ctrl-\\) into :class:`Cancelled`, so the run is stopped and recorded instead of
-    orphaned. The CLI holds it for the whole ``mlproj run`` (fetch and env build included)."""
+    orphaned. The CLI holds it for the whole ``mlproj run`` (fetch and env build included).
+    Inside another such block it changes nothing (a sweep holds one around all its trials)."""
+    global _cancel_depth  # noqa: PLW0603 - the process's signal handlers are global too
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Cancelled(signum)
-
-    signals = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    if _cancel_depth:
+        _cancel_depth += 1
+        try:
+            yield
+        finally:
+            _cancel_depth -= 1
+        return
+    previous = {sig: signal.signal(sig, _cancel_on_signal) for sig in _CANCELLING}
+    _cancel_depth = 1
     try:
         yield
     finally:
+        _cancel_depth = 0
         for sig, old in previous.items():
             signal.signal(sig, old)
 
@@ -219,6 +239,7 @@ def signals_deferred() -> Iterator[list[int]]:
     """While in this block, SIGTERM, SIGHUP, SIGQUIT and SIGINT are only noted in the list
     it yields, so nothing unwinds half-way between starting a command and recording who it
     is. Handlers do not survive exec: the command itself gets the default ones."""
+    global _held  # noqa: PLW0603 - read by the signal handler
     pending: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield pending  # signals reach the main thread only
@@ -227,7 +248,18 @@ def signals_deferred() -> Iterator[list[int]]:
     def note(signum: int, frame: FrameType | None) -> None:
         pending.append(signum)
 
-    signals = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGINT)
+    if _cancel_depth and _held is None:
+        # Inside signals_cancel (every trial of a sweep): its handler notes the cancelling
+        # signals while _held is set, so only SIGINT's handler changes.
+        _held = pending
+        previous_int = signal.signal(signal.SIGINT, note)
+        try:
+            yield pending
+        finally:
+            _held = None
+            signal.signal(signal.SIGINT, previous_int)
+        return
+    signals = (*_CANCELLING, signal.SIGINT)
     previous = {sig: signal.signal(sig, note) for sig in signals}
     try:
         yield pending

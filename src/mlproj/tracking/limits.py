@@ -44,8 +44,22 @@ def shorten(value: str, limit: int = 60) -> str:
     return value if len(value) <= limit else value[:limit] + "..."
 
 
+# Keys found valid: runs repeat the same few dozen (mlflow.*, mlproj.*, the params), and a
+# sweep checks them for every trial. Bounded, so a stream of distinct keys cannot grow it.
+_VALID_KEYS: set[str] = set()
+_VALID_KEYS_MAX = 4096
+
+
 def validate_key(kind: str, key: str) -> None:
     """Check a param / tag / metric key as MLflow does; ``kind`` names it in the message."""
+    if type(key) is str and key in _VALID_KEYS:
+        return
+    _check_key(kind, key)
+    if len(_VALID_KEYS) < _VALID_KEYS_MAX:
+        _VALID_KEYS.add(key)
+
+
+def _check_key(kind: str, key: str) -> None:
     if not isinstance(key, str) or not key:
         raise ExecutionException(f"Invalid {kind} key {key!r}: keys must be non-empty strings.")
     if len(key) > MAX_KEY_LENGTH:
