@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 from click.shell_completion import CompletionItem
 
 #: Runs offered when completing a run id: the newest of the store.
@@ -59,6 +60,14 @@ def run_id_items(tracking_uri: str | None, incomplete: str) -> list[CompletionIt
         for info in infos
         if info.run_id.startswith(wanted)
     ]
+
+
+def complete_run_id(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """``shell_complete`` of every run id argument and option: the newest runs of the store
+    the command line names (``--tracking-uri`` given before the id)."""
+    return run_id_items(ctx.params.get("tracking_uri"), incomplete)
 
 
 def _first_line(command: str) -> str:

@@ -90,6 +90,14 @@ def _complete_entry_point(
     return entry_point_items(uri, incomplete)
 
 
+def _complete_run_id(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    from mlproj.cli.completion import complete_run_id
+
+    return complete_run_id(ctx, param, incomplete)
+
+
 def _click_option(option: RunOption) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The click declaration of one of ``mlproj run``'s options (declared in run_options)."""
     settings: dict[str, Any] = {"default": option.default, "help": option.help}
@@ -112,6 +120,8 @@ def _click_option(option: RunOption) -> Callable[[Callable[..., Any]], Callable[
         )
     if option.dest == "entry_point":
         settings["shell_complete"] = _complete_entry_point
+    elif option.dest == "run_id":
+        settings["shell_complete"] = _complete_run_id
     declarations = list(option.flags)
     if option.kind == SWITCH:
         declarations = ["/".join((*option.flags, *option.off_flags))]

@@ -141,8 +141,16 @@ def run_pipeline(
     _finish(running, quiet)
 
 
+def _complete_run_id(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    from mlproj.cli.completion import complete_run_id
+
+    return complete_run_id(ctx, param, incomplete)
+
+
 @pipeline_group.command("resume")
-@click.argument("parent_run_id")
+@click.argument("parent_run_id", shell_complete=_complete_run_id)
 @click.option("--max-parallel", type=click.IntRange(min=1), default=None)
 @click.option("-c", "--backend-config", default=None, help="Again, if it held secrets.")
 @click.option("--tracking-uri", default=None, help="Tracking store.")
@@ -163,11 +171,12 @@ def resume(
       mlproj pipeline resume <parent-run-id>
     """
     from mlproj.api import load_backend_config
+    from mlproj.cli.support import full_run_id
     from mlproj.orchestration.pipelines import resume_pipeline
 
     with _cancellable("pipeline"):
         running = resume_pipeline(
-            parent_run_id,
+            full_run_id(tracking_uri, parent_run_id),
             backend_config=load_backend_config(backend_config) if backend_config else None,
             tracking_uri=tracking_uri,
             max_parallel=max_parallel,

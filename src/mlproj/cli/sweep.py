@@ -23,6 +23,14 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
     return parsed
 
 
+def _complete_run_id(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    from mlproj.cli.completion import complete_run_id
+
+    return complete_run_id(ctx, param, incomplete)
+
+
 @click.command("sweep", short_help="Run an entry point over a grid, random draws or Optuna.")
 @click.argument("uri", required=False)
 @click.option("-e", "--entry-point", default=None, help="Entry point (default: main).")
@@ -50,7 +58,14 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--retries", type=click.IntRange(min=0), default=None, help="Retries per trial.")
 @click.option("--retry-delay", type=click.FloatRange(min=0), default=None, metavar="SECONDS")
 @click.option("--reuse", is_flag=True, default=False, help="Reuse FINISHED runs with equal keys.")
-@click.option("--resume", "resume_id", default=None, metavar="PARENT_RUN_ID")
+@click.option(
+    "--resume",
+    "resume_id",
+    default=None,
+    metavar="PARENT_RUN_ID",
+    shell_complete=_complete_run_id,
+    help="Continue this sweep (its id, or a unique prefix of it).",
+)
 @click.option("--experiment-name", envvar="MLFLOW_EXPERIMENT_NAME", default=None)
 @click.option("--experiment-id", envvar="MLFLOW_EXPERIMENT_ID", default=None)
 @click.option("-b", "--backend", default=None, help="local (default), kubernetes, ...")
@@ -112,8 +127,10 @@ def sweep_command(
             if resume_id is not None:
                 if uri or params or sweep_file:
                     raise click.UsageError("--resume takes the parent run id (no URI, -P or -f)")
+                from mlproj.cli.support import full_run_id
+
                 running = sweeps.resume_sweep(
-                    resume_id,
+                    full_run_id(tracking_uri, resume_id),
                     backend_config=load_backend_config(backend_config) if backend_config else None,
                     tracking_uri=tracking_uri,
                     log=log,
