@@ -294,7 +294,13 @@ def runs() -> None:
     shell_complete=_complete_run_id,
     help="Only children of this run (trials, steps).",
 )
-@click.option("--max-results", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--max-results",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Show at most this many runs.",
+)
 @json_option
 def list_runs(
     tracking_uri: str | None,

@@ -45,18 +45,34 @@ def _complete_run_id(
     "x=loguniform(1e-5,1e-1) | k=int_uniform(1,9) | c=choice(a,b) | a fixed value.",
 )
 @click.option("-f", "--file", "sweep_file", default=None, help="Sweep file (W&B shape, YAML).")
-@click.option("--method", type=click.Choice(["grid", "random", "optuna"]), default=None)
+@click.option(
+    "--method",
+    type=click.Choice(["grid", "random", "optuna"]),
+    default=None,
+    help="How trials are chosen (default: grid).",
+)
 @click.option("--max-runs", type=click.IntRange(min=1), default=None, help="Run cap.")
 @click.option("--seed", type=int, default=None, help="Seed of random draws and of Optuna's TPE.")
 @click.option("--metric", default=None, help="Metric the trials log, to rank and optimise.")
-@click.option("--goal", type=click.Choice(["minimize", "maximize"]), default=None)
+@click.option(
+    "--goal",
+    type=click.Choice(["minimize", "maximize"]),
+    default=None,
+    help="Best is the lowest or highest --metric (default: minimize).",
+)
 @click.option("--max-parallel", type=click.IntRange(min=1), default=None, help="Trials at once.")
 @click.option(
     "--max-failures", type=click.IntRange(min=1), default=None, help="Stop after this many."
 )
 @click.option("--gpus", default=None, help="Devices, e.g. 0,1,3: one per running trial.")
 @click.option("--retries", type=click.IntRange(min=0), default=None, help="Retries per trial.")
-@click.option("--retry-delay", type=click.FloatRange(min=0), default=None, metavar="SECONDS")
+@click.option(
+    "--retry-delay",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Wait before a retry.",
+)
 @click.option("--reuse", is_flag=True, default=False, help="Reuse FINISHED runs with equal keys.")
 @click.option(
     "--resume",
@@ -66,8 +82,13 @@ def _complete_run_id(
     shell_complete=_complete_run_id,
     help="Continue this sweep (its id, or a unique prefix of it).",
 )
-@click.option("--experiment-name", envvar="MLFLOW_EXPERIMENT_NAME", default=None)
-@click.option("--experiment-id", envvar="MLFLOW_EXPERIMENT_ID", default=None)
+@click.option(
+    "--experiment-name",
+    envvar="MLFLOW_EXPERIMENT_NAME",
+    default=None,
+    help="Experiment of the runs (created if new).",
+)
+@click.option("--experiment-id", envvar="MLFLOW_EXPERIMENT_ID", default=None, help="Experiment id.")
 @click.option("-b", "--backend", default=None, help="local (default), kubernetes, ...")
 @click.option("-c", "--backend-config", default=None, help="JSON string or .json file.")
 @click.option("--env-manager", default=None, help="local, uv, virtualenv or conda.")
