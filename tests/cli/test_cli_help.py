@@ -71,3 +71,17 @@ def test_every_command_shows_an_example() -> None:
         assert first.startswith(where.split()[0] + " "), (where, first)
         if path:
             assert first.startswith(" ".join(("mlproj", *path))), (where, first)
+
+
+def test_every_option_says_what_it_does() -> None:
+    missing = []
+    for path in _all_commands():
+        command: click.Command | None = cli
+        for name in path:
+            assert isinstance(command, click.Group)
+            command = command.get_command(click.Context(command), name)
+        assert command is not None
+        for param in command.params:
+            if isinstance(param, click.Option) and not (param.help or "").strip():
+                missing.append(f"mlproj {' '.join(path)} {param.opts[-1]}")
+    assert missing == []

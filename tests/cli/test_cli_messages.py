@@ -59,3 +59,30 @@ def test_runs_list_without_runs_says_where_it_looked(tmp_path: Path) -> None:
     )
     done = run_cli("runs", "list", "--tracking-uri", str(empty), "--experiment-name", "demo")
     assert done.stderr.strip().startswith(f"No runs in experiment 'demo' ({demo}) of tracking")
+
+
+def test_a_sweep_warns_once_of_an_undeclared_parameter_then_passes_it_on() -> None:
+    done = run_cli("sweep", str(EXAMPLE), "-P", "alpa=0.1,0.2", "--env-manager", "local")
+    lines = done.stderr.splitlines()
+    warnings = [line for line in lines if "warning" in line]
+    assert warnings == [
+        f"mlproj: warning: entry point 'main' of {EXAMPLE / 'MLproject'} declares no parameter "
+        "'alpa' (declared: alpha, epochs, greeting). Did you mean 'alpha'? "
+        "Passing on `--alpa ...`, as MLflow does"
+    ]  # once, not once per trial
+    assert lines.index(warnings[0]) < next(i for i, t in enumerate(lines) if "2 trials" in t)
+    assert done.returncode == 1  # each trial's script refuses --alpa, as with mlflow run
+    store = get_store()
+    runs = store.search_runs([e.experiment_id for e in store.list_experiments()])
+    trials = sorted(r.params.get("alpa", "") for r in runs if r.info.run_name.startswith("trial"))
+    assert trials == ["0.1", "0.2"]
+
+
+def test_a_pipeline_parameter_typo_names_the_closest(tmp_path: Path) -> None:
+    project = EXAMPLE.parent / "orchestration"
+    done = run_cli("pipeline", "run", "-p", str(project), "-P", "rowz=10")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"mlproj: error: Pipeline 'regression' ({project / 'MLproject'}) has no parameter "
+        "'rowz' (did you mean 'rows'?); its parameters: rows, lr"
+    ]

@@ -1,16 +1,21 @@
 """Long work shows progress on one updating line in a real terminal (tmux), and plain lines or
 nothing in a pipe or with --quiet. The long work here: a `path` parameter downloaded from a
-loopback server that sends its bytes slowly."""
+loopback server that sends its bytes slowly, a Git fetch from such a server (Git's own HTTP
+client, "dumb" protocol), and the example's environment build."""
 
 from __future__ import annotations
 
+import functools
 import http.server
+import random
 import re
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -126,3 +131,57 @@ def test_environment_build_progress_in_a_terminal(tmux: Tmux, tmp_path: Path) ->
     assert any(re.match(r"^mlproj: Environment uv-\w+ ready in \d+\.\ds$", line) for line in lines)
     # No step lines on a terminal: the updating line said them.
     assert not any(line.startswith("mlproj: Building the uv environment") for line in lines)
+
+
+class _SlowFiles(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder, 16 KiB per 0.1 s: a 400 KB Git pack takes about 2.5 s."""
+
+    def copyfile(self, source: BinaryIO, outputfile: BinaryIO) -> None:  # type: ignore[override]
+        while chunk := source.read(16384):
+            outputfile.write(chunk)
+            outputfile.flush()
+            time.sleep(0.1)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def slow_git_url(tmp_path: Path) -> Iterator[str]:
+    """A bare repository (an MLproject and 400 KB of random bytes) served slowly over HTTP."""
+    work, www = tmp_path / "work", tmp_path / "www"
+    work.mkdir()
+    (work / "MLproject").write_text('name: g\nentry_points:\n  main: {command: "echo fetched"}\n')
+    (work / "blob.bin").write_bytes(random.randbytes(400_000))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "one"]):
+        subprocess.run([*git, *args], cwd=work, check=True)
+    bare = www / "repo.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    subprocess.run(["git", "update-server-info"], cwd=bare, check=True)  # the dumb protocol
+    handler = functools.partial(_SlowFiles, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/repo.git"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_git_fetch_progress_updates_one_line_in_a_terminal(tmux: Tmux, slow_git_url: str) -> None:
+    tmux.type_line("clear")
+    tmux.type_line(f"{sys.executable} -m mlproj run {slow_git_url}")
+    pattern = re.compile(rf"^. Fetching {re.escape(slow_git_url)} \((\d+\.\d)s\)$")
+    seen: list[float] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(set(seen)) < 3:
+        lines = [m for line in tmux.screen().splitlines() if (m := pattern.match(line))]
+        assert len(lines) <= 1  # one line, updated in place
+        seen.extend(float(m.group(1)) for m in lines)
+        time.sleep(0.05)
+    assert len(set(seen)) >= 3 and seen == sorted(seen), seen  # the time on it went up
+    screen = _wait_done(tmux)
+    assert "FINISHED" in screen and "fetched" in screen.splitlines()
+    assert not any(pattern.match(line) for line in screen.splitlines())  # cleared at the end

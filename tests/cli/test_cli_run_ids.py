@@ -128,3 +128,49 @@ def test_run_reenters_a_run_given_by_prefix() -> None:
     assert done.returncode == 0, done.stderr
     assert store.get_run(opened.run_id).info.status == "FINISHED"
     assert [r.run_id for r in store.search_runs([experiment_id])] == [opened.run_id]  # no new run
+
+
+def _tiny_project(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "MLproject").write_text(
+        "name: tiny\n"
+        "entry_points:\n"
+        "  main:\n"
+        "    parameters: {x: {type: int, default: 1}}\n"
+        '    command: "echo x={x}"\n'
+        "pipelines:\n"
+        "  only:\n"
+        "    steps:\n"
+        "      one: {entry_point: main, parameters: {x: 2}}\n"
+    )
+    return folder
+
+
+def test_resume_commands_and_the_parent_filter_take_a_prefix(tmp_path: Path) -> None:
+    project = _tiny_project(tmp_path / "tiny")
+    swept = run_cli("sweep", str(project), "-P", "x=1,2", "--env-manager", "local", "-q")
+    assert swept.returncode == 0, swept.stderr
+    piped = run_cli("pipeline", "run", "-p", str(project), "--env-manager", "local", "-q")
+    assert piped.returncode == 0, piped.stderr
+    store = get_store()
+    every = store.search_runs([e.experiment_id for e in store.list_experiments()])
+    (sweep,) = [r.run_id for r in every if r.info.run_name.startswith("sweep-")]
+    (pipeline,) = [r.run_id for r in every if r.info.run_name.startswith("pipeline-")]
+    trials = sorted(r.run_id for r in every if r.info.run_name.startswith("trial-"))
+
+    resumed = run_cli("sweep", "--resume", sweep[:10])
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"mlproj: sweep {sweep} FINISHED" in resumed.stderr.splitlines()
+    again = run_cli("pipeline", "resume", pipeline[:10])
+    assert again.returncode == 0, again.stderr
+    assert f"mlproj: pipeline {pipeline} FINISHED" in again.stderr.splitlines()
+    children = run_cli("runs", "list", "--parent", sweep[:10])
+    assert children.returncode == 0, children.stderr
+    assert sorted(line.split()[0] for line in children.stdout.splitlines()[1:]) == trials
+
+    for command in (("sweep", "--resume"), ("pipeline", "resume"), ("runs", "list", "--parent")):
+        missing = run_cli(*command, "f" * 16)
+        assert missing.returncode == 1, (command, missing.stderr)
+        assert missing.stderr.strip().splitlines() == [
+            f"mlproj: error: Run '{'f' * 16}' not found in tracking store {store.tracking_uri}"
+        ], command

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from click.shell_completion import CompletionItem
+import click
+from click.shell_completion import CompletionItem, FishComplete, add_completion_class
 
 #: Runs offered when completing a run id: the newest of the store.
 COMPLETED_RUNS = 200
@@ -59,6 +60,30 @@ def run_id_items(tracking_uri: str | None, incomplete: str) -> list[CompletionIt
         for info in infos
         if info.run_id.startswith(wanted)
     ]
+
+
+def complete_run_id(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """``shell_complete`` of every run id argument and option: the newest runs of the store
+    the command line names (``--tracking-uri`` given before the id)."""
+    return run_id_items(ctx.params.get("tracking_uri"), incomplete)
+
+
+class _FishComplete(FishComplete):
+    """Click's fish script splits each reply at every comma, so fish showed help cut at its
+    first comma ("local" for "local, uv, virtualenv or conda"): split at the first only."""
+
+    source_template = FishComplete.source_template.replace(
+        'string split "," $completion', 'string split -m 1 "," $completion'
+    )
+
+
+def use_fixed_shell_scripts() -> None:
+    """Replace click's fish script by :class:`_FishComplete` (before the CLI runs); the real
+    fish in tests/cli/test_cli_completion.py shows whole help, so a click that changed the
+    script is noticed there."""
+    add_completion_class(_FishComplete, "fish")
 
 
 def _first_line(command: str) -> str:

@@ -39,6 +39,10 @@ def main() -> None:
                 return
             except UsageProblem:
                 pass  # click reads the command line again and reports it in its own form
+    if "_MLPROJ_COMPLETE" in os.environ:
+        from mlproj.cli.completion import use_fixed_shell_scripts
+
+        use_fixed_shell_scripts()
     from mlproj.cli.main import cli
 
     cli(prog_name="mlproj")

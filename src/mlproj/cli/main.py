@@ -88,6 +88,14 @@ def _complete_entry_point(
     return entry_point_items(uri, incomplete)
 
 
+def _complete_run_id(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    from mlproj.cli.completion import complete_run_id
+
+    return complete_run_id(ctx, param, incomplete)
+
+
 def _click_option(option: Option) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The click declaration of an option declared as data (run_options, sweep)."""
     settings: dict[str, Any] = {"default": option.default, "help": option.help}
@@ -101,22 +109,30 @@ def _click_option(option: Option) -> Callable[[Callable[..., Any]], Callable[...
         settings["metavar"] = option.metavar
     if option.show_default:
         settings["show_default"] = True
-    if option.number is not None:
-        kind, minimum, excluded = option.number
-        if minimum == -float("inf"):
-            settings["type"] = int if kind == "int" else float
-        elif kind == "int":
-            settings["type"] = click.IntRange(min=int(minimum))
-        else:
-            settings["type"] = click.FloatRange(min=minimum, min_open=excluded)
-    if option.choices is not None:
-        settings["type"] = click.Choice(option.choices)
+    if (value_type := _click_type(option)) is not None:
+        settings["type"] = value_type
     if option.dest == "entry_point":
         settings["shell_complete"] = _complete_entry_point
+    elif option.dest in ("run_id", "resume_id"):
+        settings["shell_complete"] = _complete_run_id
     declarations = list(option.flags)
     if option.kind == SWITCH:
         declarations = ["/".join((*option.flags, *option.off_flags))]
     return click.option(*declarations, option.dest, **settings)
+
+
+def _click_type(option: Option) -> Any:
+    """click's type for a number or a choice; None for text."""
+    if option.choices is not None:
+        return click.Choice(option.choices)
+    if option.number is None:
+        return None
+    kind, minimum, excluded = option.number
+    if minimum == -float("inf"):
+        return int if kind == "int" else float
+    if kind == "int":
+        return click.IntRange(min=int(minimum))
+    return click.FloatRange(min=minimum, min_open=excluded)
 
 
 def _with_options(

@@ -67,20 +67,41 @@ def pipeline_group() -> None:
 @click.argument("name", required=False)
 @click.option("-p", "--project", "uri", default=".", show_default=True, help="Project URI.")
 @click.option("-v", "--version", default=None, help="Git branch, tag or commit.")
-@click.option("-P", "--param", "params", multiple=True, metavar="NAME=VALUE")
+@click.option(
+    "-P", "--param", "params", multiple=True, metavar="NAME=VALUE", help="A pipeline parameter."
+)
 @click.option("--from", "from_step", default=None, metavar="STEP", help="Run STEP and after.")
 @click.option("--force", is_flag=True, default=False, help="Run every step, reuse none.")
-@click.option("--max-parallel", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--max-parallel",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Steps at once (steps that do not depend on each other).",
+)
 @click.option("--retries", type=click.IntRange(min=0), default=0, help="Retries per step.")
-@click.option("--retry-delay", type=click.FloatRange(min=0), default=1.0, metavar="SECONDS")
-@click.option("--experiment-name", envvar="MLFLOW_EXPERIMENT_NAME", default=None)
-@click.option("--experiment-id", envvar="MLFLOW_EXPERIMENT_ID", default=None)
-@click.option("-b", "--backend", default="local", show_default=True)
+@click.option(
+    "--retry-delay",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    metavar="SECONDS",
+    help="Wait before a retry.",
+)
+@click.option(
+    "--experiment-name",
+    envvar="MLFLOW_EXPERIMENT_NAME",
+    default=None,
+    help="Experiment of the runs (created if new).",
+)
+@click.option("--experiment-id", envvar="MLFLOW_EXPERIMENT_ID", default=None, help="Experiment id.")
+@click.option(
+    "-b", "--backend", default="local", show_default=True, help="local, slurm, ray, kubernetes..."
+)
 @click.option("-c", "--backend-config", default=None, help="JSON string or .json file.")
 @click.option("--env-manager", default=None, help="local, uv, virtualenv or conda.")
 @click.option("--run-name", default=None, help="Name of the parent run.")
 @click.option("--tracking-uri", default=None, help="Tracking store.")
-@click.option("-q", "--quiet", is_flag=True, default=False)
+@click.option("-q", "--quiet", is_flag=True, default=False, help="No status lines or table.")
 def run_pipeline(
     name: str | None,
     uri: str,
@@ -141,12 +162,25 @@ def run_pipeline(
     _finish(running, quiet)
 
 
+def _complete_run_id(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    from mlproj.cli.completion import complete_run_id
+
+    return complete_run_id(ctx, param, incomplete)
+
+
 @pipeline_group.command("resume")
-@click.argument("parent_run_id")
-@click.option("--max-parallel", type=click.IntRange(min=1), default=None)
+@click.argument("parent_run_id", shell_complete=_complete_run_id)
+@click.option(
+    "--max-parallel",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Steps at once (default: as the pipeline ran).",
+)
 @click.option("-c", "--backend-config", default=None, help="Again, if it held secrets.")
 @click.option("--tracking-uri", default=None, help="Tracking store.")
-@click.option("-q", "--quiet", is_flag=True, default=False)
+@click.option("-q", "--quiet", is_flag=True, default=False, help="No status lines or table.")
 def resume(
     parent_run_id: str,
     max_parallel: int | None,
@@ -163,11 +197,12 @@ def resume(
       mlproj pipeline resume <parent-run-id>
     """
     from mlproj.api import load_backend_config
+    from mlproj.cli.support import full_run_id
     from mlproj.orchestration.pipelines import resume_pipeline
 
     with _cancellable("pipeline"):
         running = resume_pipeline(
-            parent_run_id,
+            full_run_id(tracking_uri, parent_run_id),
             backend_config=load_backend_config(backend_config) if backend_config else None,
             tracking_uri=tracking_uri,
             max_parallel=max_parallel,

@@ -68,10 +68,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 def _complete_run_id(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[click.shell_completion.CompletionItem]:
-    """Shell completion of RUN_ID: the newest runs of the store the command line names."""
-    from mlproj.cli.completion import run_id_items
+    from mlproj.cli.completion import complete_run_id
 
-    return run_id_items(ctx.params.get("tracking_uri"), incomplete)
+    return complete_run_id(ctx, param, incomplete)
 
 
 run_id_argument = click.argument("run_id", shell_complete=_complete_run_id)
@@ -266,9 +265,19 @@ def runs() -> None:
 )
 @click.option("--param", "param_filters", multiple=True, metavar="KEY=VALUE", help="Param filter.")
 @click.option(
-    "--parent", default=None, metavar="RUN_ID", help="Only children of this run (trials, steps)."
+    "--parent",
+    default=None,
+    metavar="RUN_ID",
+    shell_complete=_complete_run_id,
+    help="Only children of this run (trials, steps).",
 )
-@click.option("--max-results", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--max-results",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Show at most this many runs.",
+)
 @json_option
 def list_runs(
     tracking_uri: str | None,
@@ -302,6 +311,7 @@ def list_runs(
         listed: list[tuple[RunInfo, Run | None, bool]] = []
         candidates: list[tuple[RunInfo, Run | None]]
         if parent:
+            parent = _resolve(store, parent)
             found = _children(store, list(names), parent, search_status, params)
             candidates = [(r.info, r) for r in found]
         elif as_json or params:

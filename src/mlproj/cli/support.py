@@ -33,3 +33,12 @@ def run_infos(
         return infos
     found = store.search_runs(experiment_ids, status=status, max_results=max_results)
     return [r.info for r in found]
+
+
+def full_run_id(tracking_uri: str | None, text: str) -> str:
+    """The full id of the run ``text`` (a run id or a unique prefix of one) names in the store
+    ``tracking_uri`` names; a one-line ExecutionException when none or several match."""
+    from mlproj.tracking import get_store
+    from mlproj.tracking.run_ids import resolve_run_id
+
+    return resolve_run_id(get_store(tracking_uri), text)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlproj.cli.option_table import FLAG, MULTIPLE, Option, OptionTable, Parsed, UsageProblem
 from mlproj.cli.startup import one_line_when_stopped
+
+if TYPE_CHECKING:
+    from mlproj.orchestration.sweeps import SweepSpec
 
 SWEEP_HELP = """Run the project at URI once per trial, each trial a child run of one parent run.
 
@@ -35,25 +38,26 @@ SWEEP_OPTIONS: tuple[Option, ...] = (
            "x=loguniform(1e-5,1e-1) | k=int_uniform(1,9) | c=choice(a,b) | a fixed value.",
            kind=MULTIPLE, metavar="NAME=SPEC"),
     Option("sweep_file", ("-f", "--file"), "Sweep file (W&B shape, YAML)."),
-    Option("method", ("--method",), "grid (default), random or optuna.",
+    Option("method", ("--method",), "How trials are chosen (default: grid).",
            choices=("grid", "random", "optuna")),
     Option("max_runs", ("--max-runs",), "Run cap.", number=("int", 1, False)),
     Option("seed", ("--seed",), "Seed of random draws and of Optuna's TPE.",
            number=("int", -float("inf"), False)),
     Option("metric", ("--metric",), "Metric the trials log, to rank and optimise."),
-    Option("goal", ("--goal",), "minimize (default) or maximize.",
+    Option("goal", ("--goal",), "Best is the lowest or highest --metric (default: minimize).",
            choices=("minimize", "maximize")),
     Option("max_parallel", ("--max-parallel",), "Trials at once.", number=("int", 1, False)),
     Option("max_failures", ("--max-failures",), "Stop after this many.",
            number=("int", 1, False)),
     Option("gpus", ("--gpus",), "Devices, e.g. 0,1,3: one per running trial."),
     Option("retries", ("--retries",), "Retries per trial.", number=("int", 0, False)),
-    Option("retry_delay", ("--retry-delay",), "Wait before a trial's first retry.",
+    Option("retry_delay", ("--retry-delay",), "Wait before a retry.",
            metavar="SECONDS", number=("float", 0.0, False)),
     Option("reuse", ("--reuse",), "Reuse FINISHED runs with equal keys.", kind=FLAG,
            default=False),
-    Option("resume_id", ("--resume",), "Continue this sweep.", metavar="PARENT_RUN_ID"),
-    Option("experiment_name", ("--experiment-name",), "Experiment name, created when missing.",
+    Option("resume_id", ("--resume",), "Continue this sweep (its id, or a unique prefix of it).",
+           metavar="PARENT_RUN_ID"),
+    Option("experiment_name", ("--experiment-name",), "Experiment of the runs (created if new).",
            envvar="MLFLOW_EXPERIMENT_NAME"),
     Option("experiment_id", ("--experiment-id",), "Experiment id.",
            envvar="MLFLOW_EXPERIMENT_ID"),
@@ -93,7 +97,6 @@ def execute_sweep(values: Mapping[str, Any], from_env: frozenset[str]) -> None:
     from mlproj.cli.run_exec import one_experiment
     from mlproj.local_run.supervisor import signals_cancel
     from mlproj.orchestration import sweeps
-    from mlproj.records import field_names
 
     uri: str | None = values["uri"]
     params: tuple[str, ...] = values["params"]
@@ -116,8 +119,12 @@ def execute_sweep(values: Mapping[str, Any], from_env: frozenset[str]) -> None:
         cli_pairs = _pairs(params)
         with one_line_when_stopped("sweep"):
             if values["resume_id"] is not None:
+                from mlproj.tracking import get_store
+                from mlproj.tracking.run_ids import resolve_run_id
+
+                store = get_store(values["tracking_uri"])
                 running = sweeps.resume_sweep(
-                    values["resume_id"],
+                    resolve_run_id(store, values["resume_id"]),  # a short id is enough
                     backend_config=load_backend_config(backend_config) if backend_config else None,
                     tracking_uri=values["tracking_uri"],
                     log=log,
@@ -126,28 +133,7 @@ def execute_sweep(values: Mapping[str, Any], from_env: frozenset[str]) -> None:
                 )
             else:
                 assert uri is not None
-                spec_values: dict[str, Any] = {}
-                if sweep_file:
-                    spec_values.update(sweeps.load_sweep_file(sweep_file))
-                cli_space = sweeps.parse_cli_parameters(cli_pairs)
-                spec_values["parameters"] = {**spec_values.get("parameters", {}), **cli_space}
-                given = {
-                    name: values[name]
-                    for name in ("entry_point", "version", "method", "max_runs", "seed",
-                                 "metric", "goal", "max_parallel", "max_failures", "retries",
-                                 "retry_delay", "backend", "env_manager")
-                }  # fmt: skip
-                spec_values.update({k: v for k, v in given.items() if v is not None})
-                if values["gpus"]:
-                    gpus = values["gpus"].split(",")
-                    spec_values["gpus"] = tuple(g.strip() for g in gpus if g.strip())
-                if backend_config:
-                    spec_values["backend_config"] = load_backend_config(backend_config)
-                spec_values["reuse"] = values["reuse"]
-                known = field_names(sweeps.SweepSpec)
-                spec = sweeps.SweepSpec(
-                    uri=uri, **{k: v for k, v in spec_values.items() if k in known}
-                )
+                spec = _new_spec(uri, values, cli_pairs)
                 running = sweeps.start_sweep(
                     spec,
                     experiment_name=experiment_name,
@@ -166,6 +152,34 @@ def execute_sweep(values: Mapping[str, Any], from_env: frozenset[str]) -> None:
         )
         if status != "FINISHED":
             sys.exit(1)
+
+
+def _new_spec(uri: str, values: Mapping[str, Any], cli_pairs: dict[str, str]) -> SweepSpec:
+    """The sweep's spec from its file (-f) and the command line, which wins."""
+    from mlproj.api import load_backend_config
+    from mlproj.orchestration import sweeps
+    from mlproj.records import field_names
+
+    spec_values: dict[str, Any] = {}
+    if values["sweep_file"]:
+        spec_values.update(sweeps.load_sweep_file(values["sweep_file"]))
+    cli_space = sweeps.parse_cli_parameters(cli_pairs)
+    spec_values["parameters"] = {**spec_values.get("parameters", {}), **cli_space}
+    given = {
+        name: values[name]
+        for name in ("entry_point", "version", "method", "max_runs", "seed",
+                     "metric", "goal", "max_parallel", "max_failures", "retries",
+                     "retry_delay", "backend", "env_manager")
+    }  # fmt: skip
+    spec_values.update({k: v for k, v in given.items() if v is not None})
+    if values["gpus"]:
+        gpus = values["gpus"].split(",")
+        spec_values["gpus"] = tuple(g.strip() for g in gpus if g.strip())
+    if values["backend_config"]:
+        spec_values["backend_config"] = load_backend_config(values["backend_config"])
+    spec_values["reuse"] = values["reuse"]
+    known = field_names(sweeps.SweepSpec)
+    return sweeps.SweepSpec(uri=uri, **{k: v for k, v in spec_values.items() if k in known})
 
 
 def _print_summary(running: Any, quiet: bool) -> None:

@@ -3,6 +3,12 @@
 The UI is ``mlflow server`` from the installed ``mlflow`` package or, without one, from a
 cached uv tool environment (``uv tool run --from mlflow``). It runs in its own process group,
 so Ctrl-C (or SIGTERM) stops the server and every worker it started.
+
+An MLflow refuses a SQLite database whose schema revision it does not know ("out-of-date
+database schema"): the project's own, newer MLflow may have upgraded ``mlflow.db`` during a
+run. So for a SQLite store the MLflow chosen must know the database's revision; an installed
+one that does not is passed over for the uv tool env (cached, else the newest MLflow), and when
+none knows it the command says so in one line instead of starting a server that would fail.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -27,15 +34,108 @@ _STOP_GRACE = 10.0
 def mlflow_server_argv(requirement: str | None = None) -> list[str]:
     """How to start ``mlflow``: this interpreter's package, else one on PATH, else a uv tool
     env; a ``requirement`` (``mlflow==3.17.2``) always means that tool env."""
-    if requirement is None:
-        if importlib.util.find_spec("mlflow") is not None:
-            return [sys.executable, "-m", "mlflow"]
-        on_path = shutil.which("mlflow")
-        if on_path is not None:
-            return [on_path]
+    return choose_mlflow(requirement, None)[0]
+
+
+# Exit status 0 when the importable mlflow has the migration argv[1] (a schema revision).
+_KNOWS_REVISION = (
+    "import importlib.util as u, pathlib, sys; s = u.find_spec('mlflow'); "
+    "d = s and s.submodule_search_locations and pathlib.Path("
+    "next(iter(s.submodule_search_locations)), 'store', 'db_migrations', 'versions'); "
+    "sys.exit(0 if d and any(d.glob(sys.argv[1] + '_*.py')) else 1)"
+)
+
+
+def _knows(probe: list[str], revision: str) -> bool:
+    """Whether the MLflow that ``probe`` (a Python command) imports has ``revision``."""
+    try:
+        done = subprocess.run(
+            [*probe, "-c", _KNOWS_REVISION, revision],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_START_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _script_python(script: str) -> str | None:
+    """The interpreter of a console script such as ``mlflow`` on PATH (its ``#!`` line)."""
+    try:
+        with Path(script).open("rb") as handle:
+            first = handle.readline(512).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    words = first[2:].split() if first.startswith("#!") else []
+    if words and Path(words[0]).name == "env" and len(words) > 1:
+        return shutil.which(words[1])
+    return words[0] if words and "python" in Path(words[0]).name else None
+
+
+def choose_mlflow(requirement: str | None, revision: str | None) -> tuple[list[str], str | None]:
+    """The ``mlflow`` command to serve with, and a note when an installed one was passed over.
+
+    ``revision``: the schema revision of the SQLite database to serve (None: no database, or
+    another store), which the chosen MLflow must know."""
     from mlproj.envs.python.venv_base import uv_binary
 
-    return [uv_binary(), "tool", "run", "--from", requirement or "mlflow", "mlflow"]
+    def tool(spec: str) -> list[str]:
+        return [uv_binary(), "tool", "run", "--from", spec, "mlflow"]
+
+    if requirement is not None:
+        return tool(requirement), None
+    passed_over = None
+    if importlib.util.find_spec("mlflow") is not None:
+        if revision is None or _knows([sys.executable], revision):
+            return [sys.executable, "-m", "mlflow"], None
+        passed_over = f"the MLflow of {sys.executable}"
+    on_path = shutil.which("mlflow")
+    if on_path is not None:
+        python = _script_python(on_path)
+        if revision is None or (
+            python is not None and python != sys.executable and _knows([python], revision)
+        ):
+            return [on_path], None
+        passed_over = passed_over or on_path
+    if revision is None:
+        return tool("mlflow"), None
+    for spec in ("mlflow", "mlflow@latest"):  # the cached tool env, else the newest MLflow
+        if _knows([uv_binary(), "tool", "run", "--from", spec, "python"], revision):
+            note = None
+            if passed_over is not None:
+                note = (
+                    f"{passed_over} does not know the database's schema (revision {revision}, "
+                    f"from a newer MLflow): serving with `uv tool run --from {spec} mlflow`"
+                )
+            return tool(spec), note
+    raise ExecutionException(
+        f"No MLflow here knows the schema of this database (revision {revision}: a newer "
+        "MLflow, maybe the project's own, upgraded it), and MLflow refuses a schema it does "
+        "not know; serve it with that MLflow: mlproj ui --mlflow 'mlflow==VERSION'"
+    )
+
+
+def database_revision(tracking_uri: str) -> str | None:
+    """The schema revision of the SQLite database at ``tracking_uri``; None for another store
+    or a database not made yet (the server then makes one with its own schema)."""
+    import sqlite3
+
+    from mlproj.locations import sqlite_database
+
+    path = sqlite_database(tracking_uri)
+    if path is None or not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
 
 
 def backend_store(tracking_uri: str) -> tuple[str, dict[str, str]]:
@@ -113,8 +213,11 @@ def ui_command(
         return
     store_uri, extra_env = backend_store(uri)
     port = port or free_port(host)
+    mlflow, note = choose_mlflow(mlflow_spec, database_revision(store_uri))
+    if note is not None:
+        click.echo(f"mlproj: {note}", err=True)
     argv = [
-        *mlflow_server_argv(mlflow_spec),
+        *mlflow,
         "server",
         "--backend-store-uri",
         store_uri,
@@ -183,4 +286,11 @@ def _wait_until_listening(process: subprocess.Popen[bytes], host: str, port: int
         time.sleep(0.2)
 
 
-__all__ = ["backend_store", "free_port", "mlflow_server_argv", "ui_command"]
+__all__ = [
+    "backend_store",
+    "choose_mlflow",
+    "database_revision",
+    "free_port",
+    "mlflow_server_argv",
+    "ui_command",
+]

@@ -134,9 +134,13 @@ class Pipeline:
 
         unknown = sorted(set(given) - set(self.parameters))
         if unknown:
+            from mlproj.report import closest
+
+            match = closest(unknown[0], self.parameters)
             raise ExecutionException(
-                f"Pipeline {self.name!r} ({self.source}) has no parameter {unknown[0]!r}; its "
-                f"parameters: {', '.join(self.parameters) or 'none'}"
+                f"Pipeline {self.name!r} ({self.source}) has no parameter {unknown[0]!r}"
+                + (f" (did you mean {match!r}?)" if match else "")
+                + f"; its parameters: {', '.join(self.parameters) or 'none'}"
             )
         values: dict[str, str] = {}
         for name, declared in self.parameters.items():

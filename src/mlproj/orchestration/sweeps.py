@@ -630,9 +630,11 @@ def study_path(sweep: Sweep) -> Path:
 
 
 # -- starting and resuming ---------------------------------------------------------------------
-def _check_project(spec: SweepSpec) -> None:
+def _check_project(spec: SweepSpec, log: Log) -> None:
     """Before the parent opens: the project loads, the entry point exists, and every listed
-    value passes the declared parameter's type, choices and bounds."""
+    value passes the declared parameter's type, choices and bounds. Undeclared names get the
+    one warning ``mlproj run`` gives (not one per trial: trials run quietly)."""
+    from mlproj.api import undeclared_parameters_message
     from mlproj.sources import fetch_project
     from mlproj.spec.project import load_project
     from mlproj.spec.types import InvalidValue, check_value
@@ -640,6 +642,9 @@ def _check_project(spec: SweepSpec) -> None:
     fetched = fetch_project(spec.uri, spec.version)
     project = load_project(fetched.directory)
     entry = project.get_entry_point(spec.entry_point)
+    undeclared = {name: "..." for name in spec.parameters if name not in entry.parameters}
+    if undeclared and spec.entry_point in project.entry_points:  # a script takes any
+        log("warning: " + undeclared_parameters_message(entry, undeclared))
     for name, dimension in spec.parameters.items():
         declared = entry.parameters.get(name)
         if declared is None or not isinstance(dimension, (Values, IntRange)):
@@ -678,7 +683,7 @@ def start_sweep(
             raise ExecutionException(
                 "--method optuna needs Optuna: pip install 'mlproj[optuna]'"
             ) from None
-    _check_project(spec)
+    _check_project(spec, log)
     store = get_store(tracking_uri)
     experiment = store.resolve_experiment(experiment_name, experiment_id)
     text = spec.to_json()
