@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mlproj.errors import ExecutionException
+from mlproj.local_run.supervisor import signals_cancel
 from mlproj.orchestration.retry import RetryPolicy
 from mlproj.records import field, record, replace
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
@@ -150,24 +151,27 @@ class Scheduler:
         # Threads only for children the loop cannot await itself (remote backends, timeouts):
         # made on first use, so a local sweep imports no concurrent.futures.
         self._executor: ThreadPoolExecutor | None = None
-        try:
-            while True:
-                if not self.cancelled:
-                    self._start_ready()
-                if not self._busy():
-                    break  # nothing runs and nothing more could start
-                self._step()
-                self._changed()
-        except BaseException:
-            self.cancel()
-            self._drain()
-            raise
-        finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-            self._selector.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+        # SIGTERM, SIGHUP and SIGQUIT cancel the tree here too (the Python API's sweeps): held
+        # once for the whole loop, so no trial swaps handlers (the CLI holds them already).
+        with signals_cancel():
+            try:
+                while True:
+                    if not self.cancelled:
+                        self._start_ready()
+                    if not self._busy():
+                        break  # nothing runs and nothing more could start
+                    self._step()
+                    self._changed()
+            except BaseException:
+                self.cancel()
+                self._drain()
+                raise
+            finally:
+                if self._executor is not None:
+                    self._executor.shutdown(wait=True)
+                self._selector.close()
+                os.close(self._wake_r)
+                os.close(self._wake_w)
         return self._outcomes
 
     def _threads_pool(self) -> ThreadPoolExecutor:
