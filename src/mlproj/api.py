@@ -140,12 +140,15 @@ class ProjectSnapshot:
     """The project as a sweep's trials see it: fetched, loaded and its code state (Git
     commit and uncommitted changes, or the folder's fingerprint) taken once, at the first
     trial, instead of once per trial (``git status`` would be a second process per trial).
-    Every trial of one sweep thus runs, and is keyed as, one version of the project."""
+    Every trial of one sweep thus runs, and is keyed as, one version of the project. Its
+    commands start from the environment variables the sweep started with (reading
+    ``os.environ`` item by item cost every trial more than its own store writes)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._fetched: dict[tuple[str, str | None], tuple[FetchedProject, Project]] = {}
         self._code: dict[Path, str] = {}
+        self.environment: dict[str, str] = dict(os.environ)
 
     def project(
         self, uri: str, version: str | None, log: Callable[[str], None]
@@ -314,6 +317,7 @@ def _start(options: RunOptions, scrub: Callable[[str], str]) -> Started:
                     **({ENV_MANAGER_VAR: env_manager} if env_manager else {}),
                     **(options.extra_env or {}),
                 },
+                base_env=options.snapshot.environment if options.snapshot is not None else None,
                 caller_reads=options.caller_reads and options.synchronous,
             )
         )

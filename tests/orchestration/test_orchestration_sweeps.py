@@ -432,3 +432,23 @@ def test_failed_trials_are_retried_as_new_runs_of_the_same_trial(tmp_path: Path)
         assert (first.tags["mlproj.attempt"], second.tags["mlproj.attempt"]) == ("1", "2")
     assert "retry 1 of 1" in done.stderr
     assert parent.info.status == RunStatus.FINISHED
+
+
+def test_trials_start_from_the_environment_the_sweep_started_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "envproj"
+    project.mkdir()
+    (project / "MLproject").write_text(
+        "name: envproj\nentry_points:\n  main:\n    parameters: {x: {default: 0}}\n"
+        '    command: "printenv SWEEP_ENV_PROBE MLFLOW_RUN_ID > seen-{x}.txt"\n'
+    )
+    monkeypatch.setenv("SWEEP_ENV_PROBE", "from-the-caller")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    result = mlproj.sweep(str(project), parameters={"x": "0,1,2"}, max_parallel=2, synchronous=True)
+    assert sorted(str(run.info.status) for run in result.runs) == ["FINISHED"] * 3
+    for run in result.runs:
+        number = run.tags[TAG_TRIAL]
+        probe, run_id = (project / f"seen-{number}.txt").read_text().split()
+        assert probe == "from-the-caller"
+        assert run_id == run.info.run_id  # each trial still gets its own run's binding

@@ -53,6 +53,7 @@ class SubmitRequest(Generic[ConfigT]):
     log: Callable[[str], None] = _ignore
     artifact_uri: str = ""  # the run's artifact root, as the store reported it
     extra_env: Mapping[str, str] = field(default_factory=dict)  # more variables for the child
+    base_env: Mapping[str, str] | None = None  # the child's variables before those; None: ours
     # Local, synchronous: the caller's event loop reads the output and awaits the end
     # (orchestration); see ProcessRunner's caller_reads.
     caller_reads: bool = False

@@ -34,10 +34,15 @@ from mlproj.tracking.base import TrackingStore
 
 
 def run_environment(
-    store: TrackingStore, run_id: str, experiment_id: str, extra: Mapping[str, str] | None = None
+    store: TrackingStore,
+    run_id: str,
+    experiment_id: str,
+    extra: Mapping[str, str] | None = None,
+    base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The child's environment: ours plus the variables that bind MLflow clients to the run."""
-    env = {**os.environ, **(extra or {})}
+    """The child's environment: ours (or ``base``) plus the variables that bind MLflow clients
+    to the run."""
+    env = {**(os.environ if base is None else base), **(extra or {})}
     env["MLFLOW_RUN_ID"] = run_id
     env["MLFLOW_TRACKING_URI"] = store.tracking_uri
     env["MLFLOW_EXPERIMENT_ID"] = experiment_id
@@ -90,7 +95,9 @@ class LocalBackend(Backend[LocalConfig]):
             EnvRequest(
                 project=request.project,
                 command=request.command,
-                env=run_environment(store, run_id, request.experiment_id, request.extra_env),
+                env=run_environment(
+                    store, run_id, request.experiment_id, request.extra_env, request.base_env
+                ),
                 run_id=run_id,
                 experiment_id=request.experiment_id,
                 tracking_uri=store.tracking_uri,
