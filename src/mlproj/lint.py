@@ -144,12 +144,14 @@ def _entry_point_problems(
 
 
 def _whole_number(value: object) -> bool:
+    """Written without a decimal point (``50``, ``"50"``): the command gets ``50``, which a
+    script's ``int()`` accepts until someone passes ``0.5``. A default written ``1.0`` or
+    ``.0`` reaches the command as ``1.0``, which ``int()`` already refuses, so its script
+    reads floats: no warning (seen in public MLproject files)."""
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
         return True
-    if isinstance(value, float):
-        return value.is_integer()
     if isinstance(value, str):
         return re.fullmatch(r"\s*[+-]?\d+\s*", value) is not None
     return False

@@ -205,3 +205,54 @@ def test_yaml_errors_and_the_real_command(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.startswith(f"{project / 'MLproject'}:4: error: not valid YAML")
     assert "1 error, 0 warnings" in result.stderr
+
+
+def test_whole_float_default_only_when_written_without_a_point(tmp_path: Path) -> None:
+    """`1.0` or `.0` reaches the command as `1.0`, which int() already refuses: the script
+    reads floats, so only a default written as a whole number is worth a warning (public
+    MLproject files declare `default: 1.0` and `default: .0` for floats)."""
+    project = write(
+        tmp_path / "p",
+        """\
+        entry_points:
+          main:
+            parameters:
+              a: {type: float, default: 1.0}
+              b: {type: float, default: .0}
+              c: {type: float, default: -2.0}
+              d: {type: float, default: 4}
+              e: {type: float, default: "8"}
+              f: {type: float, default: 0.5}
+            command: "python x.py {a} {b} {c} {d} {e} {f}"
+        """,
+    )
+    code, report = problems(project)
+    assert code == 0
+    assert by_code(report) == {
+        "whole-float-default": [
+            (7, "entry_points.main.parameters.d.default"),
+            (8, "entry_points.main.parameters.e.default"),
+        ]
+    }
+
+
+def test_description_key_points_to_help(tmp_path: Path) -> None:
+    project = write(
+        tmp_path / "p",
+        """\
+        entry_points:
+          main:
+            parameters:
+              opts:
+                description: overrides for the config
+                type: str
+                default: ''
+            command: "python x.py $(echo {opts})"
+        """,
+    )
+    code, report = problems(project)
+    assert code == 0
+    [problem] = report["problems"]
+    assert (problem["code"], problem["line"]) == ("unknown-key", 5)
+    assert problem["key"] == "entry_points.main.parameters.opts.description"
+    assert "the key for a description is 'help'" in problem["message"]
