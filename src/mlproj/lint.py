@@ -93,6 +93,22 @@ def _entry_point_problems(
     except ExecutionException as exc:
         where = (*keys, "command") if declared else ()
         return [_at(spec, "error", "placeholder", where, exc.message, entry.name)]
+    broken = _option_after_line_break(entry.command)
+    if broken is not None:
+        found.append(
+            _at(
+                spec,
+                "warning",
+                "command-line-break",
+                (*keys, "command"),
+                f"line {broken[0]} of the command ({broken[1]!r}) starts with an option, but "
+                "the line break before it ends the shell command, so the shell runs it as a "
+                "command of its own (as under MLflow); end the line before with ` \\`, or, in "
+                "a `>` block, indent every line alike (lines indented further keep their "
+                "breaks)",
+                entry.name,
+            )
+        )
     used = {name for _, name, _, _ in string.Formatter().parse(entry.command) if name is not None}
     for name, param in entry.parameters.items():
         pkeys = (*keys, "parameters", name)
@@ -141,6 +157,27 @@ def _entry_point_problems(
                     )
                 )
     return found
+
+
+# What may end a line and carry the shell command on to the next one.
+_CONTINUES = ("\\", "|", "&&", "||", "(", "{", "[")
+
+
+def _option_after_line_break(command: str) -> tuple[int, str] | None:
+    """The first line (1-based, and its text) that starts with ``-`` right after a line break
+    that ends a shell command: ``python train.py\\n  --epochs 3`` runs ``--epochs 3`` alone.
+    Seen in public files as a ``>`` block whose option lines are indented more than the first
+    (YAML keeps those breaks)."""
+    lines = command.split("\n")
+    previous = lines[0].rstrip()
+    for number, line in enumerate(lines[1:], start=2):
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("-") and previous and not previous.endswith(_CONTINUES):
+            return number, text
+        previous = line.rstrip()
+    return None
 
 
 def _whole_number(value: object) -> bool:

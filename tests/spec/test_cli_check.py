@@ -14,6 +14,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from mlproj.cli.main import cli
+from mlproj.spec.project import load_project
 
 MISTAKES = """\
 name: demo
@@ -256,3 +257,44 @@ def test_description_key_points_to_help(tmp_path: Path) -> None:
     assert (problem["code"], problem["line"]) == ("unknown-key", 5)
     assert problem["key"] == "entry_points.main.parameters.opts.description"
     assert "the key for a description is 'help'" in problem["message"]
+
+
+def test_option_lines_that_the_shell_runs_alone(tmp_path: Path) -> None:
+    """In a `>` block, lines indented more than the first keep their line breaks, so bash
+    runs `--epochs 3` as a command of its own (under MLflow too): seen in a public project
+    on every entry point. Continued, piped and multi-command scripts are fine."""
+    project = write(
+        tmp_path / "p",
+        """\
+        entry_points:
+          folded:
+            parameters: {n: {type: int, default: 3}}
+            command: >
+              python train.py
+                --epochs {n}
+                --fast
+          continued:
+            command: |
+              python train.py \\
+                --epochs 3
+          piped:
+            command: |
+              cat data.txt |
+                -x
+          two_commands:
+            command: |
+              python prepare.py
+              python train.py --fast
+          same_indent:
+            command: >
+              python train.py
+              --fast
+        """,
+    )
+    folded = load_project(project).entry_points["folded"].command
+    assert folded == "python train.py\n  --epochs {n}\n  --fast\n"  # YAML keeps the breaks
+    code, report = problems(project)
+    assert code == 0
+    assert by_code(report) == {"command-line-break": [(4, "entry_points.folded.command")]}
+    [problem] = report["problems"]
+    assert problem["message"].startswith("line 2 of the command ('--epochs {n}') starts with")
