@@ -172,9 +172,23 @@ def test_environment_files(tmp_path: Path) -> None:
     code, report = problems(requirements)
     assert code == 1
     found = by_code(report)
-    assert found["missing-env-file"] == [(1, "python_env")]
-    assert found["python-download"] == [(1, "python_env")]
+    # What is wrong inside python_env.yaml points into it.
+    assert found["missing-env-file"] == [(2, "dependencies[0]")]
+    assert found["python-download"] == [(1, "python")]
+    assert {p["file"] for p in report["problems"]} == {str(requirements / "python_env.yaml")}
     assert "asks for python '3.2'" in report["problems"][-1]["message"]
+
+    # A folder without an MLproject: the default python_env.yaml is checked, with its lines.
+    (requirements / "MLproject").unlink()
+    code, output = check(str(requirements))
+    assert code == 1
+    env_file = requirements / "python_env.yaml"
+    assert output.splitlines()[:2] == [
+        f"{env_file}:2: error: dependencies[0]: python_env.yaml refers to "
+        f"{requirements / 'requirements.txt'}, which does not exist [missing-env-file]",
+        f"{env_file}:1: warning: python: python_env.yaml asks for python '3.2', which no "
+        "interpreter on this machine satisfies: the run downloads one first [python-download]",
+    ]
 
 
 def test_conda_packages_uv_would_drop(tmp_path: Path) -> None:
@@ -193,6 +207,11 @@ def test_conda_packages_uv_would_drop(tmp_path: Path) -> None:
     assert messages["conda-packages-dropped"].endswith("packages: openssl, mkl")
     assert "pytorch (as torch)" in messages["conda-packages-renamed"]
     assert messages["conda-packages-tried"].endswith("torch, scikit-learn==1.3.*")
+    # They point at the dependency list of conda.yaml itself.
+    conda_file = str(project / "conda.yaml")
+    assert {(p["file"], p["line"], p["key"]) for p in report["problems"]} == {
+        (conda_file, 2, "dependencies")
+    }
 
 
 def test_yaml_errors_and_the_real_command(tmp_path: Path) -> None:
