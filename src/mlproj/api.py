@@ -36,6 +36,7 @@ from mlproj.tags import (
     MLFLOW_USER,
     TAG_BACKEND,
     TAG_ERROR,
+    TAG_PARAMS_AT_END,
     TAG_PID,
     TAG_RUN_KEY,
     TAG_UPSTREAM,
@@ -287,8 +288,11 @@ def _start(options: RunOptions, scrub: Callable[[str], str]) -> Started:
         tags.setdefault(MLFLOW_PARENT_RUN_ID, parent)
     if reused := _key_or_reuse(store, options, tags, log, (fetched, project, params, manager)):
         return Started(reused, store, backend.name, False, scrub)
-    # Only the local supervisor logs the deferred number forms when the run ends.
-    at_start = params.logged_at_start() if backend.name == "local" else params.as_logged()
+    # Number params whose text is not Python's form of it are logged when the run ends: by
+    # the local supervisor, or for a remote run by whoever records its end (read from a tag).
+    at_start = params.logged_at_start()
+    if backend.name != "local" and (deferred := params.deferred()):
+        tags[TAG_PARAMS_AT_END] = json.dumps(deferred, sort_keys=True)
     run_id, experiment_id, artifact_uri, logged = _open_run(store, options, tags, at_start)
     with _fail_run_on_error(store, run_id, scrub):
         options.on_opened(run_id)

@@ -93,6 +93,22 @@ def _entry_point_problems(
     except ExecutionException as exc:
         where = (*keys, "command") if declared else ()
         return [_at(spec, "error", "placeholder", where, exc.message, entry.name)]
+    broken = _option_after_line_break(entry.command)
+    if broken is not None:
+        found.append(
+            _at(
+                spec,
+                "warning",
+                "command-line-break",
+                (*keys, "command"),
+                f"line {broken[0]} of the command ({broken[1]!r}) starts with an option, but "
+                "the line break before it ends the shell command, so the shell runs it as a "
+                "command of its own (as under MLflow); end the line before with ` \\`, or, in "
+                "a `>` block, indent every line alike (lines indented further keep their "
+                "breaks)",
+                entry.name,
+            )
+        )
     used = {name for _, name, _, _ in string.Formatter().parse(entry.command) if name is not None}
     for name, param in entry.parameters.items():
         pkeys = (*keys, "parameters", name)
@@ -143,13 +159,36 @@ def _entry_point_problems(
     return found
 
 
+# What may end a line and carry the shell command on to the next one.
+_CONTINUES = ("\\", "|", "&&", "||", "(", "{", "[")
+
+
+def _option_after_line_break(command: str) -> tuple[int, str] | None:
+    """The first line (1-based, and its text) that starts with ``-`` right after a line break
+    that ends a shell command: ``python train.py\\n  --epochs 3`` runs ``--epochs 3`` alone.
+    Seen in public files as a ``>`` block whose option lines are indented more than the first
+    (YAML keeps those breaks)."""
+    lines = command.split("\n")
+    previous = lines[0].rstrip()
+    for number, line in enumerate(lines[1:], start=2):
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("-") and previous and not previous.endswith(_CONTINUES):
+            return number, text
+        previous = line.rstrip()
+    return None
+
+
 def _whole_number(value: object) -> bool:
+    """Written without a decimal point (``50``, ``"50"``): the command gets ``50``, which a
+    script's ``int()`` accepts until someone passes ``0.5``. A default written ``1.0`` or
+    ``.0`` reaches the command as ``1.0``, which ``int()`` already refuses, so its script
+    reads floats: no warning (seen in public MLproject files)."""
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
         return True
-    if isinstance(value, float):
-        return value.is_integer()
     if isinstance(value, str):
         return re.fullmatch(r"\s*[+-]?\d+\s*", value) is not None
     return False
@@ -173,20 +212,26 @@ def _environment_problems(project: Project, spec: SpecFile | None) -> list[Probl
                 )
     if project.env_file is None:
         return found
-    # The key that names the file (a python_env key may name a conda spec); none for a
-    # default file (python_env.yaml, conda.yaml) found in the folder.
+    # What is wrong inside the env file points into it (a folder may have no MLproject at
+    # all: python_env.yaml or conda.yaml found by default); a file that cannot be read or
+    # parsed points at the key of the MLproject that names it.
     env_key: tuple[Key, ...] = next(
         ((key,) for key in ("python_env", "conda_env") if spec and spec.line((key,))), ()
     )
+    try:
+        env_spec = SpecFile(project.env_file, project.env_file.read_bytes())
+    except OSError as exc:
+        message = f"cannot read {project.env_file}: {exc.strerror or exc}"
+        return [*found, _at(spec, "error", "invalid-env-file", env_key, message)]
     if project.env_type == "python_env":
-        found += _python_env_problems(project, spec, env_key)
+        found += _python_env_problems(project, spec, env_key, env_spec)
     elif project.env_type == "conda_env":
-        found += _conda_problems(project, spec, env_key)
+        found += _conda_problems(project, spec, env_key, env_spec)
     return found
 
 
 def _python_env_problems(
-    project: Project, spec: SpecFile | None, keys: tuple[Key, ...]
+    project: Project, spec: SpecFile | None, keys: tuple[Key, ...], env_spec: SpecFile
 ) -> list[Problem]:
     from mlproj.envs.python.pyspec import load_python_env, referenced_files
 
@@ -196,22 +241,28 @@ def _python_env_problems(
     except ExecutionException as exc:
         return [_at(spec, "error", "invalid-env-file", keys, exc.message)]
     found = [
-        _at(
-            spec,
+        env_spec.problem(
             "error",
             "missing-env-file",
-            keys,
+            _naming(env.dependencies, file),
             f"{project.env_file.name} refers to {file}, which does not exist",
         )
         for file in referenced_files(env.dependencies, project.env_file.parent)
         if not file.exists()
     ]
-    found += _python_version_problems(spec, keys, env.python, project.env_file)
+    found += _python_version_problems(env_spec, ("python",), env.python, project.env_file)
     return found
 
 
+def _naming(dependencies: Sequence[str], file: Path) -> tuple[Key, ...]:
+    """The dependency line that names ``file`` (``-r requirements.txt``); the whole list for
+    a file named inside another requirements file."""
+    index = next((i for i, line in enumerate(dependencies) if file.name in line), None)
+    return ("dependencies",) if index is None else ("dependencies", index)
+
+
 def _conda_problems(
-    project: Project, spec: SpecFile | None, keys: tuple[Key, ...]
+    project: Project, spec: SpecFile | None, keys: tuple[Key, ...], env_spec: SpecFile
 ) -> list[Problem]:
     from mlproj.envs.conda import find_conda
     from mlproj.envs.python.condaspec import PYPI_NAMES, convert_conda_file
@@ -223,14 +274,14 @@ def _conda_problems(
         return [_at(spec, "error", "invalid-env-file", keys, exc.message)]
     if find_conda() is not None:
         return []  # conda builds it as written
+    deps: tuple[Key, ...] = ("dependencies",)
     found: list[Problem] = []
     if converted.dropped:
         found.append(
-            _at(
-                spec,
+            env_spec.problem(
                 "warning",
                 "conda-packages-dropped",
-                keys,
+                deps,
                 f"conda is not installed, so {project.env_file.name} is built with uv from PyPI, "
                 f"without these conda-only packages: {', '.join(converted.dropped)}",
             )
@@ -239,33 +290,31 @@ def _conda_problems(
     renamed = [f"{conda} (as {pypi})" for conda, pypi in PYPI_NAMES.items() if pypi in tried]
     if renamed:
         found.append(
-            _at(
-                spec,
+            env_spec.problem(
                 "warning",
                 "conda-packages-renamed",
-                keys,
+                deps,
                 f"conda is not installed; these packages are installed from PyPI under another "
                 f"name: {', '.join(renamed)}",
             )
         )
     if converted.spec.optional_dependencies:
         found.append(
-            _at(
-                spec,
+            env_spec.problem(
                 "warning",
                 "conda-packages-tried",
-                keys,
+                deps,
                 "conda is not installed; these conda packages are tried from PyPI under the "
                 "same name and dropped if that fails: "
                 + ", ".join(converted.spec.optional_dependencies),
             )
         )
-    found += _python_version_problems(spec, keys, converted.spec.python, project.env_file)
+    found += _python_version_problems(env_spec, deps, converted.spec.python, project.env_file)
     return found
 
 
 def _python_version_problems(
-    spec: SpecFile | None, keys: tuple[Key, ...], request: str | None, env_file: Path
+    env_spec: SpecFile, keys: tuple[Key, ...], request: str | None, env_file: Path
 ) -> list[Problem]:
     if request is None:
         return []
@@ -275,12 +324,13 @@ def _python_version_problems(
     try:
         found = find_interpreter(request, envs_root() / ".interpreters.json")
     except ExecutionException as exc:
-        return [_at(spec, "error", "invalid-python", keys, f"{env_file.name}: {exc.message}")]
+        return [
+            env_spec.problem("error", "invalid-python", keys, f"{env_file.name}: {exc.message}")
+        ]
     if found is not None:
         return []
     return [
-        _at(
-            spec,
+        env_spec.problem(
             "warning",
             "python-download",
             keys,

@@ -32,6 +32,9 @@ TAG_LOG_ERROR = "mlproj.log.error"  # why the output log could not be kept
 # the store without it was written by someone else (the project's own MLflow client, whose exit
 # hook writes FINISHED even after a crash) and is overridden.
 TAG_OUTCOME = "mlproj.outcome"
+# Remote runs: the number params logged when the run ends unless the project logged them
+# (JSON name -> text; mlproj.spec.params.logged_at_end, MLflow issues 3536 and 2820).
+TAG_PARAMS_AT_END = "mlproj.params.at_end"
 # The process that waits for a remote run and records its end (detached watcher or `mlproj run`).
 TAG_WATCHER_HOST = "mlproj.watcher.host"
 TAG_WATCHER_BOOT_ID = "mlproj.watcher.boot_id"

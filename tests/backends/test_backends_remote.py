@@ -287,3 +287,47 @@ def test_reap_fails_a_run_whose_submission_died_before_its_job_existed(
     assert run.info.status == RunStatus.FAILED
     assert "the submission never finished" in run.tags["mlproj.error"]
     assert store.get_run(submitting.run_id).info.status == RunStatus.RUNNING
+
+
+# -- MLflow issues 3536/2820 on remote backends: number texts logged at the end -----------------
+RELOG_FLOAT = (
+    f'{sys.executable} -c "import sys, mlflow; print(sys.argv[1:], flush=True); '
+    "mlflow.log_param('n', float(sys.argv[1]))\" {n} {lr}"
+)
+
+
+def test_number_params_whose_text_differs_are_logged_when_a_remote_run_ends(
+    tmp_path: Path, detached: dict[str, str]
+) -> None:
+    """The command gets `50` (as under MLflow); a project that logs float('50') writes `50.0`,
+    which the store would refuse beside a `50` logged at start. So on a remote backend too,
+    such a param is logged when the run ends, and only if the project did not log it."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "MLproject").write_text(
+        "entry_points:\n"
+        "  main:\n"
+        "    parameters: {n: {type: float, default: 50}, lr: {type: float, default: 1e-3}}\n"
+        f"    command: {json.dumps(RELOG_FLOAT)}\n"
+    )
+    submitted = mlproj.run(str(project), backend="detached", backend_config=_config())
+    run = get_store().get_run(submitted.run_id)
+    assert run.info.status == RunStatus.FINISHED, run.tags.get("mlproj.error")
+    assert "['50', '1e-3']" in _log_artifact(run.run_id)  # the text as written
+    # `n` as the project logged it; `lr`, which it did not log, as the command got it.
+    assert run.params == {"n": "50.0", "lr": "1e-3"}
+
+    # From the CLI, asynchronous: the detached watcher records the end and the params.
+    started = subprocess.run(
+        [sys.executable, "-m", "mlproj", "run", str(project), "-b", "detached", "--no-wait",
+         "-c", json.dumps(_config())],
+        capture_output=True, text=True, env=detached, check=False,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    run_id = started.stdout.strip()
+    # The project's own client ends the run FINISHED first; mlproj's outcome tag comes after.
+    deadline = time.monotonic() + 120
+    while "mlproj.outcome" not in get_store().get_run(run_id).tags:
+        assert time.monotonic() < deadline, "the watcher never recorded the end"
+        time.sleep(0.2)
+    assert get_store().get_run(run_id).params == {"n": "50.0", "lr": "1e-3"}

@@ -93,6 +93,24 @@ def test_a_job_logs_into_the_run_and_its_output_is_streamed_and_kept(
     assert "hello from slurm" in log_artifact(submitted.run_id)
 
 
+def test_a_job_that_relogs_a_float_param_finishes(tmp_path: Path) -> None:
+    """MLflow issues 3536/2820 on a real Slurm: the job gets `50` and logs float('50') =
+    `50.0`; mlproj logs the param only when the job has ended, so the store takes it."""
+    code = "import sys, mlflow; mlflow.log_param('n', float(sys.argv[1])); print(sys.argv[1:])"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "MLproject").write_text(
+        "entry_points:\n  main:\n"
+        "    parameters: {n: {type: float, default: 50}, k: {type: float, default: 7}}\n"
+        f'    command: "{sys.executable} -c \\"{code}\\" {{n}} {{k}}"\n'
+    )
+    submitted = _run(project, synchronous=True)
+    run = get_store().get_run(submitted.run_id)
+    assert run.info.status == RunStatus.FINISHED, run.tags.get("mlproj.error")
+    assert "['50', '7']" in log_artifact(submitted.run_id)
+    assert run.params == {"n": "50.0", "k": "7"}
+
+
 def test_a_failing_command_is_failed_with_slurms_state_and_reason(tmp_path: Path) -> None:
     project = write_project(tmp_path, "slurm-demo", "echo about to fail; exit 3")
     with pytest.raises(ExecutionException, match=r"Run \(ID '\w+'\) failed") as caught:

@@ -14,6 +14,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from mlproj.cli.main import cli
+from mlproj.spec.project import load_project
 
 MISTAKES = """\
 name: demo
@@ -171,9 +172,23 @@ def test_environment_files(tmp_path: Path) -> None:
     code, report = problems(requirements)
     assert code == 1
     found = by_code(report)
-    assert found["missing-env-file"] == [(1, "python_env")]
-    assert found["python-download"] == [(1, "python_env")]
+    # What is wrong inside python_env.yaml points into it.
+    assert found["missing-env-file"] == [(2, "dependencies[0]")]
+    assert found["python-download"] == [(1, "python")]
+    assert {p["file"] for p in report["problems"]} == {str(requirements / "python_env.yaml")}
     assert "asks for python '3.2'" in report["problems"][-1]["message"]
+
+    # A folder without an MLproject: the default python_env.yaml is checked, with its lines.
+    (requirements / "MLproject").unlink()
+    code, output = check(str(requirements))
+    assert code == 1
+    env_file = requirements / "python_env.yaml"
+    assert output.splitlines()[:2] == [
+        f"{env_file}:2: error: dependencies[0]: python_env.yaml refers to "
+        f"{requirements / 'requirements.txt'}, which does not exist [missing-env-file]",
+        f"{env_file}:1: warning: python: python_env.yaml asks for python '3.2', which no "
+        "interpreter on this machine satisfies: the run downloads one first [python-download]",
+    ]
 
 
 def test_conda_packages_uv_would_drop(tmp_path: Path) -> None:
@@ -192,6 +207,11 @@ def test_conda_packages_uv_would_drop(tmp_path: Path) -> None:
     assert messages["conda-packages-dropped"].endswith("packages: openssl, mkl")
     assert "pytorch (as torch)" in messages["conda-packages-renamed"]
     assert messages["conda-packages-tried"].endswith("torch, scikit-learn==1.3.*")
+    # They point at the dependency list of conda.yaml itself.
+    conda_file = str(project / "conda.yaml")
+    assert {(p["file"], p["line"], p["key"]) for p in report["problems"]} == {
+        (conda_file, 2, "dependencies")
+    }
 
 
 def test_yaml_errors_and_the_real_command(tmp_path: Path) -> None:
@@ -205,3 +225,95 @@ def test_yaml_errors_and_the_real_command(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.startswith(f"{project / 'MLproject'}:4: error: not valid YAML")
     assert "1 error, 0 warnings" in result.stderr
+
+
+def test_whole_float_default_only_when_written_without_a_point(tmp_path: Path) -> None:
+    """`1.0` or `.0` reaches the command as `1.0`, which int() already refuses: the script
+    reads floats, so only a default written as a whole number is worth a warning (public
+    MLproject files declare `default: 1.0` and `default: .0` for floats)."""
+    project = write(
+        tmp_path / "p",
+        """\
+        entry_points:
+          main:
+            parameters:
+              a: {type: float, default: 1.0}
+              b: {type: float, default: .0}
+              c: {type: float, default: -2.0}
+              d: {type: float, default: 4}
+              e: {type: float, default: "8"}
+              f: {type: float, default: 0.5}
+            command: "python x.py {a} {b} {c} {d} {e} {f}"
+        """,
+    )
+    code, report = problems(project)
+    assert code == 0
+    assert by_code(report) == {
+        "whole-float-default": [
+            (7, "entry_points.main.parameters.d.default"),
+            (8, "entry_points.main.parameters.e.default"),
+        ]
+    }
+
+
+def test_description_key_points_to_help(tmp_path: Path) -> None:
+    project = write(
+        tmp_path / "p",
+        """\
+        entry_points:
+          main:
+            parameters:
+              opts:
+                description: overrides for the config
+                type: str
+                default: ''
+            command: "python x.py $(echo {opts})"
+        """,
+    )
+    code, report = problems(project)
+    assert code == 0
+    [problem] = report["problems"]
+    assert (problem["code"], problem["line"]) == ("unknown-key", 5)
+    assert problem["key"] == "entry_points.main.parameters.opts.description"
+    assert "the key for a description is 'help'" in problem["message"]
+
+
+def test_option_lines_that_the_shell_runs_alone(tmp_path: Path) -> None:
+    """In a `>` block, lines indented more than the first keep their line breaks, so bash
+    runs `--epochs 3` as a command of its own (under MLflow too): seen in a public project
+    on every entry point. Continued, piped and multi-command scripts are fine."""
+    project = write(
+        tmp_path / "p",
+        """\
+        entry_points:
+          folded:
+            parameters: {n: {type: int, default: 3}}
+            command: >
+              python train.py
+                --epochs {n}
+                --fast
+          continued:
+            command: |
+              python train.py \\
+                --epochs 3
+          piped:
+            command: |
+              cat data.txt |
+                -x
+          two_commands:
+            command: |
+              python prepare.py
+              python train.py --fast
+          same_indent:
+            command: >
+              python train.py
+              --fast
+        """,
+    )
+    folded = load_project(project).entry_points["folded"].command
+    assert folded == "python train.py\n  --epochs {n}\n  --fast\n"  # YAML keeps the breaks
+    code, report = problems(project)
+    assert code == 0
+    assert by_code(report) == {"command-line-break": [(4, "entry_points.folded.command")]}
+    [problem] = report["problems"]
+    assert problem["message"].startswith("line 2 of the command ('--epochs {n}') starts with")

@@ -141,3 +141,16 @@ def test_mlflow_logs_quoted_values_mlproj_logs_the_values(tmp_path: Path) -> Non
     their_params, _ = theirs.compute_parameters({"name": "hello world"}, None)
     assert their_params["name"] == "'hello world'"
     assert resolved.as_logged()["name"] == "hello world"
+
+
+def test_a_folder_named_mlproject_is_skipped_where_mlflow_fails(tmp_path: Path) -> None:
+    """Seen in a public repository: `mlproject` is a symlink to the package folder
+    `src/mlproject`. MLflow tries to open it as the spec; mlproj skips it (docs/differences.md)."""
+    (tmp_path / "src" / "mlproject").mkdir(parents=True)
+    (tmp_path / "mlproject").symlink_to("src/mlproject", target_is_directory=True)
+    (tmp_path / "train.py").write_text("")
+    with pytest.raises(IsADirectoryError):
+        mlflow_spec.load_project(str(tmp_path))
+    project = load_project(tmp_path)
+    assert project.spec_path is None
+    assert project.get_entry_point("train.py").command == "python train.py"

@@ -73,6 +73,8 @@ DEFAULT_ENV_FILES: tuple[tuple[str, EnvType], ...] = (
     ("conda.yaml", "conda_env"),
 )
 _PYTHON_ENV_KEYS = frozenset({"python", "build_dependencies", "dependencies"})
+# Keys people write for what a valid key means (`description:` is common in public files).
+_KEY_SYNONYMS = {"description": "help", "desc": "help", "doc": "help"}
 
 
 def _loader() -> Any:
@@ -280,7 +282,8 @@ def _type_name(value: object) -> str:
 
 def _find_spec_file(directory: Path) -> Path | None:
     try:
-        # A folder (or a symlink to one) named `mlproject` is not the spec: MLflow skips it too.
+        # A folder (or a symlink to one) named `mlproject` is not the spec (MLflow tries to
+        # open it and fails with IsADirectoryError; a real project links one to src/).
         found = sorted(
             entry.name
             for entry in os.scandir(directory)
@@ -415,6 +418,12 @@ def key_warnings(
             message = (
                 f"key {key!r} is not {head!r}: YAML maps keys with a colon and a space; "
                 f"write `{head}: {rest.strip()}`"
+            )
+        elif (synonym := _KEY_SYNONYMS.get(head.lower())) in valid:
+            code = "unknown-key"
+            message = (
+                f"unknown key {key!r} in this {what}, ignored (harmless: MLflow ignores it "
+                f"too); the key for a description is {synonym!r}"
             )
         else:
             suggestion = closest(head, valid, cutoff=0.7 if near_misses_only else 0.6)

@@ -17,6 +17,7 @@ A new remote backend subclasses it and says how to read the status (:meth:`_refr
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 import threading
 import time
@@ -28,8 +29,16 @@ from mlproj.backends.remote.watcher import reap
 from mlproj.errors import ExecutionException, StoreUnreachable
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.submitted import SubmittedRun
-from mlproj.tags import LOG_ARTIFACT_DIR, LOG_ARTIFACT_NAME, TAG_ERROR, TAG_LOG_ERROR, TAG_OUTCOME
+from mlproj.tags import (
+    LOG_ARTIFACT_DIR,
+    LOG_ARTIFACT_NAME,
+    TAG_ERROR,
+    TAG_LOG_ERROR,
+    TAG_OUTCOME,
+    TAG_PARAMS_AT_END,
+)
 from mlproj.tracking.base import TrackingStore
+from mlproj.tracking.entities import Run
 
 # Tag values are limited (MLflow: 8000 characters for tags in the file store).
 _MAX_REASON = 4000
@@ -178,6 +187,7 @@ class PollingSubmittedRun(SubmittedRun):
             # `runs cancel`) recorded its end first, from the same source: keep it.
             self._status = current.info.status
             return
+        self._log_params_at_end(store, current)
         tags = {**self._end_tags(status), TAG_OUTCOME: status}
         if log_error:
             tags[TAG_LOG_ERROR] = log_error
@@ -185,6 +195,25 @@ class PollingSubmittedRun(SubmittedRun):
         # Overrides what the project's own MLflow client wrote on its way out (its exit hook
         # ends the run FINISHED even when the script crashed).
         store.set_terminated(self._run_id, status)
+
+    def _log_params_at_end(self, store: TrackingStore, current: Run | None) -> None:
+        """The number params the command got as written (``50`` for a float) and the project
+        did not log itself (it may have logged ``50.0``, which the store would refuse beside
+        ``50``: MLflow issues 3536, 2820); see :func:`mlproj.spec.params.logged_at_end`."""
+        if current is None:  # what the project logged is unknown: logging could clash
+            return
+        raw = current.tags.get(TAG_PARAMS_AT_END)
+        if not raw:
+            return
+        from mlproj.spec.params import logged_at_end
+
+        try:
+            deferred = json.loads(raw)
+            params = logged_at_end(deferred, current.params) if isinstance(deferred, dict) else {}
+            if params:
+                store.log_batch(self._run_id, params=params)
+        except (ValueError, ExecutionException) as exc:  # the status matters more
+            self._log(f"warning: could not log the run's params: {exc}")
 
 
 def _describe(exc: BaseException) -> str:
