@@ -9,13 +9,15 @@ and optuna). ``range(1,10[,step])``: integers from 1 to 9. ``uniform(0,1)``, ``l
 from __future__ import annotations
 
 import math
-import random
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import ExecutionException
 from mlproj.records import record
+
+if TYPE_CHECKING:
+    import random
 
 
 @record(frozen=True)

@@ -11,11 +11,10 @@ journal file under the experiment's folder for local stores, else under ``MLPROJ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import random
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -268,6 +267,8 @@ def trial_params(
             number, index = divmod(number, len(values))
             point.append(values[index])
         return dict(zip(spec.parameters, reversed(point), strict=True))
+    import random  # here: a grid sweep never needs it
+
     rng = random.Random(f"{spec.seed}:{number}")  # noqa: S311 - sampling, not secrets
     return {name: sample(d, rng) for name, d in spec.parameters.items()}
 
@@ -674,6 +675,8 @@ def start_sweep(
 
     spec.uri = absolute_uri(spec.uri)
     if spec.method != "grid" and spec.seed is None:
+        import random
+
         spec.seed = random.SystemRandom().randrange(2**31)  # stored: resume draws the same
     spec.check()
     if spec.method == "optuna":
@@ -697,10 +700,20 @@ def start_sweep(
         tags={TAG_SWEEP_SPEC: text},
     )
     with parent_closed_on_error(store, parent):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp, "sweep.json")
-            path.write_text(json.dumps(json.loads(text), indent=2))
+        from mlproj.home import home_subdir
+
+        # Written beside the parent's other local files (not with tempfile, whose import
+        # costs a sweep's start more than the write), then copied into the run.
+        folder = home_subdir("logs") / parent
+        folder.mkdir(exist_ok=True)
+        path = folder / "sweep.json"
+        path.write_text(json.dumps(json.loads(text), indent=2))
+        try:
             store.log_artifact(parent, path)
+        finally:
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         log(
             f"sweep {parent}: {spec.total} trials ({spec.method}), up to {spec.max_parallel} "
             "at a time"
