@@ -141,6 +141,20 @@ EOF
     log "JobSubmissionClient echo hi: SUCCEEDED in $(elapsed "$started") s"
 }
 
+# A head that was already running may have been started with another Python (another
+# checkout's venv, the machine's own): its `--env-manager local` jobs would then import that
+# Python's packages, not this venv's. Said loudly; not stopped (others may be using it).
+check_head_python() {
+    local want got
+    want=$("$PYTHON" -c 'import sys; print(sys.prefix)')
+    got=$("$VENV_BIN/ray" job submit --address "$ADDRESS" -- \
+        python -c 'import sys; print("prefix=" + sys.prefix)' 2>/dev/null | sed -n 's/^prefix=//p')
+    if [ "$got" != "$want" ]; then
+        log "WARNING: the running Ray head's jobs use the Python in ${got:-?}, not $want:"
+        log "WARNING: Ray tests with --env-manager local run there; \`ray stop\` it to use this venv"
+    fi
+}
+
 main() {
     if [ $# -lt 1 ] || [ ! -x "$1" ]; then
         log "usage: $0 VENV_PYTHON [--stop]"
@@ -163,7 +177,7 @@ main() {
     start_head || rc=$?
     case $rc in
         0) smoke_jobs ;;
-        1) ;;  # already running: nothing to do
+        1) check_head_python ;;  # already running: nothing to start
         *) return 1 ;;
     esac
     log "ready: $(ray_version) at $ADDRESS"

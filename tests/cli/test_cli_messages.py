@@ -86,3 +86,25 @@ def test_a_pipeline_parameter_typo_names_the_closest(tmp_path: Path) -> None:
         f"mlproj: error: Pipeline 'regression' ({project / 'MLproject'}) has no parameter "
         "'rowz' (did you mean 'rows'?); its parameters: rows, lr"
     ]
+
+
+def test_runs_list_in_a_new_folder_names_the_default_store_and_makes_nothing(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlproj", "runs", "list"],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == (
+        f"No experiments in tracking store sqlite:///{folder / 'mlflow.db'}; point at another "
+        "store with --tracking-uri or MLFLOW_TRACKING_URI."
+    )
+    assert list(folder.iterdir()) == []  # looking made no mlflow.db

@@ -1,7 +1,7 @@
 """Long work shows progress on one updating line in a real terminal (tmux), and plain lines or
 nothing in a pipe or with --quiet. The long work here: a `path` parameter downloaded from a
 loopback server that sends its bytes slowly, a Git fetch from such a server (Git's own HTTP
-client, "dumb" protocol), and the example's environment build."""
+client, "dumb" protocol), the example's environment build, and a Docker image build."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import functools
 import http.server
 import random
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -185,3 +186,47 @@ def test_git_fetch_progress_updates_one_line_in_a_terminal(tmux: Tmux, slow_git_
     screen = _wait_done(tmux)
     assert "FINISHED" in screen and "fetched" in screen.splitlines()
     assert not any(pattern.match(line) for line in screen.splitlines())  # cleared at the end
+
+
+def _docker_ready(image: str) -> bool:
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    done = subprocess.run([docker, "image", "inspect", image], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+BUSYBOX = "mlproj-ci/busybox:1"  # made locally by .ci/docker-setup.sh
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(not _docker_ready(BUSYBOX), reason="Docker and its base images: .ci/run")
+def test_image_build_progress_updates_one_line_in_a_terminal(tmux: Tmux, tmp_path: Path) -> None:
+    name = f"cliprogress{random.randrange(16**8):08x}"
+    project = tmp_path / "dk"
+    project.mkdir()
+    (project / "MLproject").write_text(
+        f'name: {name}\ndocker_env: {{image: "{BUSYBOX}"}}\n'
+        'entry_points:\n  main: {command: "echo built"}\n'
+    )
+    (project / "blob.bin").write_bytes(random.randbytes(2_000_000))  # a build of a second or so
+    tmux.type_line("clear")
+    tmux.type_line(f"{sys.executable} -m mlproj run {project} --build-image")
+    pattern = re.compile(rf"^. Building ({name}:[0-9a-f]+) \((\d+\.\d)s\)$")
+    seen: list[float] = []
+    tags: set[str] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(set(seen)) < 3:
+            lines = [m for line in tmux.screen().splitlines() if (m := pattern.match(line))]
+            assert len(lines) <= 1  # one line, updated in place
+            seen.extend(float(m.group(2)) for m in lines)
+            tags.update(m.group(1) for m in lines)
+            time.sleep(0.05)
+        assert len(set(seen)) >= 3 and seen == sorted(seen), seen
+        screen = _wait_done(tmux)
+        assert "FINISHED" in screen and "built" in screen.splitlines()
+        assert not any(pattern.match(line) for line in screen.splitlines())  # cleared
+    finally:
+        for tag in tags:
+            subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)

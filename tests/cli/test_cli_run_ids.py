@@ -174,3 +174,13 @@ def test_resume_commands_and_the_parent_filter_take_a_prefix(tmp_path: Path) -> 
         assert missing.stderr.strip().splitlines() == [
             f"mlproj: error: Run '{'f' * 16}' not found in tracking store {store.tracking_uri}"
         ], command
+
+
+def test_cli_takes_a_prefix_on_an_mlflow_server(mlflow_server: MlflowServer) -> None:
+    store = get_store(mlflow_server.url)
+    (run_id,) = _runs(store, 1, experiment=f"cli-ids-{os.getpid()}-{time.time_ns()}")
+    shown = run_cli("runs", "show", run_id[:12], "--tracking-uri", mlflow_server.url)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"Run          {run_id} (r0)")
+    children = run_cli("runs", "list", "--parent", run_id[:12], "--tracking-uri", mlflow_server.url)
+    assert children.returncode == 0, children.stderr  # no children, but the id was found
