@@ -136,11 +136,11 @@ def _apply(store: TrackingStore, run_id: str, op: Mapping[str, Any]) -> None:
 
 
 def _log_params_at_end(store: TrackingStore, run_id: str, deferred: Mapping[str, str]) -> None:
-    """Log the params kept for the run's end that the project did not log itself: decided
-    when they are sent (a replay reads what the project logged before the outage)."""
-    from mlproj.spec.params import logged_at_end
-
-    params = logged_at_end(deferred, store.get_run(run_id).params)
+    """Log the params kept for the run's end that the project did not log itself (the rule of
+    ``spec.params.logged_at_end``, which tracking may not import): decided when they are sent,
+    so a replay reads what the project logged before the outage."""
+    logged = store.get_run(run_id).params
+    params = {k: v for k, v in deferred.items() if k not in logged}
     if params:
         store.log_batch(run_id, params=params)
 
