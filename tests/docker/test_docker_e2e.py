@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import mlproj
+from mlproj.tracking import get_store
 from tests.docker.docker_support import docker, write_project
 
 pytestmark = pytest.mark.docker
@@ -110,3 +113,51 @@ def test_cli_run_with_docker_args(tmp_path: Path, docker_daemon: str, tracking_u
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.tags["mlflow.docker.image.uri"] == docker_daemon
+
+
+def test_sigkilled_mlproj_leaves_no_container_once_runs_are_listed(
+    tmp_path: Path, docker_daemon: str
+) -> None:
+    """SIGKILL of ``mlproj run`` and of a detached supervisor while their containers run: the
+    next ``mlproj runs list`` removes both containers and marks both runs FAILED."""
+    write_project(tmp_path / "proj", image=docker_daemon, command="sleep 300")
+    argv = [sys.executable, "-m", "mlproj", "run", str(tmp_path / "proj"), "-A", "network=none"]
+    cli = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    detached = subprocess.run(
+        [*argv, "--no-wait"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert detached.returncode == 0, detached.stderr
+    store = get_store()
+    containers: dict[str, str] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while len(containers) < 2:
+            assert time.monotonic() < deadline, "the containers never started"
+            time.sleep(0.2)
+            for run in store.search_runs([store.resolve_experiment()]):
+                name = run.tags.get("mlproj.docker.container")
+                if name and docker("ps", "-q", "--filter", f"name=^{name}$").stdout.strip():
+                    containers[run.run_id] = name
+        for run_id in containers:
+            pid = int(store.get_run(run_id).tags["mlproj.supervisor.pid"])
+            os.kill(pid, signal.SIGKILL)  # the CLI itself, or the detached supervisor
+        cli.wait(timeout=30)
+        listed = subprocess.run(
+            [sys.executable, "-m", "mlproj", "runs", "list"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert listed.returncode == 0, listed.stderr
+        for run_id, name in containers.items():
+            run = store.get_run(run_id)
+            assert run.info.status == "FAILED", run_id
+            assert "supervisor process disappeared" in run.tags["mlproj.error"]
+            assert docker("ps", "-aq", "--filter", f"name=^{name}$").stdout.strip() == "", name
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        for name in containers.values():
+            docker("rm", "-f", name)

@@ -94,6 +94,19 @@ def test_zip_slip_is_refused(tmp_path: Path, name: str) -> None:
     assert not Path("/tmp/mlproj-evil-zip.txt").exists()
 
 
+def test_a_zip_symlink_is_refused(tmp_path: Path) -> None:
+    """zipfile would write the link as a file holding its target; it was meant as a link out."""
+    archive = tmp_path / "link.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("MLproject", MLPROJECT)
+        link = zipfile.ZipInfo("outside")
+        link.external_attr = (0o120777 << 16) | 0x20  # S_IFLNK | rwx, as Info-ZIP stores it
+        zipped.writestr(link, "../../..")
+    with pytest.raises(ExecutionException, match="is a symbolic link"):
+        fetch_project(str(archive))
+    assert not list(Path(os.environ["MLPROJ_HOME"]).rglob("outside"))
+
+
 def _repository_with_gitmodules(tmp_path: Path, gitmodules: str) -> Path:
     """A bare repository whose tree has a gitlink at ``vendor`` and the given .gitmodules."""
     leaf = tmp_path / "leaf"

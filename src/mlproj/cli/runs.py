@@ -129,6 +129,20 @@ def settle_orphan(store: TrackingStore, run: Run) -> Run:
     return store.get_run(run.run_id)
 
 
+def settle_orphans(store: TrackingStore, experiment_ids: list[str]) -> None:
+    """Settle every orphan of this host in these experiments, not only the runs a command
+    shows: a ``--status`` filter or ``--max-results`` must not leave one RUNNING. Costs one
+    search for RUNNING runs; their tags are read only for those."""
+    check = _orphan_check()
+    for info in run_infos(store, experiment_ids, status=RunStatus.RUNNING, max_results=ALL_RUNS):
+        try:
+            run = store.get_run(info.run_id)
+        except ExecutionException:
+            continue  # ended and removed meanwhile, or damaged (warned about by the store)
+        if _is_orphan(run, check):
+            settle_orphan(store, run)
+
+
 # -- formatting -----------------------------------------------------------------------------------
 def format_time(ms: int | None) -> str:
     if not ms:
@@ -305,6 +319,8 @@ def list_runs(
         names = {e.experiment_id: e.name for e in experiments}
         wanted = status.upper() if status else None
         orphans_only = wanted == "ORPHANED"
+        if not orphans_only:
+            settle_orphans(store, list(names))
         search_status = RunStatus.RUNNING if orphans_only else wanted
         limit = ALL_RUNS if orphans_only else max_results
         check = _orphan_check()
@@ -482,6 +498,8 @@ def run_logs(run_id: str, tracking_uri: str | None, follow: bool) -> None:
         store = _open_store(tracking_uri)
         run_id = _resolve(store, run_id)
         run = store.get_run(run_id)
+        if _is_orphan(run, _orphan_check()):
+            run = settle_orphan(store, run)
         local = _local_log(run)
         try:
             if local is not None:
@@ -544,9 +562,8 @@ def _print_local_log(store: TrackingStore, run: Run, path: Path, follow: bool) -
             if time.monotonic() - checked >= 1.0:
                 latest = store.get_run(run.run_id)
                 if is_orphaned(latest):
-                    # Nobody will ever end it: stop following instead of waiting forever.
-                    _say_orphaned(run)
-                    return
+                    # Its mlproj crashed meanwhile: nobody else will ever end it.
+                    latest = settle_orphan(store, latest)
                 checked = time.monotonic()
         # The supervisor may write its last lines just before it records the status.
         _write(log.read())
@@ -562,8 +579,7 @@ def _wait_terminal(store: TrackingStore, run: Run) -> tuple[Run, Path | None]:
 
     while not outcome_recorded(run):
         if is_orphaned(run):
-            _say_orphaned(run)
-            break
+            return settle_orphan(store, run), None
         # A local supervisor is about to start the command; a remote job needs no haste.
         time.sleep(FOLLOW_POLL_S if TAG_PID in run.tags else 1.0)
         run = store.get_run(run.run_id)
@@ -571,14 +587,6 @@ def _wait_terminal(store: TrackingStore, run: Run) -> tuple[Run, Path | None]:
         if local is not None:
             return run, local
     return run, None
-
-
-def _say_orphaned(run: Run) -> None:
-    click.echo(
-        f"mlproj: run {run.run_id} is orphaned (its supervisor is gone); "
-        "`mlproj runs reap` marks it FAILED",
-        err=True,
-    )
 
 
 @runs.command("cancel", short_help="Stop a RUNNING run; it ends KILLED.")

@@ -165,11 +165,8 @@ class Supervisor:
             except ExecutionException as exc:
                 print(f"mlproj: warning: could not upload the run log: {exc}", file=sys.stderr)
         if self.job.deferred_params:
-            from mlproj.spec.params import logged_at_end
-
-            try:
-                logged = store.get_run(run_id).params
-                store.log_batch(run_id, params=logged_at_end(self.job.deferred_params, logged))
+            try:  # journaled with the rest while the store is unreachable
+                store.log_params_at_end(run_id, self.job.deferred_params)
             except ExecutionException as exc:  # the status matters more than these params
                 print(f"mlproj: warning: could not log the run's params: {exc}", file=sys.stderr)
         if error:

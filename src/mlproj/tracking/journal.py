@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mlproj.errors import ExecutionException, StoreUnreachable
 from mlproj.home import home_subdir
@@ -27,6 +27,8 @@ from mlproj.redaction import redact_url
 from mlproj.tracking.base import TrackingStore
 from mlproj.tracking.common import now_ms
 from mlproj.tracking.entities import Experiment, Metric, Run, RunInfo
+
+T = TypeVar("T")
 
 JOURNAL_VERSION = 1
 JOURNAL_DIR = "journal"
@@ -123,6 +125,8 @@ def _apply(store: TrackingStore, run_id: str, op: Mapping[str, Any]) -> None:
         )
     elif kind == "set_terminated":
         store.set_terminated(run_id, str(op["status"]), int(op["end_time"]))
+    elif kind == "log_params_at_end":
+        _log_params_at_end(store, run_id, op.get("params") or {})
     elif kind == "log_artifact":
         path = Path(op["file"])
         if path.is_file():  # a copy removed by hand is not worth failing the rest for
@@ -131,12 +135,24 @@ def _apply(store: TrackingStore, run_id: str, op: Mapping[str, Any]) -> None:
         raise ExecutionException(f"Unknown journal entry {kind!r} for run {run_id}")
 
 
+def _log_params_at_end(store: TrackingStore, run_id: str, deferred: Mapping[str, str]) -> None:
+    """Log the params kept for the run's end that the project did not log itself (the rule of
+    ``spec.params.logged_at_end``, which tracking may not import): decided when they are sent,
+    so a replay reads what the project logged before the outage."""
+    logged = store.get_run(run_id).params
+    params = {k: v for k, v in deferred.items() if k not in logged}
+    if params:
+        store.log_batch(run_id, params=params)
+
+
 class JournaledStore(TrackingStore):
     """A store whose writes to a run survive the store being unreachable.
 
     A write that fails with :class:`StoreUnreachable` is journaled and reported through
     ``warn`` instead of raised, and so is every later write of that run, so their order holds.
-    Reads and run creation go straight to the store (they cannot be deferred).
+    Reads and run creation go straight to the store (they cannot be deferred); a read that
+    finds the store unreachable defers the run's later writes too, and a read of a deferred
+    run fails at once: one retry budget per run's end, not one per call.
     """
 
     def __init__(
@@ -217,6 +233,24 @@ class JournaledStore(TrackingStore):
                 {"op": "log_artifact", "file": str(kept), "artifact_path": artifact_path}
             )
 
+    def log_params_at_end(self, run_id: str, deferred: Mapping[str, str]) -> None:
+        """Log the params kept for the run's end unless the project logged them itself."""
+        op = {"op": "log_params_at_end", "params": dict(deferred)}
+        self._write(run_id, op, lambda: _log_params_at_end(self.inner, run_id, deferred))
+
+    def _read(self, run_id: str, read: Callable[[], T]) -> T:
+        journal = self._journals.get(run_id)
+        if journal is not None:
+            raise StoreUnreachable(
+                f"the tracking store was unreachable a moment ago; run {run_id}'s updates "
+                f"wait in {journal.path}"
+            )
+        try:
+            return read()
+        except StoreUnreachable as exc:
+            self._defer(run_id, exc)
+            raise
+
     # -- everything else goes straight to the store ----------------------------------------
     def get_experiment(self, experiment_id: str) -> Experiment | None:
         return self.inner.get_experiment(experiment_id)
@@ -244,10 +278,10 @@ class JournaledStore(TrackingStore):
         )
 
     def get_run(self, run_id: str) -> Run:
-        return self.inner.get_run(run_id)
+        return self._read(run_id, lambda: self.inner.get_run(run_id))
 
     def get_run_status(self, run_id: str) -> str:
-        return self.inner.get_run_status(run_id)
+        return self._read(run_id, lambda: self.inner.get_run_status(run_id))
 
     def search_runs(
         self,
@@ -310,6 +344,9 @@ def replay(
 
     synced: list[str] = []
     failed: list[tuple[str, str]] = []
+    # A store found unreachable is not tried again for its other journals: one retry budget
+    # per store, not one per journal (a hundred runs ended during an outage).
+    unreachable: dict[str, str] = {}
     for path in pending_journals(root):
         lock = FileLock(str(path.with_suffix(".lock")))
         try:
@@ -323,11 +360,16 @@ def replay(
             run_id, uri = str(header["run_id"]), str(header["tracking_uri"])
             journal = RunJournal(uri, run_id, path.parent)
             journal.path, journal.files = path, path.with_suffix(".files")
+            if uri in unreachable:
+                failed.append((run_id, unreachable[uri]))
+                continue
             try:
                 store = _open_for_replay(uri, quick=quick)
                 for op in journal.ops():
                     _apply(store, run_id, op)
             except ExecutionException as exc:
+                if isinstance(exc, StoreUnreachable):
+                    unreachable[uri] = str(exc)
                 failed.append((run_id, str(exc)))
                 continue
             journal.remove()
