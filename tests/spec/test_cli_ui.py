@@ -211,3 +211,35 @@ def test_mlflow_ui_in_the_same_folder_shows_a_newcomers_run(tmp_path: Path) -> N
                 os.killpg(ui.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 ui.wait(timeout=30)
+
+
+def test_ctrl_c_while_the_server_starts_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C the moment after the real server process exists, before `mlproj ui` has it in
+    hand: the server (in its own session) is stopped, not left running."""
+    from mlproj.cli import ui
+
+    real_popen = subprocess.Popen
+    started: list[subprocess.Popen[bytes]] = []
+
+    def popen_then_ctrl_c(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        process = real_popen(*args, **kwargs)  # type: ignore[call-overload]
+        started.append(process)
+        os.kill(os.getpid(), signal.SIGINT)  # delivered before Popen returns to its caller
+        return process  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(subprocess, "Popen", popen_then_ctrl_c)  # the module ui.py calls
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ui.ui_command.main(["--tracking-uri", uri, "--port", "0"], standalone_mode=False)
+    (server,) = started
+    assert server.poll() is not None  # stopped and waited for
+    deadline = time.monotonic() + 60
+    while True:  # and its whole group with it
+        try:
+            os.killpg(server.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "the server's process group is still running"
+        time.sleep(0.2)
+    assert "MLflow UI stopped" in capfd.readouterr().err
