@@ -6,7 +6,9 @@
 2. N concurrent `mlproj run --no-wait` into one `mlflow.db` (default 100): how many FINISHED and
    the wall time from the first launch until the last run is recorded.
 3. `mlproj runs list` on 10,000 runs in one database against `mlflow runs list` and
-   `MlflowClient.search_runs` on the same database. Target: at most 0.5 s.
+   `MlflowClient.search_runs` on the same database. Target: at most 0.5 s. Then
+   `mlproj run --reuse` hitting a FINISHED run among those 10,000 (each with its own key):
+   the whole CLI call and the store lookup alone. Target: well under a second.
 
     python benchmarks/bench_sqlite.py [--runs 15] [--concurrent 100] [--list-runs 10000]
 """
@@ -247,7 +249,7 @@ def write_database(db: Path, runs: int) -> str:
                 [(k, v, run_id) for k, v in (
                     ("mlflow.runName", f"bench-run-{n}"), ("mlflow.user", "bench"),
                     ("mlflow.source.type", "PROJECT"), ("mlflow.source.name", "/work/bench"),
-                    ("mlflow.project.entryPoint", "main"))],
+                    ("mlflow.project.entryPoint", "main"), ("mlproj.key", f"other-{n}"))],
             )  # fmt: skip
             for key in ("loss", "acc"):
                 value = rng.random()
@@ -332,6 +334,64 @@ def bench_list(work: Path, runs: int, repeat: int) -> None:
     print(f"mlproj runs list on {runs} runs: wall {ours:.0f} ms, CPU {ours_cpu:.0f} ms; "
           f"target <= 500 ms: {'met' if min(ours, ours_cpu) <= 500 else 'MISSED'} "
           f"(load average {os.getloadavg()[0]:.1f})")  # fmt: skip
+    bench_reuse(work, uri, runs, repeat)
+
+
+REUSE_LOOKUP = """
+import json, sys, time
+from mlproj.tracking import get_store
+store = get_store(sys.argv[1])
+exp = store.get_experiment_by_name("bench").experiment_id
+samples = []
+for _ in range(int(sys.argv[3])):
+    t = time.perf_counter()
+    found = store.find_runs_by_tag([exp], "mlproj.key", sys.argv[2], status="FINISHED",
+                                   max_results=1)
+    samples.append(time.perf_counter() - t)
+assert len(found) == 1
+print(json.dumps(samples))
+"""
+
+
+def bench_reuse(work: Path, uri: str, runs: int, repeat: int) -> None:
+    """``mlproj run --reuse`` whose key matches one FINISHED run among ``runs`` others."""
+    project = work / "reuse-proj"
+    project.mkdir()
+    (project / "MLproject").write_text(NOOP)
+    env = {"MLFLOW_TRACKING_URI": uri}
+    base = [*mlproj_argv(), "run", str(project), "-P", "alpha=0.77", "--experiment-name", "bench"]
+    subprocess.run([*base, "-q"], env=bench_env(env), cwd=work, check=True)  # the run to reuse
+    argv = [*base, "--reuse", "-q"]
+    done = subprocess.run(
+        [*base, "--reuse"],
+        env=bench_env(env),
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and "reusing run" in done.stderr, done.stderr  # a hit
+    from mlproj.tracking import get_store
+
+    store = get_store(uri)
+    exp = store.get_experiment_by_name("bench")
+    assert exp is not None
+    (hit,) = store.search_runs([exp.experiment_id], params={"alpha": "0.77"})
+    key = hit.tags["mlproj.key"]
+    lookup = subprocess.run(
+        [sys.executable, "-c", REUSE_LOOKUP, uri, key, str(repeat * 4)],
+        env=bench_env(env), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    rows = {
+        "mlproj run --reuse (whole CLI process, wall)": [
+            time_command(argv, env=env, cwd=work) for _ in range(repeat)
+        ],
+        "store.find_runs_by_tag (lookup alone)": json.loads(lookup.stdout.splitlines()[-1]),
+    }
+    report(f"--reuse hit among {runs + 1} runs of one mlflow.db", rows, baseline=None)
+    cpu = [cpu_seconds(argv, env, cwd=work) for _ in range(repeat)]
+    report("--reuse hit, CPU seconds", {"mlproj run --reuse CPU (user+sys)": cpu}, baseline=None)
+    print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
 
 
 def main() -> None:

@@ -161,3 +161,58 @@ def test_sigkilled_mlproj_leaves_no_container_once_runs_are_listed(
             cli.wait()
         for name in containers.values():
             docker("rm", "-f", name)
+
+
+CONTAINER_TRAIN = """\
+import os, sys
+import mlflow
+mlflow.log_param("from_container", os.environ["MLFLOW_TRACKING_URI"])
+mlflow.log_metric("score", float(sys.argv[1]) * 2)
+mlflow.log_text("written in the container", "container/note.txt")
+print("container says", sys.argv[1])
+"""
+
+
+def test_docker_project_on_the_default_sqlite_store(
+    tmp_path: Path, python_image: str, project_name: str
+) -> None:
+    """No tracking URI anywhere: the run goes to ./mlflow.db, whose folder is mounted into the
+    container, and the project's own MLflow there (the host's, mounted: the image has only
+    mlflow-skinny) logs into the same run, its artifact landing under ./mlruns as MLflow's."""
+    import mlflow
+
+    site = Path(mlflow.__file__).parents[1]
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip(f"the host's packages are mounted into {python_image}'s Python 3.11")
+    write_project(
+        tmp_path / "proj",
+        name=project_name,
+        image=python_image,
+        command="python3 train.py {alpha}",
+        parameters={"alpha": {"type": "float", "default": 0.5}},
+        docker_env={
+            "volumes": [f"{site}:/host-site:ro"],
+            "environment": [["PYTHONPATH", "/host-site"]],
+        },
+        files={"train.py": CONTAINER_TRAIN},
+    )
+    folder = tmp_path / "work"
+    folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlproj", "run", str(tmp_path / "proj"), "-P", "alpha=0.25",
+         "-A", "network=none"],
+        capture_output=True, text=True, timeout=600, cwd=folder, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "container says 0.25" in done.stdout
+    from mlproj.tracking.sqlite_store import SqliteStore
+
+    db = folder / "mlflow.db"
+    (run,) = SqliteStore(f"sqlite:///{db}").search_runs(["0"])
+    assert run.info.status == "FINISHED"
+    assert run.params == {"alpha": "0.25", "from_container": f"sqlite:///{db}"}
+    assert run.metrics == {"score": 0.5}
+    artifacts = folder / "mlruns" / "0" / run.run_id / "artifacts"
+    assert (artifacts / "container" / "note.txt").read_text() == "written in the container"
+    assert "container says 0.25" in (artifacts / "mlproj" / "output.log").read_text()

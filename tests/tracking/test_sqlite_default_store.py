@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import textwrap
@@ -196,3 +197,65 @@ def test_a_folder_with_a_file_store_keeps_it(tmp_path: Path) -> None:
     assert not (folder / "mlflow.db").exists()
     runs = get_store((folder / "mlruns").as_uri()).search_runs(["0"])
     assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+
+
+SWEEP_AND_PIPELINE = """\
+name: every-command
+entry_points:
+  main:
+    parameters:
+      a: {type: int, default: 1}
+    command: "echo a={a}"
+  second:
+    command: "echo second"
+pipelines:
+  p:
+    steps:
+      s1: {entry_point: main}
+      s2: {entry_point: second, depends_on: [s1]}
+"""
+
+
+def test_sweep_pipeline_and_ui_follow_the_same_rule(tmp_path: Path) -> None:
+    """Not only `run` and `runs`: a sweep, a pipeline and `mlproj ui` started with no tracking
+    URI anywhere pick the folder's store by MLflow's rule too (the project lies elsewhere)."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "MLproject").write_text(SWEEP_AND_PIPELINE)
+    fresh, old = tmp_path / "fresh", tmp_path / "old"
+    fresh.mkdir()
+    old.mkdir()
+    env = _no_mlflow_env()
+    get_store((old / "mlruns").as_uri()).get_experiment("0")  # a file store's Default experiment
+    assert (old / "mlruns" / "0" / "meta.yaml").is_file()
+    for folder in (fresh, old):
+        for args in (
+            ["sweep", str(project), "-P", "a=2,3", "--env-manager", "local", "-q"],  # not a=1: s1
+            ["pipeline", "run", "-p", str(project), "--env-manager", "local"],
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "mlproj", *args],
+                capture_output=True, text=True, timeout=300, cwd=folder, env=env, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+    assert not list(project.iterdir())[1:]  # nothing written beside the MLproject
+    names = {"sweep-main", "trial-0", "trial-1", "pipeline-p", "s1", "s2"}
+    in_db = get_store(f"sqlite:///{fresh / 'mlflow.db'}").search_runs(["0"])
+    assert {r.info.run_name for r in in_db} == names
+    assert {r.info.status for r in in_db} == {"FINISHED"}
+    assert not (old / "mlflow.db").exists()
+    in_files = get_store((old / "mlruns").as_uri()).search_runs(["0"])
+    assert {r.info.run_name for r in in_files} == names
+
+    # `mlproj ui` says which store it serves before starting MLflow's server: stopped there.
+    for folder, expected in ((fresh, f"sqlite:///{fresh / 'mlflow.db'}"),
+                             (old, (old / "mlruns").as_uri())):  # fmt: skip
+        ui = subprocess.Popen(
+            [sys.executable, "-m", "mlproj", "ui"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=folder, env=env,
+        )  # fmt: skip
+        assert ui.stderr is not None
+        first = ui.stderr.readline().strip()
+        ui.send_signal(signal.SIGINT)
+        ui.communicate(timeout=120)
+        assert first == f"mlproj: starting MLflow's UI for {expected}"

@@ -234,3 +234,65 @@ def test_mlflow_reads_and_writes_the_same_runs(store: TrackingStore, both_stores
     back = store.get_run(second.run_id)
     assert back.metrics == {"acc": 0.75} and back.tags["from"] == "mlflow"
     assert back.info.status == "FINISHED"  # MLflow's end_run closed it
+
+
+def _many_runs(db: Path, count: int) -> list[str]:
+    """``count`` FINISHED runs in experiment 0, each with its own ``mlproj.key`` tag, written
+    as MLflow's rows in one transaction (through the store it would take minutes)."""
+    import sqlite3
+    import uuid
+
+    from mlproj.tracking.sqlite_store import SqliteStore
+
+    store = SqliteStore(f"sqlite:///{db}")
+    store.create_run("0", run_name="first", tags={}, user_id="u")  # creates the database
+    store.close()
+    ids = [uuid.uuid4().hex for _ in range(count)]
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.executemany(
+            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "
+            "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
+            "artifact_uri, experiment_id) "
+            "VALUES (?, ?, 'UNKNOWN', '', '', 'u', 'FINISHED', ?, ?, '', 'active', '', 0)",
+            [(run_id, f"r{n}", n, n + 1) for n, run_id in enumerate(ids)],
+        )
+        conn.executemany(
+            "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+            [(key, f"{key}-{n}", run_id) for n, run_id in enumerate(ids)
+             for key in ("mlproj.key", "mlflow.runName", "mlflow.user")],
+        )  # fmt: skip
+    conn.close()
+    return ids
+
+
+@pytest.mark.timing
+@pytest.mark.usefixtures("in_tmp_folder")
+def test_the_reuse_lookup_is_indexed_among_10000_runs(tmp_path: Path) -> None:
+    """SQLite only: `--reuse` and a sweep's resume find a run by its ``mlproj.key`` tag."""
+    import sqlite3
+
+    from mlproj.tracking.sqlite_store import SqliteStore
+
+    db = tmp_path / "mlflow.db"
+    ids = _many_runs(db, 10_000)
+    store = SqliteStore(f"sqlite:///{db}")
+    started = time.perf_counter()
+    for n in (0, 4321, 9999):
+        (found,) = store.find_runs_by_tag(
+            ["0"], "mlproj.key", f"mlproj.key-{n}", status="FINISHED", max_results=1
+        )
+        assert found.run_id == ids[n] and found.tags["mlproj.key"] == f"mlproj.key-{n}"
+    per_lookup = (time.perf_counter() - started) / 3
+    assert per_lookup < 0.2, f"{per_lookup * 1000:.0f} ms per lookup among 10,000 runs"
+    assert store.find_runs_by_tag(["0"], "mlproj.key", "no-such-key") == []
+    # Indexed: SQLite searches runs and tags through their keys and scans neither table.
+    query = store._search_query(["0"], "FINISHED", None, 1, {"mlproj.key": "x"})
+    assert query is not None
+    conn = sqlite3.connect(db)
+    try:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query[0]}", query[1])]
+    finally:
+        conn.close()
+    assert not [step for step in plan if step.startswith("SCAN")], plan
+    assert any(step.startswith("SEARCH tags USING") for step in plan), plan

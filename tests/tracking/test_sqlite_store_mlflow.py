@@ -173,3 +173,32 @@ def test_a_projects_own_mlflow_logs_into_the_run(tmp_path: Path) -> None:
         run.run_id,
     )
     assert out == ["FINISHED", 3, ["mlproj/output.log"]]
+
+
+RUN_IN_PROCESS = """\
+import atexit, json, sys
+heavy = ("mlflow", "sqlalchemy", "alembic", "dataclasses", "inspect")
+atexit.register(lambda: print(json.dumps([m for m in heavy if m in sys.modules])))
+sys.argv = ["mlproj", "run", sys.argv[1], "-q"]
+from mlproj.cli.entry import main
+main()
+"""
+
+
+def test_a_run_into_sqlite_imports_neither_mlflow_nor_sqlalchemy(tmp_path: Path) -> None:
+    """The whole `mlproj run` path, a new database and an existing one (the test's MLflow is
+    installed, at the pinned revision: found, never imported)."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "MLproject").write_text("name: p\nentry_points:\n  main:\n    command: 'true'\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # Without coverage's child measurement (CI's coverage pass), which imports inspect itself.
+    env = {k: v for k, v in _env(uri).items() if not k.startswith("COVERAGE_")}
+    for _ in ("new database", "existing database"):
+        done = subprocess.run(
+            [sys.executable, "-c", RUN_IN_PROCESS, str(project)],
+            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert [r.info.status for r in SqliteStore(uri).search_runs(["0"])] == ["FINISHED"] * 2

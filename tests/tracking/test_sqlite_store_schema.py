@@ -4,6 +4,8 @@ and WAL only where the filesystem is local."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -94,10 +96,48 @@ def test_migration_head_and_a_package_without_migrations(tmp_path: Path) -> None
     assert migration_head(versions.glob("*.py")) is None  # two heads: not a usable history
     (versions / "d.py").write_text('revision = "dddddd4"\ndown_revision = ("bbbbbb2", "cccccc3")\n')
     assert migration_head(versions.glob("*.py")) == "dddddd4"
-    skinny = tmp_path / "mlflow"  # mlflow-skinny: no SQL store, no migrations
-    skinny.mkdir()
-    (skinny / "version.py").write_text('VERSION = "3.9.0"\n')
-    assert sqlite_schema._install(skinny, sys.executable) is None
+    bare = tmp_path / "mlflow"  # a package without migration files
+    bare.mkdir()
+    (bare / "version.py").write_text('VERSION = "3.9.0"\n')
+    assert sqlite_schema._install(bare, sys.executable) is None
+
+
+def test_an_mlflow_skinny_on_path_is_not_asked_to_create_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mlflow-skinny ships MLflow's migration files but not SQLAlchemy: it cannot create a
+    database, so a new one comes from the MLflow that can (here the test's own) or the pin."""
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not on PATH; it builds the mlflow-skinny environment")
+    venv = tmp_path / "skinny"
+    subprocess.run([uv, "venv", "-q", "-p", sys.executable, str(venv)], check=True, timeout=120)
+    subprocess.run(
+        [uv, "pip", "install", "-q", "-p", str(venv / "bin" / "python"), "mlflow-skinny==3.9.0"],
+        check=True,
+        timeout=300,
+    )
+    assert (venv / "bin" / "mlflow").is_file()
+    assert list((venv / "lib").glob("python*/site-packages/mlflow/store/db_migrations/versions"))
+    monkeypatch.setenv("PATH", f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    found = find_mlflow()
+    assert found is not None and found.python == sys.executable  # not the skinny one on PATH
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "MLproject").write_text(NOOP)
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    done = _mlproj("run", str(project), cwd=folder, env={"PATH": os.environ["PATH"]})
+    assert done.returncode == 0, done.stderr
+    assert "created tracking database" not in done.stderr  # the test's MLflow is at the pin
+    conn = sqlite3.connect(folder / "mlflow.db")
+    try:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (PINNED_REVISION,)
+        ]
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("FINISHED",)]
+    finally:
+        conn.close()
 
 
 def test_new_database_from_the_pinned_schema_opens_in_mlflow(tmp_path: Path) -> None:
@@ -136,8 +176,6 @@ def test_new_database_from_the_pinned_schema_opens_in_mlflow(tmp_path: Path) -> 
 
 
 def _clean_env() -> dict[str, str]:
-    import os
-
     return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
 
 

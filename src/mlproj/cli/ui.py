@@ -201,7 +201,7 @@ def ui_command(
       mlproj ui
       mlproj ui --tracking-uri sqlite:///mlflow.db --port 5000
     """
-    from mlproj.local_run.supervisor import Cancelled, signals_cancel
+    from mlproj.local_run.supervisor import Cancelled, signals_cancel, signals_deferred
     from mlproj.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
@@ -237,19 +237,25 @@ def ui_command(
         argv += ["--artifacts-destination", (root / ".mlproj-ui-artifacts").as_uri()]
     url = f"http://{host}:{port}"
     click.echo(f"mlproj: starting MLflow's UI for {uri}", err=True)
-    # Its own session: the server and its workers are stopped as one group. Its output goes
-    # to stderr, so stdout carries only the URL (for scripts).
-    process = subprocess.Popen(
-        argv,
-        env={**os.environ, **extra_env},
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-        stdout=sys.stderr.fileno(),
-    )
     # Ctrl-C stops the UI even when started from a script, which leaves SIGINT ignored.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    process: subprocess.Popen[bytes] | None = None
     try:
         with signals_cancel():
+            # A signal while the server starts waits until it is known, so it is stopped
+            # rather than left running in its own session.
+            with signals_deferred() as pending:
+                # Its own session: the server and its workers are stopped as one group. Its
+                # output goes to stderr, so stdout carries only the URL (for scripts).
+                process = subprocess.Popen(
+                    argv,
+                    env={**os.environ, **extra_env},
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=sys.stderr.fileno(),
+                )
+            if pending:
+                raise KeyboardInterrupt if signal.SIGINT in pending else Cancelled(pending[0])
             _wait_until_listening(process, host, port)
             click.echo(f"mlproj: MLflow UI at {url} (Ctrl-C stops it)", err=True)
             click.echo(url)
@@ -259,11 +265,13 @@ def ui_command(
                 webbrowser.open(url)
             code = process.wait()
     except (KeyboardInterrupt, Cancelled):
-        _stop(process)
+        if process is not None:
+            _stop(process)
         click.echo("mlproj: MLflow UI stopped", err=True)
         return
     except BaseException:
-        _stop(process)
+        if process is not None:
+            _stop(process)
         raise
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -4,9 +4,10 @@ An existing database (made by MLflow 3.0 or later, or by mlproj) is written as i
 tables and columns mlproj writes are found. A new one must open in the user's MLflow without an
 "out-of-date schema" message, so it is made at the schema revision of that MLflow:
 
-* no MLflow with a migration history here (none importable, none on PATH, or mlflow-skinny), or
-  one whose newest revision is the one mlproj pins: from ``sqlite_schema.sql``, MLflow's schema
-  at the pinned revision, in a few milliseconds;
+* no MLflow that can open SQL stores here (none importable, none on PATH, or mlflow-skinny:
+  it ships the migration files but not SQLAlchemy and Alembic), or one whose newest revision is
+  the one mlproj pins: from ``sqlite_schema.sql``, MLflow's schema at the pinned revision, in a
+  few milliseconds;
 * an MLflow at another revision: ``mlflow db upgrade`` by that MLflow, once (seconds).
 
 Either way the database is built in a hidden file beside the target and hard-linked into place,
@@ -197,15 +198,19 @@ class MlflowInstall:
     head_revision: str | None  # None when its migrations could not be read
 
 
+# MLflow's SQL store needs both; mlflow-skinny ships MLflow's migration files without them.
+_SQL_MODULES = ("sqlalchemy", "alembic")
 _FIND_SPEC = (
     "import importlib.util as u; s = u.find_spec('mlflow'); "
-    "print(s.submodule_search_locations[0] if s and s.submodule_search_locations else '')"
+    f"sql = all(u.find_spec(m) for m in {_SQL_MODULES!r}); "
+    "print(s.submodule_search_locations[0] if sql and s and s.submodule_search_locations else '')"
 )
 
 
 def find_mlflow() -> MlflowInstall | None:
     """The MLflow a user would open the database with: the ``mlflow`` CLI on PATH (what
-    ``mlflow ui`` runs), else one importable here. None when neither carries migrations."""
+    ``mlflow ui`` runs), else one importable here. None when neither can open SQL stores (an
+    mlflow-skinny has MLflow's migrations but not SQLAlchemy, so it could not create one)."""
     import shutil  # here: it imports bz2 and lzma; only a new database needs it
 
     cli = shutil.which("mlflow")
@@ -216,10 +221,18 @@ def find_mlflow() -> MlflowInstall | None:
             found = _install(package, python or cli)
             if found is not None:
                 return found
+    package = _own_package_dir()
+    return _install(package, sys.executable) if package is not None else None
+
+
+def _own_package_dir() -> Path | None:
+    """This interpreter's ``mlflow`` package, if it can open SQL stores (found, not imported)."""
     spec = importlib.util.find_spec("mlflow")
-    if spec is not None and spec.submodule_search_locations:
-        return _install(Path(next(iter(spec.submodule_search_locations))), sys.executable)
-    return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    if not all(importlib.util.find_spec(name) for name in _SQL_MODULES):
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _script_interpreter(script: Path) -> str | None:
@@ -244,9 +257,7 @@ def _script_interpreter(script: Path) -> str | None:
 def _package_dir(python: str) -> Path | None:
     # Not realpath: every virtualenv's python links to the same interpreter binary.
     if Path(python).absolute() == Path(sys.executable).absolute():
-        spec = importlib.util.find_spec("mlflow")
-        locations = spec.submodule_search_locations if spec else None
-        return Path(next(iter(locations))) if locations else None
+        return _own_package_dir()
     try:
         done = subprocess.run(
             [python, "-c", _FIND_SPEC], capture_output=True, text=True, timeout=60, check=False
@@ -265,7 +276,7 @@ _DOWN = re.compile(r"""^down_revision\s*=\s*(.+)$""", re.MULTILINE)
 def _install(package: Path, python: str) -> MlflowInstall | None:
     versions = package / "store" / "db_migrations" / "versions"
     if not versions.is_dir():
-        return None  # mlflow-skinny: no SQL store, it cannot open the database at all
+        return None  # no migration files: nothing to build a database with
     try:
         match = _VERSION.search((package / "version.py").read_text(encoding="utf-8"))
     except OSError:
