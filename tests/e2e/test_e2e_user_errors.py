@@ -527,6 +527,10 @@ class _LostContactBackend(Backend[Any]):
 def test_a_failure_while_waiting_never_leaves_the_run_running(
     project: Path, store: TrackingStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Imported before the patch: a module that first imports get_backend under it would keep
+    # the stand-in for the rest of the test session (runs cancel / reap tests then break).
+    import mlproj.backends.remote.reattach  # noqa: F401
+
     monkeypatch.setattr(registry, "get_backend", lambda name: _LostContactBackend())
     with pytest.raises(mlproj.ExecutionException, match="503 while waiting"):
         mlproj.run(str(project), parameters={"name": "x"}, env_manager="local")
