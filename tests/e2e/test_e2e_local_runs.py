@@ -420,6 +420,34 @@ def test_reap_stops_what_a_killed_supervisor_left(
     assert not supervision.is_orphaned(run)
 
 
+def test_cancelling_an_orphan_stops_its_command_and_settles_it(
+    store: TrackingStore, make_project: MakeProject
+) -> None:
+    from mlproj.local_run import identity as supervision
+    from mlproj.tags import TAG_CHILD_PID
+
+    project = _project(make_project)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlproj", "run", str(project), "-e", "sleep", "-q"]
+    )
+    pids = project / "pids"
+    _wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2)
+    children = [int(p) for p in pids.read_text().split()]
+    (run,) = _runs(store)
+    _wait_for(lambda: TAG_CHILD_PID in store.get_run(run.run_id).tags)
+    proc.kill()  # the supervisor dies without recording anything
+    proc.wait()
+    assert supervision.is_orphaned(store.get_run(run.run_id))
+    cancelled = run_cli("runs", "cancel", run.run_id[:8], timeout=60)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.strip() == f"Run {run.run_id}: FAILED"
+    assert "was left RUNNING by an mlproj process that is gone" in cancelled.stderr
+    run = store.get_run(run.run_id)
+    assert run.info.status == "FAILED"
+    assert "supervisor" in run.tags["mlproj.error"]
+    _wait_for(lambda: not any(_alive(p) for p in children), timeout=10)
+
+
 def test_python_env_example_runs_in_its_own_environment(
     store: TrackingStore, tmp_path: Path
 ) -> None:

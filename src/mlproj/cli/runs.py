@@ -601,7 +601,9 @@ def _wait_terminal(store: TrackingStore, run: Run) -> tuple[Run, Path | None]:
 )
 def cancel_run(run_id: str, tracking_uri: str | None, timeout: float) -> None:
     """Stop a RUNNING run: a local run started on this machine, or a run of a remote backend
-    (Kubernetes, Databricks, a plugin) found again through its tags; it ends KILLED.
+    (Kubernetes, Databricks, a plugin) found again through its tags; it ends KILLED. A local
+    run whose mlproj process is gone (crash, kill) has what it left running stopped and is
+    marked FAILED, as `runs list` would.
 
     \b
     Examples:
@@ -616,7 +618,11 @@ def cancel_run(run_id: str, tracking_uri: str | None, timeout: float) -> None:
         store = _open_store(tracking_uri)
         run_id = _resolve(store, run_id)
         run = store.get_run(run_id)
-        if is_local(run):
+        if _is_orphan(run, _orphan_check()):
+            # Its supervisor is gone: stop what it left running and record it, as every
+            # command that looks at runs does (no need to know `runs reap`).
+            final = settle_orphan(store, run).info.status
+        elif is_local(run):
             final = request_cancel(store, run, timeout=timeout)
         else:
             if run.info.status in TERMINAL_STATUSES:
