@@ -388,10 +388,11 @@ def test_nested_runs_inherit_env_manager_and_parent(
     assert inner_run.tags["mlflow.parentRunId"] == outer_run.run_id
 
 
-def test_reap_stops_what_a_killed_supervisor_left(
+def _orphaned_sleeper(
     make_project: MakeProject, store: TrackingStore
-) -> None:
-    from mlproj.local_run import identity as supervision
+) -> tuple[mlproj.tracking.entities.Run, list[int]]:
+    """A sleeping run whose ``mlproj run`` was SIGKILLed once its command's identity was
+    recorded: the run (still RUNNING) and the pids its command started."""
     from mlproj.tags import TAG_CHILD_PID
 
     project = _project(make_project)
@@ -405,7 +406,15 @@ def test_reap_stops_what_a_killed_supervisor_left(
     _wait_for(lambda: TAG_CHILD_PID in store.get_run(run.run_id).tags)
     proc.kill()  # the supervisor dies without recording anything
     proc.wait()
-    run = store.get_run(run.run_id)
+    return store.get_run(run.run_id), children
+
+
+def test_reap_stops_what_a_killed_supervisor_left(
+    make_project: MakeProject, store: TrackingStore
+) -> None:
+    from mlproj.local_run import identity as supervision
+
+    run, children = _orphaned_sleeper(make_project, store)
     assert run.info.status == "RUNNING"
     assert supervision.is_orphaned(run)
     assert all(_alive(p) for p in children)  # the command outlived its supervisor
@@ -424,20 +433,9 @@ def test_cancelling_an_orphan_stops_its_command_and_settles_it(
     store: TrackingStore, make_project: MakeProject
 ) -> None:
     from mlproj.local_run import identity as supervision
-    from mlproj.tags import TAG_CHILD_PID
 
-    project = _project(make_project)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlproj", "run", str(project), "-e", "sleep", "-q"]
-    )
-    pids = project / "pids"
-    _wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2)
-    children = [int(p) for p in pids.read_text().split()]
-    (run,) = _runs(store)
-    _wait_for(lambda: TAG_CHILD_PID in store.get_run(run.run_id).tags)
-    proc.kill()  # the supervisor dies without recording anything
-    proc.wait()
-    assert supervision.is_orphaned(store.get_run(run.run_id))
+    run, children = _orphaned_sleeper(make_project, store)
+    assert supervision.is_orphaned(run)
     cancelled = run_cli("runs", "cancel", run.run_id[:8], timeout=60)
     assert cancelled.returncode == 0, cancelled.stderr
     assert cancelled.stdout.strip() == f"Run {run.run_id}: FAILED"
