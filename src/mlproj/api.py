@@ -44,6 +44,7 @@ from mlproj.tags import (
 from mlproj.tracking.base import TrackingStore
 
 if TYPE_CHECKING:
+    from mlproj.backends.base import Backend
     from mlproj.envs.base import EnvironmentManager
     from mlproj.sources.base import FetchedProject
     from mlproj.spec.params import ResolvedParameters
@@ -202,9 +203,42 @@ def start(options: RunOptions) -> Started:
     """:func:`submit` up to the command's start: the run is open and its command started
     (a reused run: nothing started). ``finish()`` does the rest. With ``caller_reads`` the
     caller reads the output (``handle.output_fd``) until it ends, then calls ``finish()``."""
+    return prepare(options).start()
+
+
+def prepare(options: RunOptions) -> Prepared:
+    """:func:`start` up to opening the run: the project, parameters, command, environment,
+    backend settings and tags are resolved and checked, and nothing is written or started.
+    Errors are those :func:`start` raises for the same options."""
     scrub = _scrubber(options)
     with _scrubbed(scrub):
-        return _start(options, scrub)
+        return _prepare(options, scrub)
+
+
+@record
+class Prepared:
+    """A run ready to open (:func:`prepare`); :meth:`start` opens it and starts its command.
+    Orchestration prepares a child while every slot is busy, so a freed slot only opens and
+    starts it."""
+
+    options: RunOptions
+    scrub: Callable[[str], str]
+    log: Callable[[str], None]
+    backend: Backend[Any]
+    fetched: FetchedProject
+    project: Project
+    entry_point: EntryPoint
+    params: ResolvedParameters
+    command: str
+    manager: EnvironmentManager
+    env_manager: str | None
+    backend_config: Any
+    store: TrackingStore
+    tags: dict[str, str]
+
+    def start(self) -> Started:
+        with _scrubbed(self.scrub):
+            return _open_and_submit(self)
 
 
 @contextmanager
@@ -226,7 +260,7 @@ def _scrubber(options: RunOptions) -> Callable[[str], str]:
     return Redactor(secrets_from_env(), urls)
 
 
-def _start(options: RunOptions, scrub: Callable[[str], str]) -> Started:
+def _prepare(options: RunOptions, scrub: Callable[[str], str]) -> Prepared:
     from mlproj.backends.registry import get_backend
     from mlproj.envs import choose_manager
     from mlproj.sources import fetch_project
@@ -286,7 +320,21 @@ def _start(options: RunOptions, scrub: Callable[[str], str]) -> Started:
     parent = _parent_run_id()
     if parent:
         tags.setdefault(MLFLOW_PARENT_RUN_ID, parent)
-    if reused := _key_or_reuse(store, options, tags, log, (fetched, project, params, manager)):
+    tags[TAG_RUN_KEY] = _run_key(options, tags, (fetched, project, params, manager))
+    return Prepared(
+        options, scrub, log, backend, fetched, project, entry_point, params, command, manager,
+        env_manager, backend_config, store, tags,
+    )  # fmt: skip
+
+
+def _open_and_submit(prepared: Prepared) -> Started:
+    options, store, backend, params = (
+        prepared.options, prepared.store, prepared.backend, prepared.params
+    )  # fmt: skip
+    tags, scrub, log, env_manager = (
+        dict(prepared.tags), prepared.scrub, prepared.log, prepared.env_manager
+    )  # fmt: skip
+    if reused := _reusable(store, options, tags[TAG_RUN_KEY], log):
         return Started(reused, store, backend.name, False, scrub)
     # Number params whose text is not Python's form of it are logged when the run ends: by
     # the local supervisor, or for a remote run by whoever records its end (read from a tag).
@@ -300,16 +348,16 @@ def _start(options: RunOptions, scrub: Callable[[str], str]) -> Started:
             store.log_batch(run_id, params=at_start)
         submitted = backend.submit(
             SubmitRequest(
-                project=project,
-                fetched=fetched,
-                entry_point=entry_point,
+                project=prepared.project,
+                fetched=prepared.fetched,
+                entry_point=prepared.entry_point,
                 params=params,
-                command=command,
+                command=prepared.command,
                 run_id=run_id,
                 experiment_id=experiment_id,
                 store=store,
-                env_manager=manager,
-                backend_config=backend_config,
+                env_manager=prepared.manager,
+                backend_config=prepared.backend_config,
                 docker_args=dict(options.docker_args or {}),
                 build_image=options.build_image,
                 docker_auth=options.docker_auth,
@@ -363,20 +411,17 @@ def _wait(backend: str, store: TrackingStore, submitted: SubmittedRun) -> bool:
     return wait_for_outcome(store, submitted)
 
 
-def _key_or_reuse(
-    store: TrackingStore,
+def _run_key(
     options: RunOptions,
-    tags: dict[str, str],
-    log: Callable[[str], None],
+    tags: Mapping[str, str],
     inputs: tuple[FetchedProject, Project, ResolvedParameters, EnvironmentManager],
-) -> SubmittedRun | None:
-    """Tag the new run with its key; with ``--reuse``, return instead the newest FINISHED run
-    of the experiment that has the same key, if any."""
-    from mlproj.orchestration.run_key import ReusedRun, find_reusable, run_key
+) -> str:
+    """The new run's key (its ``mlproj.key`` tag)."""
+    from mlproj.orchestration.run_key import run_key
 
     fetched, project, params, manager = inputs
     code = options.snapshot.code_state(fetched) if options.snapshot is not None else None
-    key = run_key(
+    return run_key(
         fetched,
         project,
         options.entry_point,
@@ -385,7 +430,14 @@ def _key_or_reuse(
         tags.get(TAG_UPSTREAM, ""),
         code=code,
     )
-    tags[TAG_RUN_KEY] = key
+
+
+def _reusable(
+    store: TrackingStore, options: RunOptions, key: str, log: Callable[[str], None]
+) -> SubmittedRun | None:
+    """With ``--reuse``, the newest FINISHED run of the experiment that has ``key``, if any."""
+    from mlproj.orchestration.run_key import ReusedRun, find_reusable
+
     if not options.reuse or options.run_id is not None:
         return None
     experiment_id = store.resolve_experiment(options.experiment_name, options.experiment_id)

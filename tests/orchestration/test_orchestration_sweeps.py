@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -452,3 +453,37 @@ def test_trials_start_from_the_environment_the_sweep_started_with(
         probe, run_id = (project / f"seen-{number}.txt").read_text().split()
         assert probe == "from-the-caller"
         assert run_id == run.info.run_id  # each trial still gets its own run's binding
+
+
+def test_the_next_trial_is_checked_and_opened_only_when_its_slot_frees(tmp_path: Path) -> None:
+    """The scheduler prepares the next trial while the slots are busy; what it finds then is
+    not final (a file a trial needs may appear meanwhile), and no run opens before its slot."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "present").touch()
+    (project / "MLproject").write_text(
+        textwrap.dedent(
+            """\
+            name: ahead
+            entry_points:
+              main:
+                parameters:
+                  d: {type: path}
+                  s: {type: float, default: 0}
+                command: "test -f {d} && sleep {s} && touch late"
+            """
+        )
+    )
+    # Trial 1 needs `late`, which trial 0 makes at its end.
+    process = start_cli("sweep", ".", "-P", "d=present,late", "-P", "s=1.5", cwd=project)
+    wait_for(lambda: len(parents("sweep")) == 1, what="the parent run")
+    parent_id = parents("sweep")[0].run_id
+    wait_for(lambda: len(running_children(parent_id)) == 1, what="trial 0 running")
+    for _ in range(5):  # trial 1 is ready by now, but its run is not opened
+        assert len(children(parent_id)) == 1
+        time.sleep(0.1)
+    out, err = stop(process, None)
+    assert process.returncode == 0, err
+    trials = children(parent_id)
+    assert [t.tags[TAG_TRIAL] for t in trials] == ["0", "1"]
+    assert [t.info.status for t in trials] == [RunStatus.FINISHED, RunStatus.FINISHED], err

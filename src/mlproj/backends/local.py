@@ -17,7 +17,12 @@ from mlproj.envs.base import EnvRequest
 from mlproj.errors import ExecutionException
 from mlproj.home import home_subdir
 from mlproj.local_run.handle import LocalSubmittedRun
-from mlproj.local_run.identity import child_tags, identity_tags
+from mlproj.local_run.identity import (
+    boottime_ns,
+    child_tags,
+    identity_tags,
+    spawned_start_ticks,
+)
 from mlproj.local_run.supervisor import Cancelled, Job, Supervisor, signals_deferred
 from mlproj.records import record
 from mlproj.settings import (
@@ -127,10 +132,10 @@ class LocalBackend(Backend[LocalConfig]):
             # nothing unwinds between the start and the record.
             with signals_deferred() as pending:
                 supervisor.start()
+                runner = supervisor.runner
                 try:
-                    supervisor.store.set_tags(
-                        run_id, {TAG_LOG: str(log_path), **child_tags(supervisor.runner.pid)}
-                    )
+                    identity = child_tags(runner.pid, runner.start_ticks())
+                    supervisor.store.set_tags(run_id, {TAG_LOG: str(log_path), **identity})
                 except BaseException:
                     # A store error before the wait begins: the command is running already
                     # and must not outlive its run.
@@ -150,6 +155,7 @@ def _spawn_supervisor(job: Job, store: TrackingStore) -> subprocess.Popen[bytes]
     errors = home_subdir("logs") / job.run_id / "supervisor.log"
     errors.parent.mkdir(exist_ok=True)
     with errors.open("ab") as stderr:
+        before = boottime_ns()
         process = subprocess.Popen(
             [sys.executable, "-m", "mlproj.local_run.supervisor"],
             stdin=subprocess.PIPE,
@@ -158,11 +164,13 @@ def _spawn_supervisor(job: Job, store: TrackingStore) -> subprocess.Popen[bytes]
             start_new_session=True,
             close_fds=True,
         )
+        started = spawned_start_ticks(process.pid, before, boottime_ns())
     try:
         assert process.stdin is not None
         process.stdin.write(job.to_json().encode())
         process.stdin.close()
-        store.set_tags(job.run_id, {**identity_tags(process.pid), TAG_LOG: str(job.log_path)})
+        identity = identity_tags(process.pid, started)
+        store.set_tags(job.run_id, {**identity, TAG_LOG: str(job.log_path)})
     except BaseException:
         # Ctrl-C or a store error before the run knows its supervisor: the run is about to be
         # marked failed, so its supervisor (and the command it may have started) must stop;

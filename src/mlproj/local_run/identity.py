@@ -74,16 +74,53 @@ def process_start_ticks(pid: int) -> str | None:
     return fields[19].decode()
 
 
-def child_tags(pid: int) -> dict[str, str]:
+def boottime_ns() -> int:
+    """Now on the clock the kernel stamps a new process's start with (CLOCK_BOOTTIME)."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+
+# Whether this machine's /proc/<pid>/stat start times are the CLOCK_BOOTTIME ticks a spawn
+# was bracketed by: None until one spawn was checked, then True or False for good.
+_spawn_clock_agrees: bool | None = None
+
+
+def spawned_start_ticks(pid: int, before_ns: int, after_ns: int) -> str | None:
+    """Start time of ``pid``, a process this one spawned between two :func:`boottime_ns`
+    readings, as :func:`process_start_ticks` gives it.
+
+    Reading ``/proc/<pid>/stat`` right after the spawn waits until the child's exec has
+    finished (about 1 ms for bash here, and a quick command is a zombie by then: no start
+    at all). The kernel stamps the start on CLOCK_BOOTTIME and shows it in clock ticks, so
+    when both readings fall in one tick, that tick is the start, known without waiting. It is
+    checked against ``/proc`` on the first spawn that allows it; readings that straddle a
+    tick, and machines where the two ever differ, read ``/proc``.
+    """
+    global _spawn_clock_agrees  # noqa: PLW0603 - the same for every spawn of this machine
+    per_tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    first, last = before_ns // per_tick, after_ns // per_tick
+    if first != last or _spawn_clock_agrees is False:
+        return process_start_ticks(pid)
+    if _spawn_clock_agrees:
+        return str(first)
+    recorded = process_start_ticks(pid)
+    if recorded is None:  # ended before it could be checked: nothing left to identify
+        return None
+    _spawn_clock_agrees = recorded == str(first)
+    return recorded
+
+
+def child_tags(pid: int, start_ticks: str | None) -> dict[str, str]:
     """Tags that identify the command's process group, to stop it if its supervisor dies."""
-    return {TAG_CHILD_PID: str(pid), TAG_CHILD_START: process_start_ticks(pid) or ""}
+    return {TAG_CHILD_PID: str(pid), TAG_CHILD_START: start_ticks or ""}
 
 
 _own_identity: tuple[int, dict[str, str]] | None = None
 
 
-def identity_tags(pid: int | None = None) -> dict[str, str]:
-    """Tags that identify ``pid`` (default: this process) as a run's supervisor."""
+def identity_tags(pid: int | None = None, start_ticks: str | None = None) -> dict[str, str]:
+    """Tags that identify ``pid`` (default: this process) as a run's supervisor. A process
+    this one just spawned comes with its ``start_ticks`` (:func:`spawned_start_ticks`);
+    without them they are read from ``/proc``."""
     global _own_identity  # noqa: PLW0603 - this process's identity does not change
     if pid is None:
         own = os.getpid()
@@ -94,7 +131,7 @@ def identity_tags(pid: int | None = None) -> dict[str, str]:
         TAG_HOST: hostname(),
         TAG_BOOT_ID: boot_id(),
         TAG_PID: str(pid),
-        TAG_START: process_start_ticks(pid) or "",
+        TAG_START: (start_ticks or process_start_ticks(pid)) or "",
     }
 
 

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from mlproj.envs.base import LaunchPlan
 from mlproj.errors import ExecutionException
+from mlproj.local_run.identity import boottime_ns, spawned_start_ticks
 from mlproj.settings import kill_grace
 
 
@@ -45,6 +46,7 @@ class ProcessRunner:
         self.stopped_by: str | None = None  # "cancel" or "timeout" once we stopped it
         self.log_error: str | None = None  # why the log file stopped being written
         self._proc: subprocess.Popen[bytes] | None = None
+        self._spawned_between = (0, 0)  # CLOCK_BOOTTIME around the spawn
         self._pumps: list[threading.Thread] = []
         self._log: BinaryIO | None = None
         self._log_lock = threading.Lock()
@@ -53,6 +55,10 @@ class ProcessRunner:
     def pid(self) -> int:
         assert self._proc is not None
         return self._proc.pid
+
+    def start_ticks(self) -> str | None:
+        """The command's start time, as its identity tag records it."""
+        return spawned_start_ticks(self.pid, *self._spawned_between)
 
     @property
     def read_elsewhere(self) -> bool:
@@ -64,6 +70,7 @@ class ProcessRunner:
         # os.makedirs: Path.mkdir(parents=True) costs a sweep's every trial twice as much.
         os.makedirs(self.log_path.parent, exist_ok=True)  # noqa: PTH103
         self._log = self.log_path.open("ab", buffering=0)
+        before = boottime_ns()
         try:
             self._proc = subprocess.Popen(
                 self.plan.argv,
@@ -86,6 +93,7 @@ class ProcessRunner:
             raise ExecutionException(
                 f"Could not start {self.plan.argv[0]!r} in {self.plan.cwd}: {exc.strerror}{hint}"
             ) from None
+        self._spawned_between = (before, boottime_ns())
         if self.caller_reads:
             assert self._proc.stdout is not None
             self.output_fd = self._proc.stdout.fileno()

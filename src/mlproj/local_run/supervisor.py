@@ -13,7 +13,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -204,6 +204,24 @@ def _cancel_on_signal(signum: int, frame: FrameType | None) -> None:
     raise Cancelled(signum)
 
 
+# Inside signals_cancel: SIGINT's handler before it, called when no signals_deferred holds.
+_outer_sigint: Callable[[int, FrameType | None], Any] | int | None = None
+
+
+def _interrupt_unless_held(signum: int, frame: FrameType | None) -> None:
+    if _held is not None:
+        _held.append(signum)
+        return
+    outer = _outer_sigint
+    if callable(outer):
+        outer(signum, frame)
+    elif outer == signal.SIG_DFL:  # as if no handler had been there: the process ends
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGINT)
+    elif outer != signal.SIG_IGN:  # a handler not set from Python: Python's default
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def signals_cancel() -> Iterator[None]:
     """While in this block in the main thread, turn SIGTERM, SIGHUP (terminal closed) and
@@ -221,7 +239,11 @@ def signals_cancel() -> Iterator[None]:
         finally:
             _cancel_depth -= 1
         return
+    global _outer_sigint  # noqa: PLW0603
     previous = {sig: signal.signal(sig, _cancel_on_signal) for sig in _CANCELLING}
+    # SIGINT too, behaving as before unless a signals_deferred block holds it: such blocks
+    # (two per sweep trial) then only set _held, with no handler to swap.
+    _outer_sigint = previous[signal.SIGINT] = signal.signal(signal.SIGINT, _interrupt_unless_held)
     _cancel_depth = 1
     try:
         yield
@@ -229,6 +251,7 @@ def signals_cancel() -> Iterator[None]:
         _cancel_depth = 0
         for sig, old in previous.items():
             signal.signal(sig, old)
+        _outer_sigint = None
 
 
 @contextlib.contextmanager
@@ -245,16 +268,15 @@ def signals_deferred() -> Iterator[list[int]]:
     def note(signum: int, frame: FrameType | None) -> None:
         pending.append(signum)
 
-    if _cancel_depth and _held is None:
-        # Inside signals_cancel (every trial of a sweep): its handler notes the cancelling
-        # signals while _held is set, so only SIGINT's handler changes.
+    held_by_cancel = signal.getsignal(signal.SIGINT) is _interrupt_unless_held
+    if _cancel_depth and _held is None and held_by_cancel:
+        # Inside signals_cancel (every trial of a sweep): its handlers note every signal
+        # while _held is set, so no handler changes.
         _held = pending
-        previous_int = signal.signal(signal.SIGINT, note)
         try:
             yield pending
         finally:
             _held = None
-            signal.signal(signal.SIGINT, previous_int)
         return
     signals = (*_CANCELLING, signal.SIGINT)
     previous = {sig: signal.signal(sig, note) for sig in signals}
@@ -293,7 +315,8 @@ def main() -> int:
             _fail_unstarted(record, job.run_id, str(exc))
             return 1
         try:
-            store.set_tags(job.run_id, child_tags(supervisor.runner.pid))
+            runner = supervisor.runner
+            store.set_tags(job.run_id, child_tags(runner.pid, runner.start_ticks()))
         except Exception as exc:  # noqa: BLE001 - whatever failed, the command must not stay
             supervisor.runner.stop("cancel")
             _fail_unstarted(record, job.run_id, f"could not record the command's identity: {exc}")

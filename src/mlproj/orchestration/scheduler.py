@@ -48,7 +48,7 @@ from mlproj.tags import (
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from mlproj.api import RunOptions, Started
+    from mlproj.api import Prepared, RunOptions, Started
     from mlproj.local_run.supervisor import Supervisor
     from mlproj.submitted import SubmittedRun
     from mlproj.tracking.base import TrackingStore
@@ -98,6 +98,14 @@ class Plan(Protocol):
         """A child ended (finished, failed, killed or reused)."""
 
 
+class Foreseeing(Plan, Protocol):
+    """A plan that can tell its next child before a slot is free."""
+
+    def upcoming(self) -> Child | None:
+        """The child :meth:`next_children` will hand out first, the same object, if it is
+        known now; asking changes nothing the plan shows or counts."""
+
+
 class Scheduler:
     """Runs the children of one parent run; see the module docstring."""
 
@@ -122,6 +130,7 @@ class Scheduler:
         self.log = log
         self.on_change = on_change
         self._free_gpus = list(gpus)
+        self._gpus = tuple(gpus)
         self._uri = store.tracking_uri
         self._handles: dict[int, SubmittedRun] = {}
         self._lock = threading.Lock()
@@ -151,6 +160,10 @@ class Scheduler:
         # Threads only for children the loop cannot await itself (remote backends, timeouts):
         # made on first use, so a local sweep imports no concurrent.futures.
         self._executor: ThreadPoolExecutor | None = None
+        # The plan's next child, prepared while every slot was busy (see _prepare_upcoming).
+        self._ahead: _Ahead | None = None
+        upcoming = getattr(plan, "upcoming", None)
+        self._upcoming: Callable[[], Child | None] | None = None if self._gpus else upcoming
         # SIGTERM, SIGHUP and SIGQUIT cancel the tree here too (the Python API's sweeps): held
         # once for the whole loop, so no trial swaps handlers (the CLI holds them already).
         with signals_cancel():
@@ -192,7 +205,12 @@ class Scheduler:
         timeout = None
         if self._timers:
             timeout = max(0.0, self._timers[0][0] - time.monotonic())
-        for key, _ in self._selector.select(timeout):
+        events = self._selector.select(0) if self._may_prepare() else []
+        if not events:
+            if self._may_prepare():
+                self._prepare_upcoming()
+            events = self._selector.select(timeout)
+        for key, _ in events:
             if key.data is None:
                 with contextlib.suppress(BlockingIOError):
                     while os.read(self._wake_r, 512):
@@ -260,21 +278,55 @@ class Scheduler:
                 self._threads[future] = child
         self._changed()
 
+    def _may_prepare(self) -> bool:
+        return self._upcoming is not None and self._ahead is None and not self.cancelled
+
+    def _prepare_upcoming(self) -> None:
+        """While every slot is busy and nothing has happened yet, prepare the plan's next
+        child (resolve and check what its run needs; nothing is written or started), so the
+        slot that frees next only opens its run and starts its command."""
+        from mlproj.api import prepare
+
+        assert self._upcoming is not None
+        child = self._upcoming()
+        if child is None:
+            return
+        if not (child.log_only and child.options.backend == "local" and _watchable(child)):
+            self._ahead = _Ahead(child, None, [], [])  # not awaited here: started as usual
+            return
+        options, opened = self._attempt_options(child, None, 1, child.retry_of)
+        handles: list[SubmittedRun] = []
+        prepared: Prepared | None = None
+        # A failure is not kept: the child is prepared again at its start, and fails (or not:
+        # a file it needs may exist by then) as it would have without this.
+        with contextlib.suppress(Exception):
+            prepared = prepare(
+                replace(options, caller_reads=True, on_submitted=self._registering(handles))
+            )
+        self._ahead = _Ahead(child, prepared, opened, handles)
+
     def _launch(self, child: Child, gpu: str | None, attempt: int, previous: str | None) -> None:
         """Start one attempt of a child awaited in this loop (no thread)."""
-        from mlproj.api import start
+        from mlproj.api import prepare
         from mlproj.local_run.handle import LocalSubmittedRun
 
-        options, opened = self._attempt_options(child, gpu, attempt, previous)
+        ahead = self._ahead
+        prepared: Prepared | None = None
+        if ahead is not None and ahead.child is child and attempt == 1 and gpu is None:
+            self._ahead = None
+            prepared, opened, handles = ahead.prepared, ahead.opened, ahead.handles
+        if prepared is None:
+            options, opened = self._attempt_options(child, gpu, attempt, previous)
+            handles = []
         if self.cancelled:
             outcome = Outcome(child, None, RunStatus.KILLED, "cancelled before it started", gpu=gpu)
             self._after_attempt(outcome)
             return
-        handles: list[SubmittedRun] = []
         try:
-            started = start(
-                replace(options, caller_reads=True, on_submitted=self._registering(handles))
-            )
+            if prepared is None:
+                on_submitted = self._registering(handles)
+                prepared = prepare(replace(options, caller_reads=True, on_submitted=on_submitted))
+            started = prepared.start()
         except Exception as exc:  # noqa: BLE001 - one child's failure, whatever it is, is its own
             if handles:
                 self._unregister(handles[0])
@@ -502,6 +554,16 @@ class _Watched:
     supervisor: Supervisor
     pidfd: int | None = None
     output_fd: int | None = None
+
+
+@record
+class _Ahead:
+    """The plan's next child, prepared before its slot freed (``_prepare_upcoming``)."""
+
+    child: Child
+    prepared: Prepared | None  # None: preparing it failed (it is tried again at its start)
+    opened: list[str]  # its run id once opened
+    handles: list[SubmittedRun]  # its handle once submitted
 
 
 def _watchable(child: Child) -> bool:

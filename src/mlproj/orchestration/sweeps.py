@@ -326,6 +326,8 @@ class Sweep(BackgroundRun):
         if spec.method == "grid":
             self._axes = [list(grid_values(n, d)) for n, d in spec.parameters.items()]
         self._pending = self._todo()
+        # upcoming(): the next trial's number, parameters and child
+        self._foreseen: tuple[int, dict[str, str], Child] | None = None
         self._optuna: _OptunaSampler | None = None
         if spec.method == "optuna":
             self._optuna = _OptunaSampler(self)
@@ -341,11 +343,29 @@ class Sweep(BackgroundRun):
         limit = self.spec.max_failures
         return limit is not None and self.failures >= limit
 
+    def upcoming(self) -> Child | None:
+        """The next grid or random trial, known before a slot frees (an optuna trial is not:
+        its parameters are asked once a slot is free, knowing every result so far)."""
+        if self._optuna is not None or not self._pending or self._stopped():
+            return None
+        number = self._pending[0]
+        if self._foreseen is None or self._foreseen[0] != number:
+            params = trial_params(self.spec, number, self._axes)
+            self._foreseen = (number, params, self._child(number, params))
+        return self._foreseen[2]
+
     def next_children(self, slots: int) -> list[Child]:
         children: list[Child] = []
         while len(children) < slots and not self._stopped():
             if self._pending:
                 number = self._pending.pop(0)
+                if self._foreseen is not None and self._foreseen[0] == number:
+                    _, params, child = self._foreseen
+                    self._foreseen = None
+                    self.trials[number] = Trial(number, params, status=RunStatus.RUNNING)
+                    self._redo.pop(number, None)
+                    children.append(child)
+                    continue
                 if self._optuna is not None:  # a killed or dead trial, asked again as it was
                     params = self._optuna.ask_again(number, self.trials[number].params)
                 else:
@@ -359,6 +379,7 @@ class Sweep(BackgroundRun):
                 break
             self.trials[number] = Trial(number, params, status=RunStatus.RUNNING)
             children.append(self._child(number, params))
+            self._redo.pop(number, None)
         return children
 
     def _child(self, number: int, params: dict[str, str]) -> Child:
@@ -384,7 +405,7 @@ class Sweep(BackgroundRun):
             options=options,
             tags={TAG_KIND: "trial", TAG_TRIAL: str(number)},
             reuse=spec.reuse,
-            retry_of=self._redo.pop(number, None),
+            retry_of=self._redo.get(number),
             log_only=True,  # parallel trials' output is kept in their logs, not interleaved here
         )
 
