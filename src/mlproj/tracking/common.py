@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -15,13 +16,35 @@ def now_ms() -> int:
 
 
 def local_folder(uri: str) -> Path | None:
-    """The folder of a ``file:`` URI or plain absolute path; None for remote URIs."""
+    """The folder of a ``file:`` URI or a plain path (a relative one from the current folder,
+    as MLflow clients take it); None for remote URIs."""
     parsed = urlparse(uri)
     if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
         return Path(unquote(parsed.path))
-    if parsed.scheme == "" and uri.startswith("/"):
+    if uri.startswith("/"):
         return Path(uri)
+    if _relative_path(uri):
+        return Path(os.path.abspath(uri))  # noqa: PTH100
     return None
+
+
+def _relative_path(location: str) -> bool:
+    """A plain relative path such as ``./mlruns/1``, not a URI (``s3://``, ``dbfs:/``)."""
+    head = location.split("/", 1)[0]
+    return bool(location) and not location.startswith("/") and ":" not in head
+
+
+def run_artifact_uri(experiment_location: str, run_id: str) -> str:
+    """Where a new run keeps its artifacts: ``<experiment location>/<run id>/artifacts``.
+
+    A relative location (``mlflow server --default-artifact-root ./mlruns`` stores one) is
+    taken from the current folder, as MLflow clients take it, and the run's is stored
+    absolute: the project's command runs in its own folder, where its MLflow would
+    otherwise put the artifacts somewhere else than mlproj puts the run's log."""
+    base = experiment_location.rstrip("/")
+    if _relative_path(base):
+        base = Path(os.path.abspath(base)).as_uri()  # noqa: PTH100
+    return f"{base}/{run_id}/artifacts"
 
 
 def run_not_found(run_id: str, store: str) -> ExecutionException:

@@ -46,7 +46,7 @@ from mlproj.locations import local_store_root
 from mlproj.statuses import STATUS_TO_INT, TERMINAL_STATUSES, RunStatus
 from mlproj.tags import MLFLOW_RUN_NAME, TAG_RUN_KEY
 from mlproj.tracking.base import CreatesRunWithParams
-from mlproj.tracking.common import local_folder, now_ms, run_not_found
+from mlproj.tracking.common import local_folder, now_ms, run_artifact_uri, run_not_found
 from mlproj.tracking.entities import (
     DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
@@ -494,7 +494,7 @@ class FileStore(CreatesRunWithParams):
             check_tag(key, value)
 
         run_id = _new_run_id()
-        artifact_uri = f"{experiment.artifact_location.rstrip('/')}/{run_id}/artifacts"
+        artifact_uri = run_artifact_uri(experiment.artifact_location, run_id)
         info = RunInfo(
             run_id=run_id,
             experiment_id=experiment_id,

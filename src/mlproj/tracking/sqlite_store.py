@@ -36,7 +36,7 @@ from mlproj.fsutil import copy_into
 from mlproj.locations import sqlite_database
 from mlproj.statuses import STATUS_TO_INT, TERMINAL_STATUSES
 from mlproj.tracking.base import CreatesRunWithParams
-from mlproj.tracking.common import local_folder, now_ms, run_not_found
+from mlproj.tracking.common import local_folder, now_ms, run_artifact_uri, run_not_found
 from mlproj.tracking.entities import (
     DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
@@ -455,7 +455,7 @@ class SqliteStore(CreatesRunWithParams):
                     f"Cannot create a run in experiment '{experiment_id}' ({experiment.name}): "
                     "it is deleted. Restore it or choose another experiment."
                 )
-            artifact_uri = _join_uri(experiment.artifact_location, run_id, "artifacts")
+            artifact_uri = run_artifact_uri(experiment.artifact_location, run_id)
             conn.execute(
                 "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "
                 "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
