@@ -89,6 +89,7 @@ def store_floor(work: Path, kind: str, runs: int = 200) -> tuple[float, float]:
     done = subprocess.run(
         [sys.executable, "-c", STORE_FLOOR, uri, str(runs)],
         env=bench_env({"MLFLOW_TRACKING_URI": uri}),
+        cwd=work,
         capture_output=True,
         text=True,
         check=True,
@@ -101,10 +102,10 @@ def overhead_ms(total: float, trials: int, parallel: int, own: float) -> float:
     return (total * parallel / trials - own) * 1000
 
 
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+def timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the command and all its children)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall = time_command(argv, env=env)
+    wall = time_command(argv, env=env, cwd=cwd)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
@@ -137,16 +138,20 @@ def bench_sweep(work: Path, kind: str, trials: int, mlflow_trials: int, repeat: 
     # Untimed warm-up of each tool into its own store: creates the database (schema, default
     # experiment) and byte-compiles, so the timed sweeps measure trials, not first use.
     sweep_argv = [sys.executable, "-m", "mlproj", "sweep", str(project), "--max-parallel", "2"]
-    time_command([*sweep_argv, "-P", "x=range(0,2)", "-q"], env=ours_env)
-    time_command([sys.executable, str(driver), str(project), "2"], env=theirs_env)
+    # Each tool in a folder of its own: a SQLite store keeps artifacts in ./mlruns there.
+    ours_cwd, theirs_cwd = work / f"mlproj-{kind}-cwd", work / f"mlflow-{kind}-cwd"
+    ours_cwd.mkdir()
+    theirs_cwd.mkdir()
+    time_command([*sweep_argv, "-P", "x=range(0,2)", "-q"], env=ours_env, cwd=ours_cwd)
+    driver_argv = [sys.executable, str(driver), str(project)]
+    time_command([*driver_argv, "2"], env=theirs_env, cwd=theirs_cwd)
     # Interleaved repeats, best of each: other jobs on a shared machine only ever add time.
     ours_runs, theirs_runs = [], []
     load = os.getloadavg()[0]
     for _ in range(repeat):
-        ours_runs.append(timed([*sweep_argv, "-P", f"x=range(0,{trials})", "-q"], env=ours_env))
-        theirs_runs.append(
-            timed([sys.executable, str(driver), str(project), str(mlflow_trials)], env=theirs_env)
-        )
+        ours_argv = [*sweep_argv, "-P", f"x=range(0,{trials})", "-q"]
+        ours_runs.append(timed(ours_argv, ours_env, ours_cwd))
+        theirs_runs.append(timed([*driver_argv, str(mlflow_trials)], theirs_env, theirs_cwd))
         load = max(load, os.getloadavg()[0])
     mlproj_total, mlproj_cpu = min(ours_runs)
     mlflow_total, mlflow_cpu = min(theirs_runs)
@@ -220,7 +225,7 @@ def bench_reuse(work: Path, runs: int) -> None:
     print(f"\n(built a store of {runs} runs in {time.perf_counter() - started:.0f} s)")
     argv = [sys.executable, "-m", "mlproj", "run", str(project), "-P", "x=5", "--reuse", "-q"]
     env = {"MLFLOW_TRACKING_URI": store_uri}
-    samples = [timed(argv, env) for _ in range(7)]
+    samples = [timed(argv, env, work) for _ in range(7)]
     report(
         f"mlproj run --reuse, hit in a store of {runs} runs (target <= 300 ms)",
         {

@@ -25,7 +25,10 @@ UNKNOWN = "0123456789ab"  # a revision no MLflow has
 def _database(tmp_path: Path, revision: str | None = None) -> str:
     """An mlflow.db made by mlproj (a real run), at ``revision`` if given."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    done = run_cli("run", str(EXAMPLE), "--env-manager", "local", "-q", MLFLOW_TRACKING_URI=uri)
+    # From tmp_path: a new database keeps its artifacts in ./mlruns of the current folder.
+    done = run_cli(
+        "run", str(EXAMPLE), "--env-manager", "local", "-q", cwd=tmp_path, MLFLOW_TRACKING_URI=uri
+    )
     assert done.returncode == 0, done.stderr
     if revision is not None:
         with sqlite3.connect(tmp_path / "mlflow.db") as conn:
