@@ -75,31 +75,31 @@ def test_a_command_that_ends_at_once_still_gets_its_start(tmp_path: Path) -> Non
     assert all(now - 1000 <= ticks <= now for ticks in known)  # within the last 10 s
 
 
-def test_a_spawn_that_straddles_a_tick_reads_proc(tmp_path: Path) -> None:
-    runner = _runner(tmp_path, "sleep 2", "r")
+@pytest.fixture
+def sleeper(tmp_path: Path) -> Iterator[tuple[ProcessRunner, str]]:
+    """A running command whose exec is over, and its start as /proc shows it."""
+    runner = _runner(tmp_path, "sleep 5", "r")
     runner.start()
     time.sleep(0.2)
-    try:
-        actual = process_start_ticks(runner.pid)
-        assert actual is not None
-        # Readings a tick apart: the clock cannot tell, so /proc does (even if trusted).
-        identity._spawn_clock_agrees = True
-        late = (int(actual) + 50) * NS_PER_TICK
-        assert spawned_start_ticks(runner.pid, late, late + NS_PER_TICK) == actual
-    finally:
-        runner.stop("cancel")
+    actual = process_start_ticks(runner.pid)
+    assert actual is not None
+    yield runner, actual
+    runner.stop("cancel")
 
 
-def test_a_machine_whose_clock_disagrees_reads_proc_for_good(tmp_path: Path) -> None:
-    runner = _runner(tmp_path, "sleep 2", "r")
-    runner.start()
-    time.sleep(0.2)
-    try:
-        actual = process_start_ticks(runner.pid)
-        assert actual is not None
-        wrong = (int(actual) + 7) * NS_PER_TICK  # one tick, but not the one /proc shows
-        assert spawned_start_ticks(runner.pid, wrong, wrong) == actual
-        assert identity._spawn_clock_agrees is False
-        assert spawned_start_ticks(runner.pid, wrong, wrong) == actual  # /proc from now on
-    finally:
-        runner.stop("cancel")
+def test_a_spawn_that_straddles_a_tick_reads_proc(sleeper: tuple[ProcessRunner, str]) -> None:
+    runner, actual = sleeper
+    # Readings a tick apart: the clock cannot tell, so /proc does (even if trusted).
+    identity._spawn_clock_agrees = True
+    late = (int(actual) + 50) * NS_PER_TICK
+    assert spawned_start_ticks(runner.pid, late, late + NS_PER_TICK) == actual
+
+
+def test_a_machine_whose_clock_disagrees_reads_proc_for_good(
+    sleeper: tuple[ProcessRunner, str],
+) -> None:
+    runner, actual = sleeper
+    wrong = (int(actual) + 7) * NS_PER_TICK  # one tick, but not the one /proc shows
+    assert spawned_start_ticks(runner.pid, wrong, wrong) == actual
+    assert identity._spawn_clock_agrees is False
+    assert spawned_start_ticks(runner.pid, wrong, wrong) == actual  # /proc from now on
