@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -87,6 +88,13 @@ KILL_GRACE = Setting(
     10.0,
     "the seconds between SIGTERM and SIGKILL when a run is stopped (default 10)",
 )
+OUTPUT_LINGER = Setting(
+    "MLPROJ_OUTPUT_LINGER",
+    non_negative_seconds,
+    2.0,
+    "the seconds a run waits, once its command has exited, for processes the command left "
+    "running to close its output (default 2); they are left running, their later output unkept",
+)
 ENV_MANAGER: Setting[str | None] = Setting(
     "MLPROJ_ENV_MANAGER", str, None, "local, uv, virtualenv or conda"
 )
@@ -134,3 +142,13 @@ ALL: tuple[Setting[Any], ...] = (
 def kill_grace() -> float:
     """Seconds between SIGTERM and SIGKILL when stopping a process group."""
     return KILL_GRACE.get()
+
+
+def output_linger() -> float:
+    """Seconds to wait, after a command exited, for what it left running to close its
+    output: a run ends with its command (as with ``mlflow run``), not with a daemon."""
+    try:
+        return OUTPUT_LINGER.get()
+    except ExecutionException as exc:  # ending a run must not fail over a setting
+        print(f"mlproj: warning: {exc}; waiting {OUTPUT_LINGER.default:g} s", file=sys.stderr)
+        return OUTPUT_LINGER.default

@@ -100,3 +100,45 @@ def test_missing_executable_is_a_clear_error(tmp_path: Path) -> None:
     runner = ProcessRunner(plan, tmp_path / "log", echo=False)
     with pytest.raises(ExecutionException, match="definitely-not-a-command-xyz"):
         runner.start()
+
+
+# A command that leaves a process running which holds its output (a daemon it started),
+# and one that prints shortly after the command exits.
+LEAVES_A_DAEMON = "(sleep 30 &) ; (sleep 0.3; echo late) & echo early"
+
+
+@pytest.mark.parametrize("caller_reads", [False, True])
+def test_a_run_ends_with_its_command_not_with_what_it_left_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caller_reads: bool
+) -> None:
+    monkeypatch.setenv("MLPROJ_OUTPUT_LINGER", "1")
+    log = tmp_path / "out" / "output.log"
+    runner = ProcessRunner(_plan(tmp_path, LEAVES_A_DAEMON), log, caller_reads=caller_reads)
+    runner.start()
+    started = time.monotonic()
+    try:
+        assert runner.wait() == 0
+        waited = time.monotonic() - started
+        assert 0.9 < waited < 5  # the linger, not the daemon's 30 s
+        assert runner.exited_ms is not None
+        assert time.time() * 1000 - runner.exited_ms > 800  # its end: before the linger
+        assert runner.output_left_open
+        text = log.read_text()
+        assert "early" in text and "late" in text  # printed within the linger: kept
+        assert "still hold its output" in text
+    finally:
+        os.killpg(runner.pid, 9)  # the daemon it left, still running in its process group
+
+
+def test_a_command_whose_output_closes_with_it_waits_for_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLPROJ_OUTPUT_LINGER", "10")
+    log = tmp_path / "out" / "output.log"
+    runner = ProcessRunner(_plan(tmp_path, "sleep 0.2 & echo done; wait"), log)
+    runner.start()
+    started = time.monotonic()
+    assert runner.wait() == 0
+    assert time.monotonic() - started < 3
+    assert not runner.output_left_open
+    assert "still hold" not in log.read_text()

@@ -476,3 +476,25 @@ def test_env_file_yaml_error_is_one_line_and_opens_no_run(
         len(lines) == 1 and "python_env.yaml: not valid YAML" in lines[0] and "line 1" in lines[0]
     )
     assert _runs(store) == []
+
+
+def test_a_run_ends_with_its_command_though_it_left_a_daemon_holding_its_output(
+    make_project: MakeProject, store: TrackingStore
+) -> None:
+    # `mlflow run` returns when the command ends; so does mlproj, after MLPROJ_OUTPUT_LINGER.
+    project = make_project(
+        'name: daemon\nentry_points:\n  main:\n    command: "(sleep 67 &) ; echo trained"\n'
+    )
+    started = time.monotonic()
+    done = run_cli("run", str(project), MLPROJ_OUTPUT_LINGER="1")
+    try:
+        assert done.returncode == 0, done.stderr
+        assert time.monotonic() - started < 30
+        assert "still hold its output" in done.stderr
+        (run,) = _runs(store)
+        assert run.info.status == "FINISHED"
+        assert run.info.end_time - run.info.start_time < 900  # the command's end, not the wait
+        log = store.local_artifact_dir(run.run_id) / "mlproj" / "output.log"
+        assert "trained" in log.read_text()
+    finally:
+        subprocess.run(["pkill", "-f", "sleep 67"], check=False)

@@ -487,3 +487,28 @@ def test_the_next_trial_is_checked_and_opened_only_when_its_slot_frees(tmp_path:
     trials = children(parent_id)
     assert [t.tags[TAG_TRIAL] for t in trials] == ["0", "1"]
     assert [t.info.status for t in trials] == [RunStatus.FINISHED, RunStatus.FINISHED], err
+
+
+def test_trials_end_with_their_commands_not_with_daemons_they_left(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "MLproject").write_text(
+        "name: d\nentry_points:\n  main:\n    parameters: {x: int}\n"
+        '    command: "(sleep 68 &) ; echo trial {x}"\n'
+    )
+    started = time.monotonic()
+    done = cli("sweep", str(project), "-P", "x=1,2,3", "--max-parallel", "2",
+               MLPROJ_OUTPUT_LINGER="1")  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr
+        assert time.monotonic() - started < 30  # not three daemons' 60 s
+        (parent,) = parents("sweep")
+        trials = children(parent.run_id)
+        assert [t.info.status for t in trials] == [RunStatus.FINISHED] * 3
+        for trial in trials:
+            assert trial.info.end_time - trial.info.start_time < 900
+            log = get_store().local_artifact_dir(trial.run_id) / "mlproj" / "output.log"
+            text = log.read_text()
+            assert f"trial {trial.params['x']}" in text and "still hold its output" in text
+    finally:
+        subprocess.run(["pkill", "-f", "sleep 68"], check=False)

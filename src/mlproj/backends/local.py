@@ -28,6 +28,7 @@ from mlproj.records import record
 from mlproj.settings import (
     BUILD_STEP_TIMEOUT,
     KILL_GRACE,
+    OUTPUT_LINGER,
     PYTHON_INSTALL_TIMEOUT,
     kill_grace,
 )
@@ -90,7 +91,7 @@ class LocalBackend(Backend[LocalConfig]):
 
     def validate(self, project: Project, config: LocalConfig) -> None:
         # A bad setting is refused before the run opens, not when it is first needed.
-        for setting in (KILL_GRACE, BUILD_STEP_TIMEOUT, PYTHON_INSTALL_TIMEOUT):
+        for setting in (KILL_GRACE, OUTPUT_LINGER, BUILD_STEP_TIMEOUT, PYTHON_INSTALL_TIMEOUT):
             setting.get()
 
     def submit(self, request: SubmitRequest[LocalConfig]) -> SubmittedRun:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,8 @@ from typing import BinaryIO
 from mlproj.envs.base import LaunchPlan
 from mlproj.errors import ExecutionException
 from mlproj.local_run.identity import boottime_ns, spawned_start_ticks
-from mlproj.settings import kill_grace
+from mlproj.settings import kill_grace, output_linger
+from mlproj.tracking.common import now_ms
 
 
 class ProcessRunner:
@@ -45,6 +47,10 @@ class ProcessRunner:
         self._owner = threading.get_ident()  # caller_reads: the thread that reads the pipe
         self.stopped_by: str | None = None  # "cancel" or "timeout" once we stopped it
         self.log_error: str | None = None  # why the log file stopped being written
+        # True when, after the command exited, processes it left running still held its
+        # output open and the run ended without them (see abandon_output).
+        self.output_left_open = False
+        self.exited_ms: int | None = None  # when the command was seen to have exited
         self._proc: subprocess.Popen[bytes] | None = None
         self._spawned_between = (0, 0)  # CLOCK_BOOTTIME around the spawn
         self._pumps: list[threading.Thread] = []
@@ -165,23 +171,60 @@ class ProcessRunner:
         except subprocess.TimeoutExpired:
             self.stop(reason="timeout")
             code = self._proc.wait()
+        self.note_exit()
         self._finish()
         return code
+
+    def note_exit(self) -> None:
+        """The command has exited: its run ends now, whatever it left running."""
+        if self.exited_ms is None:
+            self.exited_ms = now_ms()
 
     def _finish(self) -> None:
         if self.read_elsewhere:
             return  # the reading loop drains the pipe and closes the log
+        # The command has exited: what is left in the pipe, or written by a process it left
+        # running until that closes its end, goes to the log, for output_linger() seconds.
+        waits = self._pumps or (self.caller_reads and self.output_fd is not None)
+        deadline = time.monotonic() + output_linger() if waits else 0.0
         if self.caller_reads and self.output_fd is not None:
-            # The command has exited: what is left in the pipe (or written by a grandchild
-            # until it closes its end) goes to the log, as the pumps would have done.
-            while self.read_output():
-                pass
+            while self.output_fd is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([self.output_fd], [], [], remaining)[0]:
+                    self.abandon_output()
+                    break
+                self.read_output()
         for pump in self._pumps:
-            pump.join()
+            pump.join(max(0.0, deadline - time.monotonic()))
+            if pump.is_alive():  # a daemon pump: it ends with the pipe, or with this process
+                self._note_left_open()
         self._pumps.clear()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        with self._log_lock:  # a pump still reading may be about to write
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+    def abandon_output(self) -> None:
+        """caller_reads: stop reading the output of a command that has exited, though
+        processes it left running still hold it open; they get EPIPE if they write more."""
+        if self.output_fd is None:
+            return
+        self._note_left_open()
+        self.output_fd = None
+        assert self._proc is not None and self._proc.stdout is not None
+        self._proc.stdout.close()
+
+    def _note_left_open(self) -> None:
+        if self.output_left_open:
+            return
+        self.output_left_open = True
+        note = (
+            "mlproj: warning: the command has exited, but processes it started still hold its "
+            "output; they are left running, and what they print from now on is not kept\n"
+        )
+        self._keep(note.encode())
+        if self.echo:
+            _console_writer(sys.stderr)(note.encode())
 
     def run_cancel_commands(self) -> None:
         """The plan's clean-up after a cancel (e.g. removing a container), best effort."""
@@ -220,6 +263,7 @@ class ProcessRunner:
         _signal_group(pgid, signal.SIGKILL)
         self.run_cancel_commands()
         self._proc.wait()
+        self.note_exit()
         self._finish()
         if interrupted is not None:
             raise interrupted

@@ -136,8 +136,9 @@ class Supervisor:
             else:
                 status, error = RunStatus.FAILED, _describe_exit(code)
             self.status, self.error = status, error
-        # The end is when the command ended, even if a busy store takes a while to record it.
-        self._write_outcome(status, error, now_ms())
+        # The end is when the command ended, even if a busy store takes a while to record it
+        # or processes the command left running held its output a while longer.
+        self._write_outcome(status, error, self.runner.exited_ms or now_ms())
 
     def _cancel_requested(self) -> bool:
         """The run carries the mark of ``mlproj runs cancel`` (read only for a command that

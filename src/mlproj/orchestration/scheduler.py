@@ -33,6 +33,7 @@ from mlproj.errors import ExecutionException
 from mlproj.local_run.supervisor import signals_cancel
 from mlproj.orchestration.retry import RetryPolicy
 from mlproj.records import field, record, replace
+from mlproj.settings import output_linger
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
 from mlproj.tags import (
     MLFLOW_PARENT_RUN_ID,
@@ -150,6 +151,9 @@ class Scheduler:
         self._plan = plan
         self._threads: dict[Future[Outcome], Child] = {}
         self._watched: set[_Watched] = set()
+        # Watched children whose command has exited while processes it left running still
+        # hold its output: given output_linger() seconds, then ended without them.
+        self._lingering: set[_Watched] = set()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
         self._selector = selectors.DefaultSelector()
@@ -202,9 +206,10 @@ class Scheduler:
     def _step(self) -> None:
         """Wait for the next event (output, a command's end, a thread's end, a retry due) and
         handle every event that is ready."""
-        timeout = None
+        dues = [w.output_deadline for w in self._lingering]
         if self._timers:
-            timeout = max(0.0, self._timers[0][0] - time.monotonic())
+            dues.append(self._timers[0][0])
+        timeout = max(0.0, min(dues) - time.monotonic()) if dues else None
         events = self._selector.select(0) if self._may_prepare() else []
         if not events:
             if self._may_prepare():
@@ -222,8 +227,23 @@ class Scheduler:
             self._threads.pop(future)
             self._ended(future.result())
         now = time.monotonic()
+        for watched in [w for w in self._lingering if w.output_deadline <= now]:
+            self._without_output(watched)
         while self._timers and self._timers[0][0] <= now:
             heapq.heappop(self._timers)[2]()
+
+    def _without_output(self, watched: _Watched) -> None:
+        """A child's command exited a while ago, and what it left running still holds its
+        output: the child ends now, with its command (as ``mlflow run`` would)."""
+        self._lingering.discard(watched)
+        if watched.output_fd is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(watched.output_fd)
+            watched.output_fd = None
+        watched.supervisor.runner.abandon_output()
+        if watched.pidfd is None:
+            self._watched.discard(watched)
+            self._settle(watched)
 
     def _on_event(self, watched: _Watched, is_output: bool) -> None:
         runner = watched.supervisor.runner
@@ -234,16 +254,21 @@ class Scheduler:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(fd)
             watched.output_fd = None
+            self._lingering.discard(watched)
         elif not is_output and watched.pidfd is not None:
             self._selector.unregister(watched.pidfd)
             os.close(watched.pidfd)
             watched.pidfd = None
+            runner.note_exit()
             if watched.output_fd is not None and runner.output_fd is None:
                 # Stopped in this thread (a cancel while it was starting): the stop read the
                 # pipe to its end and closed it already.
                 with contextlib.suppress(KeyError, ValueError):
                     self._selector.unregister(watched.output_fd)
                 watched.output_fd = None
+            elif watched.output_fd is not None:  # the output may be held by what it left
+                watched.output_deadline = time.monotonic() + output_linger()
+                self._lingering.add(watched)
         if watched.output_fd is None and watched.pidfd is None:
             self._watched.discard(watched)
             self._settle(watched)
@@ -554,6 +579,7 @@ class _Watched:
     supervisor: Supervisor
     pidfd: int | None = None
     output_fd: int | None = None
+    output_deadline: float = 0.0  # its command exited: when to stop waiting for its output
 
 
 @record
