@@ -142,3 +142,28 @@ def test_a_command_whose_output_closes_with_it_waits_for_nothing(
     assert time.monotonic() - started < 3
     assert not runner.output_left_open
     assert "still hold" not in log.read_text()
+
+
+def test_a_stop_after_the_command_ended_stops_what_it_left_but_not_its_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C while mlproj waits for a daemon's output: the command finished, the daemon goes.
+    monkeypatch.setenv("MLPROJ_OUTPUT_LINGER", "30")
+    monkeypatch.setenv("MLPROJ_KILL_GRACE", "1")
+    log = tmp_path / "out" / "output.log"
+    runner = ProcessRunner(_plan(tmp_path, "(sleep 30 & echo $! > daemon) ; echo done"), log)
+    runner.start()
+    deadline = time.monotonic() + 10
+    while runner.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    daemon = int((tmp_path / "daemon").read_text())
+    runner.stop("cancel")
+    assert runner.stopped_by is None  # its run: FINISHED, from its exit code
+    assert runner.wait() == 0
+    assert not _alive(daemon)
+
+    running = ProcessRunner(_plan(tmp_path, "sleep 30"), tmp_path / "r" / "output.log")
+    running.start()
+    running.stop("cancel")
+    assert running.stopped_by == "cancel"

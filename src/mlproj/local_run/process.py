@@ -243,7 +243,10 @@ class ProcessRunner:
         """SIGTERM the whole process group, SIGKILL it after the grace period, then run the
         plan's cancel commands (e.g. removing a container)."""
         assert self._proc is not None
-        self.stopped_by = self.stopped_by or reason
+        if self._proc.poll() is None:
+            self.stopped_by = self.stopped_by or reason
+        # else the command had ended on its own (what it left running is stopped all the
+        # same): its run is recorded with its own exit status, not as stopped.
         try:
             grace = kill_grace()
         except ExecutionException as exc:
