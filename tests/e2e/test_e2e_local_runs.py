@@ -494,9 +494,12 @@ def test_a_run_ends_with_its_command_though_it_left_a_daemon_holding_its_output(
         _wait_for(lambda: _runs(store) and _runs(store)[0].info.status == "FINISHED")
         assert time.monotonic() - started < 30
         (run,) = _runs(store)
+        assert run.info.end_time is not None
         assert run.info.end_time - run.info.start_time < 900  # the command's end, not the wait
-        log = store.local_artifact_dir(run.run_id) / "mlproj" / "output.log"
-        assert "trained" in log.read_text() and "still hold its output" in log.read_text()
+        artifacts = store.local_artifact_dir(run.run_id)
+        assert artifacts is not None
+        text = (artifacts / "mlproj" / "output.log").read_text()
+        assert "trained" in text and "still hold its output" in text
         if wait == "--wait":
             assert "still hold its output" in done.stderr
     finally:

@@ -59,10 +59,15 @@ def test_single_line_command_is_shown_plainly(make_project: MakeProject) -> None
 @pytest.mark.parametrize("setting", ["MLPROJ_KILL_GRACE", "MLPROJ_OUTPUT_LINGER"])
 @pytest.mark.parametrize("value", ["soon", "-1", "nan"])
 def test_bad_stop_setting_is_one_clear_error_and_opens_no_run(
-    make_project: MakeProject, store: TrackingStore, setting: str, value: str
+    make_project: MakeProject,
+    store: TrackingStore,
+    setting: str,
+    value: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     project = make_project(MULTI_LINE)
-    done = run_cli("run", str(project), **{setting: value})
+    monkeypatch.setenv(setting, value)
+    done = run_cli("run", str(project))
     assert done.returncode == 1
     (last,) = done.stderr.strip().splitlines()
     assert last.startswith(f"mlproj: error: Environment variable {setting}={value!r}")

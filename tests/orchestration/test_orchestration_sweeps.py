@@ -506,9 +506,11 @@ def test_trials_end_with_their_commands_not_with_daemons_they_left(tmp_path: Pat
         trials = children(parent.run_id)
         assert [t.info.status for t in trials] == [RunStatus.FINISHED] * 3
         for trial in trials:
+            assert trial.info.end_time is not None
             assert trial.info.end_time - trial.info.start_time < 900
-            log = get_store().local_artifact_dir(trial.run_id) / "mlproj" / "output.log"
-            text = log.read_text()
+            artifacts = get_store().local_artifact_dir(trial.run_id)
+            assert artifacts is not None
+            text = (artifacts / "mlproj" / "output.log").read_text()
             assert f"trial {trial.params['x']}" in text and "still hold its output" in text
     finally:
         subprocess.run(["pkill", "-f", "sleep 68"], check=False)
