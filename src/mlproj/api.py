@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from mlproj import report
 from mlproj.backends.base import SubmitRequest
 from mlproj.errors import ExecutionException
 from mlproj.local_run.identity import identity_tags, supervisor_alive
-from mlproj.local_run.supervisor import Cancelled
+from mlproj.local_run.supervisor import Cancelled, signals_deferred, stop_started
 from mlproj.records import record
 from mlproj.settings import ENV_MANAGER
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
@@ -185,6 +186,7 @@ class Started:
     backend: str
     synchronous: bool
     scrub: Callable[[str], str]
+    finished: bool | None = None  # waited for already (start(wait=True)): did it finish
 
     def finish(self) -> SubmittedRun:
         with _scrubbed(self.scrub):
@@ -196,7 +198,7 @@ def submit(options: RunOptions) -> SubmittedRun:
 
     Error messages (and the run's error tag) never carry the credentials of the project URI,
     the tracking URI or the tracking/Databricks tokens, whichever layer wrote them."""
-    return start(options).finish()
+    return prepare(options).start(wait=True).finish()
 
 
 def start(options: RunOptions) -> Started:
@@ -236,9 +238,11 @@ class Prepared:
     store: TrackingStore
     tags: dict[str, str]
 
-    def start(self) -> Started:
+    def start(self, *, wait: bool = False) -> Started:
+        """``wait``: a synchronous run is also awaited, under the guard that covers its start,
+        so an interrupt at any instant between the two stops its command."""
         with _scrubbed(self.scrub):
-            return _open_and_submit(self)
+            return _open_and_submit(self, wait)
 
 
 @contextmanager
@@ -327,7 +331,7 @@ def _prepare(options: RunOptions, scrub: Callable[[str], str]) -> Prepared:
     )  # fmt: skip
 
 
-def _open_and_submit(prepared: Prepared) -> Started:
+def _open_and_submit(prepared: Prepared, wait: bool) -> Started:
     options, store, backend, params = (
         prepared.options, prepared.store, prepared.backend, prepared.params
     )  # fmt: skip
@@ -341,8 +345,14 @@ def _open_and_submit(prepared: Prepared) -> Started:
     at_start = params.logged_at_start()
     if backend.name != "local" and (deferred := params.deferred()):
         tags[TAG_PARAMS_AT_END] = json.dumps(deferred, sort_keys=True)
-    run_id, experiment_id, artifact_uri, logged = _open_run(store, options, tags, at_start)
-    with _fail_run_on_error(store, run_id, scrub):
+    opened: list[str] = []
+    with _fail_run_on_error(store, opened, scrub):
+        # The guard knows the run the instant it is open: a signal waits for that.
+        with signals_deferred() as pending:
+            run_id, experiment_id, artifact_uri, logged = _open_run(store, options, tags, at_start)
+            opened.append(run_id)
+        if pending:
+            raise KeyboardInterrupt if pending[0] == signal.SIGINT else Cancelled(pending[0])
         options.on_opened(run_id)
         if options.run_id is None and not logged:
             store.log_batch(run_id, params=at_start)
@@ -374,16 +384,19 @@ def _open_and_submit(prepared: Prepared) -> Started:
             )
         )
         options.on_submitted(submitted)
-    return Started(submitted, store, backend.name, options.synchronous, scrub)
+        finished = _wait(backend.name, store, submitted) if wait and options.synchronous else None
+    return Started(submitted, store, backend.name, options.synchronous, scrub, finished)
 
 
 def _finish(started: Started) -> SubmittedRun:
     submitted, store, run_id = started.handle, started.store, started.handle.run_id
     if not started.synchronous:
         return submitted
-    # Waiting can fail too (a store or cluster API error): the run must not stay RUNNING.
-    with _fail_run_on_error(store, run_id, started.scrub):
-        finished = _wait(started.backend, store, submitted)
+    finished = started.finished
+    if finished is None:
+        # Waiting can fail too (a store or cluster API error): the run must not stay RUNNING.
+        with _fail_run_on_error(store, [run_id], started.scrub):
+            finished = _wait(started.backend, store, submitted)
     if not finished:
         reason = getattr(submitted, "error", None)  # known here: no need to read the run back
         detail = f": {reason}" if reason else _failure_reason(store, run_id)
@@ -558,15 +571,23 @@ def _open_run(
 
 @contextmanager
 def _fail_run_on_error(
-    store: TrackingStore, run_id: str, scrub: Callable[[str], str]
+    store: TrackingStore, opened: list[str], scrub: Callable[[str], str]
 ) -> Iterator[None]:
-    """After the run is opened, any failure (or Ctrl-C) closes it with the reason recorded."""
+    """Once the run is opened (its id in ``opened``), any failure (or Ctrl-C) closes it with
+    the reason recorded."""
     try:
         yield
     except BaseException as exc:
+        if not opened:
+            raise
+        run_id = opened[0]
         killed = isinstance(exc, (KeyboardInterrupt, Cancelled))
         reason = "interrupted" if killed else scrub(str(exc)) or type(exc).__name__
         try:
+            # Unwound after the command started but before its wait began: it stops first
+            # (a second Ctrl-C meanwhile only skips its grace period).
+            with suppress(KeyboardInterrupt, Cancelled):
+                stop_started(run_id)
             current = store.get_run(run_id)
             ended = current.info.status in TERMINAL_STATUSES
             if not (ended and TAG_ERROR in current.tags):  # keep the reason already recorded

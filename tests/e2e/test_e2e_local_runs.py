@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import mlproj
+from mlproj.api import RunOptions, submit
 from mlproj.tracking.base import TrackingStore
 from tests.e2e.e2e_support import MakeProject, mlflow_read, run_cli
 
@@ -296,6 +297,56 @@ def test_ctrl_c_on_the_cli_kills_the_run(make_project: MakeProject, store: Track
     (run,) = _runs(store)
     assert run.info.status == "KILLED"
     _wait_for(lambda: not any(_alive(p) for p in children), timeout=20)
+
+
+def test_an_interrupt_between_the_start_and_the_wait_stops_the_command(
+    make_project: MakeProject, store: TrackingStore
+) -> None:
+    """Ctrl-C in the instant after the command started and before its wait began (where a real
+    signal landed on a loaded CI machine): the command is stopped, not left running under a
+    run recorded KILLED."""
+    project = _project(make_project)
+    pids = project / "pids"
+
+    def interrupt(_handle: object) -> None:
+        _wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2)
+        raise KeyboardInterrupt
+
+    options = RunOptions(uri=str(project), entry_point="sleep", on_submitted=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        submit(options)
+    children = [int(p) for p in pids.read_text().split()]
+    (run,) = _runs(store)
+    assert run.info.status == "KILLED"
+    _wait_for(lambda: not any(_alive(p) for p in children), timeout=20)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.04, 0.08, 0.12, 0.16, 0.24, 0.32, 0.48])
+def test_ctrl_c_at_any_moment_leaves_no_run_running_and_no_command_behind(
+    make_project: MakeProject, store: TrackingStore, delay: float
+) -> None:
+    """A real SIGINT at moments spread over a run's start (import, project load, run open,
+    command start, wait): exit 130 with one line, no run RUNNING, no process of the command
+    left (the interpreter killed by the signal before Python set its handler is the same to a
+    shell: 130)."""
+    project = _project(make_project)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlproj", "run", str(project), "-e", "sleep"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MLPROJ_KILL_GRACE": "1"},
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    # Before Python's own handler is in place the interpreter dies of the signal, silently.
+    assert proc.returncode in (130, -signal.SIGINT), err
+    assert "Traceback" not in err
+    assert [r.info.status for r in _runs(store)] in ([], ["KILLED"])
+    pids = project / "pids"
+    started = [int(p) for p in pids.read_text().split()] if pids.exists() else []
+    _wait_for(lambda: not any(_alive(p) for p in started), timeout=20)
 
 
 def test_timeout_fails_the_run(make_project: MakeProject, store: TrackingStore) -> None:

@@ -84,6 +84,7 @@ class Supervisor:
 
     def start(self) -> None:
         self.runner.start()
+        _started[self.job.run_id] = self
 
     def wait(self) -> bool:
         """Wait for the end; Ctrl-C or SIGTERM cancel the run (KILLED) and are re-raised."""
@@ -113,6 +114,7 @@ class Supervisor:
         self._record(self.runner.wait())
 
     def _record(self, code: int) -> None:
+        _started.pop(self.job.run_id, None)
         with self._lock:
             if self.status != RunStatus.RUNNING:
                 return
@@ -175,6 +177,19 @@ class Supervisor:
         # How the command ended decides, whatever the project's own MLflow client recorded
         # on its way out (its atexit end_run writes FINISHED even after a crash).
         store.set_terminated(run_id, status, end_time=end_time)
+
+
+# The supervisors of this process whose command has started and whose end is not recorded yet.
+# A caller unwound between the start and the wait (a Ctrl-C in that instant) stops the
+# command through it, rather than closing the run with the command still running.
+_started: dict[str, Supervisor] = {}
+
+
+def stop_started(run_id: str) -> None:
+    """Stop the command of ``run_id`` if this process started it and it is still running."""
+    supervisor = _started.pop(run_id, None)
+    if supervisor is not None and supervisor.runner.stopped_by is None:
+        supervisor.cancel()
 
 
 def _warn(message: str) -> None:
