@@ -633,10 +633,14 @@ def load_backend_config(config: Mapping[str, Any] | str | None) -> dict[str, Any
 @functools.cache
 def _user() -> str:
     """Who runs this process (read once: a sweep opens hundreds of runs)."""
+    # getpass.getuser's rule, without importing getpass (and termios) on every start.
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if user := os.environ.get(name):
+            return user
     try:
-        import getpass  # here: it imports termios and pwd, unused by most runs
+        import pwd
 
-        return getpass.getuser()
+        return pwd.getpwuid(os.getuid()).pw_name
     except (KeyError, OSError):  # no passwd entry (containers)
         return "unknown"
 

@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
 import pytest
@@ -101,3 +102,53 @@ def test_a_plain_run_or_sweep_imports_neither_dataclasses_nor_inspect(tmp_path: 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert done.stdout.strip() == "[]"
+
+
+_CACHE_SCRIPT = """
+from mlproj import records
+from mlproj.records import field, record
+
+@record(frozen=True)
+class Frozen:
+    a: int
+    b: str = "b"
+    c: list = field(default_factory=list)
+
+@record
+class Plain:
+    x: int
+    {extra}
+
+f, p = Frozen(1), Plain(2)
+print(records._compiled, f.a, f.b, f.c, p.x, Frozen(3, c=[1]).c, records._cache_file())
+"""
+
+
+def _cached_run(prefix: object, extra: str = "", **env: str) -> list[str]:
+    variables = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    variables.pop("PYTHONDONTWRITEBYTECODE", None)
+    variables.update(PYTHONPYCACHEPREFIX=str(prefix), **env)
+    done = subprocess.run(
+        [sys.executable, "-c", _CACHE_SCRIPT.format(extra=extra)],
+        capture_output=True, text=True, check=True, env=variables,
+    )  # fmt: skip
+    return done.stdout.split(" ", 6)
+
+
+def test_compiled_inits_are_cached_beside_the_bytecode_and_reused(tmp_path: Path) -> None:
+    """The first process compiles each record's __init__ and writes them where Python caches
+    bytecode; the next one compiles none, with the same behaviour; a changed class compiles
+    only itself; a damaged file is compiled over; PYTHONDONTWRITEBYTECODE writes nothing."""
+    first = _cached_run(tmp_path / "pyc")
+    assert first[:6] == ["2", "1", "b", "[]", "2", "[1]"]
+    cache = Path(first[6].strip())
+    assert cache.is_file() and cache.is_relative_to(tmp_path / "pyc")
+    assert _cached_run(tmp_path / "pyc")[:6] == ["0", "1", "b", "[]", "2", "[1]"]
+    changed = _cached_run(tmp_path / "pyc", extra="y: int = 5")
+    assert changed[0] == "1"  # Plain changed; Frozen's entry still matches
+    cache.write_bytes(b"not marshal data")
+    assert _cached_run(tmp_path / "pyc")[:6] == ["2", "1", "b", "[]", "2", "[1]"]
+    assert _cached_run(tmp_path / "pyc")[0] == "0"  # written anew
+    untouched = _cached_run(tmp_path / "ro", PYTHONDONTWRITEBYTECODE="1")
+    assert untouched[0] == "2"
+    assert not Path(untouched[6].strip()).exists()

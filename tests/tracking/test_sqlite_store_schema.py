@@ -216,6 +216,28 @@ def test_a_database_missing_what_mlproj_writes_fails_before_any_run(tmp_path: Pa
     conn.close()
 
 
+def test_another_applications_database_is_refused_not_filled(tmp_path: Path) -> None:
+    """A SQLite file with tables, none of them MLflow's: one line, and no MLflow table added
+    (only a database with no table at all is made an MLflow one)."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "MLproject").write_text(NOOP)
+    db = tmp_path / "app.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.commit()
+    conn.close()
+    done = _mlproj("run", str(project), "--tracking-uri", f"sqlite:///{db}", cwd=tmp_path)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "(table alembic_version, table experiments" in lines[0]
+    conn = sqlite3.connect(db)
+    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
+    conn.close()
+    assert tables == ["users"]
+
+
 def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
     project = tmp_path / "proj"
     project.mkdir()

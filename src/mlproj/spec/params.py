@@ -8,7 +8,9 @@ and every extra key reaches the shell through ``shlex.quote``.
 from __future__ import annotations
 
 import shlex
-import string
+
+# string.Formatter().parse itself, without importing string (its Template compiles a regex).
+from _string import formatter_parser  # type: ignore[import-not-found]
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -77,7 +79,7 @@ def _origin(entry_point: EntryPoint, spec_path: Path | None, project_dir: Path |
 
 def _placeholders(entry_point: EntryPoint, origin: str) -> list[tuple[str, str, str | None]]:
     try:
-        parsed = list(string.Formatter().parse(entry_point.command))
+        parsed = list(formatter_parser(entry_point.command))
     except ValueError as exc:  # a lone "{" or "}"
         raise ExecutionException(
             f"The command of {origin} has an unmatched brace ({exc}): "

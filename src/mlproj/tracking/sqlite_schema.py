@@ -125,16 +125,21 @@ class SchemaInfo:
     experiment_workspace: bool  # experiments.workspace (MLflow >= 3.7's multi-workspace column)
 
 
+_PLACEHOLDERS = ", ".join("?" * len(REQUIRED_COLUMNS))
+_COLUMNS_QUERY = (  # only placeholders are joined in
+    "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p "  # noqa: S608
+    f"WHERE m.type = 'table' AND m.name IN ({_PLACEHOLDERS})"
+)
+
+
 def check_schema(conn: sqlite3.Connection, uri: str) -> SchemaInfo | None:
     """The schema of an existing database; None when it has no tables at all (a new file).
 
     Raises a one-line ExecutionException naming what is missing and how to fix it.
     """
-    rows = conn.execute(
-        "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p "
-        "WHERE m.type = 'table'"
-    ).fetchall()
-    if not rows:
+    # The columns of the tables mlproj uses only (all ~30 tables cost 4x as much, every start).
+    rows = conn.execute(_COLUMNS_QUERY, tuple(REQUIRED_COLUMNS)).fetchall()
+    if not rows and conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None:
         return None
     columns: dict[str, set[str]] = {}
     for table, column in rows:
