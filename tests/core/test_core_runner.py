@@ -167,3 +167,26 @@ def test_a_stop_after_the_command_ended_stops_what_it_left_but_not_its_outcome(
     running.start()
     running.stop("cancel")
     assert running.stopped_by == "cancel"
+
+
+def test_the_command_is_found_on_path_as_shutil_which_finds_it(tmp_path: Path) -> None:
+    """The executable is looked up once per PATH by the rule of shutil.which; a folder of
+    that name is skipped, a relative PATH entry is left to Popen (it means the command's
+    folder there, not ours)."""
+    import shutil
+
+    from mlproj.local_run import process
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    (first / "tool").mkdir(parents=True)  # a folder, not the tool
+    second.mkdir()
+    tool = second / "tool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    (second / "plain").write_text("not executable")
+    path = f"{first}:{second}"
+    assert process._executable("tool", path) == str(tool) == shutil.which("tool", path=path)
+    assert process._executable("plain", path) is None
+    assert process._executable("missing", path) is None
+    assert process._executable("tool", f"bin:{second}") is None  # Popen decides
+    assert process._executable("./tool", path) is None  # a path: not looked up

@@ -103,3 +103,23 @@ def test_a_machine_whose_clock_disagrees_reads_proc_for_good(
     assert spawned_start_ticks(runner.pid, wrong, wrong) == actual
     assert identity._spawn_clock_agrees is False
     assert spawned_start_ticks(runner.pid, wrong, wrong) == actual  # /proc from now on
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{"LOGNAME": "from-logname", "USER": "u"}, {"USER": "from-user"}, {"USERNAME": "win"}, {}],
+)
+def test_a_runs_user_is_who_getpass_names(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str]
+) -> None:
+    """mlflow.user: getpass.getuser's answer (variables in its order, then the passwd entry),
+    without importing getpass on every start."""
+    import getpass
+
+    from mlproj.api import _user
+
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert _user.__wrapped__() == getpass.getuser()
