@@ -76,6 +76,17 @@ def _wait_for(predicate, timeout: float = 30) -> None:  # type: ignore[no-untype
         time.sleep(0.05)
 
 
+def _start_sleeping_run(project: Path) -> subprocess.Popen[str]:
+    """`mlproj run -e sleep` in the background, stopped within a second of a cancel."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlproj", "run", str(project), "-e", "sleep"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MLPROJ_KILL_GRACE": "1"},
+    )
+
+
 def test_cli_run_records_everything_mlflow_can_read(
     make_project: MakeProject, store: TrackingStore
 ) -> None:
@@ -280,13 +291,7 @@ def test_async_cancel_stops_the_process_tree(
 
 def test_ctrl_c_on_the_cli_kills_the_run(make_project: MakeProject, store: TrackingStore) -> None:
     project = _project(make_project)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlproj", "run", str(project), "-e", "sleep"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "MLPROJ_KILL_GRACE": "1"},
-    )
+    proc = _start_sleeping_run(project)
     pids = project / "pids"
     _wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 2)
     children = [int(p) for p in pids.read_text().split()]
@@ -330,13 +335,7 @@ def test_ctrl_c_at_any_moment_leaves_no_run_running_and_no_command_behind(
     left (the interpreter killed by the signal before Python set its handler is the same to a
     shell: 130)."""
     project = _project(make_project)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlproj", "run", str(project), "-e", "sleep"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "MLPROJ_KILL_GRACE": "1"},
-    )
+    proc = _start_sleeping_run(project)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
