@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +21,7 @@ from mlproj import report
 from mlproj.backends.base import SubmitRequest
 from mlproj.errors import ExecutionException
 from mlproj.local_run.identity import identity_tags, supervisor_alive
-from mlproj.local_run.supervisor import Cancelled, signals_deferred, stop_started
+from mlproj.local_run.supervisor import Cancelled, raise_held, signals_deferred, stop_started
 from mlproj.records import record
 from mlproj.settings import ENV_MANAGER
 from mlproj.statuses import TERMINAL_STATUSES, RunStatus
@@ -351,8 +350,7 @@ def _open_and_submit(prepared: Prepared, wait: bool) -> Started:
         with signals_deferred() as pending:
             run_id, experiment_id, artifact_uri, logged = _open_run(store, options, tags, at_start)
             opened.append(run_id)
-        if pending:
-            raise KeyboardInterrupt if pending[0] == signal.SIGINT else Cancelled(pending[0])
+        raise_held(pending)
         options.on_opened(run_id)
         if options.run_id is None and not logged:
             store.log_batch(run_id, params=at_start)

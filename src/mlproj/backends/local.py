@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -23,7 +22,7 @@ from mlproj.local_run.identity import (
     identity_tags,
     spawned_start_ticks,
 )
-from mlproj.local_run.supervisor import Cancelled, Job, Supervisor, signals_deferred
+from mlproj.local_run.supervisor import Job, Supervisor, raise_held, signals_deferred
 from mlproj.records import record
 from mlproj.settings import (
     BUILD_STEP_TIMEOUT,
@@ -144,9 +143,7 @@ class LocalBackend(Backend[LocalConfig]):
                     raise
             if pending:
                 supervisor.cancel()
-                if pending[0] == signal.SIGINT:
-                    raise KeyboardInterrupt
-                raise Cancelled(pending[0])
+                raise_held(pending)
             return LocalSubmittedRun(run_id, supervisor=supervisor)
         return LocalSubmittedRun(run_id, process=_spawn_supervisor(job, store), store=store)
 

@@ -303,6 +303,13 @@ def signals_deferred() -> Iterator[list[int]]:
             signal.signal(sig, old)
 
 
+def raise_held(pending: list[int]) -> None:
+    """After a signals_deferred block: raise what the first signal it held would have raised
+    (KeyboardInterrupt for SIGINT, Cancelled for the others); nothing when none came."""
+    if pending:
+        raise KeyboardInterrupt if pending[0] == signal.SIGINT else Cancelled(pending[0])
+
+
 def main() -> int:
     """Entry of the detached supervisor process: the job arrives as JSON on stdin.
 
